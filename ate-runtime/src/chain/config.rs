@@ -1,0 +1,54 @@
+//! Settings of the embedded engine.
+
+use std::path::PathBuf;
+
+use crate::log::{DEFAULT_MAX_FRAME, RecoveryMode};
+
+/// How chains are stored and recovered. `AteConfig::default()` is what the Quick Start uses.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AteConfig {
+    /// The folder that holds one `<chain>.log` file per chain. The default is `ate` under the
+    /// system temporary folder; `None` keeps chains in memory only (nothing survives the process).
+    pub log_path: Option<PathBuf>,
+    /// What to do with a damaged tail when a log is opened (default: truncate a torn last
+    /// transaction, refuse any other damage).
+    pub recovery_mode: RecoveryMode,
+    /// Upper bound on one transaction's encoded size, on write and on read (default 256 MiB).
+    pub max_transaction_bytes: usize,
+    /// Grow log files ahead of the data with zeros so small commits fsync without a metadata
+    /// update (default `true`; costs up to 8 MiB of zeros at the end of each log).
+    pub preallocate: bool,
+    /// Upper bound on transactions written by one group commit (one fsync). Default 1024.
+    pub max_group_commit: usize,
+}
+
+impl Default for AteConfig {
+    fn default() -> Self {
+        AteConfig {
+            log_path: Some(std::env::temp_dir().join("ate")),
+            recovery_mode: RecoveryMode::default(),
+            max_transaction_bytes: DEFAULT_MAX_FRAME,
+            preallocate: true,
+            max_group_commit: 1024,
+        }
+    }
+}
+
+impl AteConfig {
+    /// A configuration that keeps every chain in memory only.
+    pub fn in_memory() -> Self {
+        AteConfig {
+            log_path: None,
+            ..Self::default()
+        }
+    }
+
+    /// A configuration that keeps logs under `path`.
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        AteConfig {
+            log_path: Some(path.into()),
+            ..Self::default()
+        }
+    }
+}

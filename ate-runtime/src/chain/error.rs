@@ -1,0 +1,74 @@
+//! Errors of opening chains and committing to them.
+
+use crate::event::{DecodeError, PrimaryKey};
+use crate::log::LogError;
+
+use super::ChainKeyError;
+
+/// Opening a chain failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The key cannot name a log.
+    #[error(transparent)]
+    InvalidKey(#[from] ChainKeyError),
+    /// The log could not be read or is damaged.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A frame passed its checksum but its transaction does not decode.
+    #[error("log {store}: transaction at byte offset {offset} is malformed: {source}")]
+    Malformed {
+        /// The store.
+        store: String,
+        /// The frame's offset.
+        offset: u64,
+        /// What is wrong.
+        #[source]
+        source: DecodeError,
+    },
+    /// Transaction numbers in the log are not consecutive (a frame was lost or replayed).
+    #[error(
+        "log {store}: transaction at byte offset {offset} has number {found}, expected {expected}"
+    )]
+    OutOfSequence {
+        /// The store.
+        store: String,
+        /// The frame's offset.
+        offset: u64,
+        /// The number found.
+        found: u64,
+        /// The number expected.
+        expected: u64,
+    },
+    /// The background task that opens the log stopped unexpectedly.
+    #[error("the task opening the chain failed: {0}")]
+    Task(String),
+}
+
+/// Committing a transaction failed; nothing of it was written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// Writing or syncing the log failed. The chain is poisoned: reopen it.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// An earlier I/O failure poisoned the chain.
+    #[error("the chain {0} is poisoned by an earlier I/O failure; reopen it")]
+    Poisoned(String),
+    /// The chain was closed.
+    #[error("the chain is closed")]
+    Closed,
+    /// A unique index already holds this value for another record.
+    #[error("unique index {type_name}.{field} already holds this value (record {existing})")]
+    UniqueViolation {
+        /// The type.
+        type_name: String,
+        /// The indexed field.
+        field: &'static str,
+        /// The record that holds the value.
+        existing: PrimaryKey,
+    },
+    /// A validator refused the transaction.
+    #[error("transaction refused: {0}")]
+    Refused(String),
+}

@@ -1,0 +1,285 @@
+//! Chains: a redo log, its materialized view and its single writer.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ate_runtime::AteError> {
+//! use ate_runtime::prelude::*;
+//! let conf = AteConfig::default();
+//! let builder = ChainBuilder::new(&conf).await.build();
+//! let chain = builder.open(&ChainKey::from("universe")).await?;
+//! # let _ = chain; Ok(()) }
+//! ```
+
+mod config;
+mod error;
+mod key;
+mod validate;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+pub use config::AteConfig;
+pub use error::{CommitError, OpenError};
+pub use key::{ChainKey, ChainKeyError};
+
+use crate::Dio;
+use crate::event::{EventDraft, decode_transaction};
+use crate::log::{FileStore, LogStore, MemoryStore, RecoveryReport, RedoLog};
+use crate::session::AteSession;
+use crate::view::View;
+
+/// State shared by the chain handles and the writer thread.
+pub(crate) struct Shared {
+    pub(crate) key: ChainKey,
+    pub(crate) view: RwLock<View>,
+    pub(crate) poisoned: AtomicBool,
+}
+
+struct ChainInner {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<mpsc::UnboundedSender<writer::CommitRequest>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    recovery: RecoveryReport,
+    path: Option<PathBuf>,
+}
+
+impl Drop for ChainInner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what it has, then release the log file.
+        self.sender.lock().take();
+        if let Some(h) = self.writer.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A shared handle to an open chain. Cheap to clone, `Send + Sync`: many tasks can hold it and
+/// use many [`Dio`]s at once.
+#[derive(Clone)]
+pub struct Chain {
+    inner: Arc<ChainInner>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("key", &self.inner.shared.key)
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl Chain {
+    /// The chain's key.
+    pub fn key(&self) -> &ChainKey {
+        &self.inner.shared.key
+    }
+
+    /// The log file, when the chain is stored on disk.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// What recovery found when the chain was opened.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// Starts a transaction for `session`.
+    pub async fn dio(&self, session: &AteSession) -> Dio {
+        Dio::new(self.clone(), session.clone())
+    }
+
+    /// Whether an I/O failure poisoned the chain (reopen it to continue).
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.shared.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Number of live records in the view.
+    pub fn len(&self) -> usize {
+        self.inner.shared.view.read().len()
+    }
+
+    /// Whether the view holds no live record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn view(&self) -> &RwLock<View> {
+        &self.inner.shared.view
+    }
+
+    /// Writes a transaction: returns its sequence number once it is durable and in the view.
+    pub(crate) async fn commit(&self, drafts: Vec<EventDraft>) -> Result<u64, CommitError> {
+        let (reply, rx) = oneshot::channel();
+        {
+            let guard = self.inner.sender.lock();
+            let sender = guard.as_ref().ok_or(CommitError::Closed)?;
+            sender
+                .send(writer::CommitRequest { drafts, reply })
+                .map_err(|_| CommitError::Closed)?;
+        }
+        rx.await.map_err(|_| CommitError::Closed)?
+    }
+}
+
+/// Collects settings for opening chains; [`ChainBuilder::build`] freezes them.
+#[derive(Debug, Clone)]
+pub struct ChainBuilder {
+    conf: AteConfig,
+}
+
+impl ChainBuilder {
+    /// A builder with the configuration `conf`.
+    pub async fn new(conf: &AteConfig) -> Self {
+        ChainBuilder { conf: conf.clone() }
+    }
+
+    /// Freezes the settings into a [`ChainRegistry`] that opens chains.
+    pub fn build(self) -> ChainRegistry {
+        ChainRegistry {
+            inner: Arc::new(RegistryInner {
+                conf: self.conf,
+                memory: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+struct RegistryInner {
+    conf: AteConfig,
+    memory: Mutex<HashMap<ChainKey, Weak<ChainInner>>>,
+}
+
+/// Opens chains with one configuration. Opening a key that is already open in this process
+/// returns the same chain (for files: keyed by the log path, across registries; for memory-only
+/// chains: within this registry and its clones).
+#[derive(Clone)]
+pub struct ChainRegistry {
+    inner: Arc<RegistryInner>,
+}
+
+impl std::fmt::Debug for ChainRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainRegistry")
+            .field("conf", &self.inner.conf)
+            .finish()
+    }
+}
+
+fn open_files() -> &'static Mutex<HashMap<PathBuf, Weak<ChainInner>>> {
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, Weak<ChainInner>>>> = OnceLock::new();
+    FILES.get_or_init(Default::default)
+}
+
+impl ChainRegistry {
+    /// The configuration chains are opened with.
+    pub fn config(&self) -> &AteConfig {
+        &self.inner.conf
+    }
+
+    /// Opens (creating if needed) the chain `key`, replaying its log into the view.
+    pub async fn open(&self, key: &ChainKey) -> Result<Chain, OpenError> {
+        key.validate()?;
+        let conf = self.inner.conf.clone();
+        match &conf.log_path {
+            Some(root) => {
+                let path = key.log_file(root)?;
+                // One open per path at a time, so two tasks never race to open the same file.
+                let _opening = OPENING.lock().await;
+                if let Some(inner) = open_files().lock().get(&path).and_then(Weak::upgrade) {
+                    return Ok(Chain { inner });
+                }
+                let key2 = key.clone();
+                let path2 = path.clone();
+                let inner = tokio::task::spawn_blocking(move || {
+                    let store = FileStore::open(&path2, conf.preallocate)?;
+                    open_chain(key2, Box::new(store), &conf, Some(path2))
+                })
+                .await
+                .map_err(|e| OpenError::Task(e.to_string()))??;
+                let mut files = open_files().lock();
+                files.retain(|_, w| w.strong_count() > 0);
+                files.insert(path, Arc::downgrade(&inner));
+                Ok(Chain { inner })
+            }
+            None => {
+                let mut memory = self.inner.memory.lock();
+                if let Some(inner) = memory.get(key).and_then(Weak::upgrade) {
+                    return Ok(Chain { inner });
+                }
+                let inner = open_chain(key.clone(), Box::new(MemoryStore::new()), &conf, None)?;
+                memory.retain(|_, w| w.strong_count() > 0);
+                memory.insert(key.clone(), Arc::downgrade(&inner));
+                Ok(Chain { inner })
+            }
+        }
+    }
+
+    /// Opens a chain over any [`LogStore`] (another backend, or a store prepared by a test).
+    pub fn open_store(&self, key: &ChainKey, store: Box<dyn LogStore>) -> Result<Chain, OpenError> {
+        let inner = open_chain(key.clone(), store, &self.inner.conf, None)?;
+        Ok(Chain { inner })
+    }
+}
+
+static OPENING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn open_chain(
+    key: ChainKey,
+    store: Box<dyn LogStore>,
+    conf: &AteConfig,
+    path: Option<PathBuf>,
+) -> Result<Arc<ChainInner>, OpenError> {
+    let (log, records, recovery) =
+        RedoLog::open(store, conf.recovery_mode, conf.max_transaction_bytes)?;
+    let name = log.describe();
+    let mut view = View::new();
+    let mut expected = 1u64;
+    for rec in records {
+        let tx = decode_transaction(rec.payload).map_err(|source| OpenError::Malformed {
+            store: name.clone(),
+            offset: rec.offset,
+            source,
+        })?;
+        if tx.seq != expected {
+            return Err(OpenError::OutOfSequence {
+                store: name,
+                offset: rec.offset,
+                found: tx.seq,
+                expected,
+            });
+        }
+        expected += 1;
+        for ev in &tx.events {
+            view.apply(ev);
+        }
+        view.set_last_seq(tx.seq);
+    }
+    tracing::debug!(chain = %key, records = view.len(), "chain opened");
+    let shared = Arc::new(Shared {
+        key: key.clone(),
+        view: RwLock::new(view),
+        poisoned: AtomicBool::new(false),
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shared2 = shared.clone();
+    let max_group = conf.max_group_commit.max(1);
+    let handle = std::thread::Builder::new()
+        .name(format!("ate-writer-{key}"))
+        .spawn(move || writer::run(shared2, log, rx, max_group))
+        .map_err(|e| OpenError::Task(e.to_string()))?;
+    Ok(Arc::new(ChainInner {
+        shared,
+        sender: Mutex::new(Some(tx)),
+        writer: Mutex::new(Some(handle)),
+        recovery,
+        path,
+    }))
+}

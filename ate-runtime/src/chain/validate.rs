@@ -1,0 +1,103 @@
+//! Checks a transaction must pass before it is written, against the view and the transactions
+//! ahead of it in the same group commit.
+
+use std::collections::HashMap;
+
+use crate::event::{EventDraft, PrimaryKey};
+use crate::schema::{self, IndexKey};
+use crate::view::View;
+
+use super::CommitError;
+
+/// Validates the transactions of one group commit, in order.
+pub(super) struct GroupValidator<'v> {
+    view: &'v View,
+    /// Latest state of each record (of a type with unique indexes) touched by an accepted
+    /// transaction of this group:
+    /// its unique index values (`None` when deleted).
+    touched: HashMap<PrimaryKey, Option<Vec<(&'static str, IndexKey)>>>,
+    /// Unique values claimed by accepted transactions of this group.
+    claims: HashMap<(String, &'static str, IndexKey), PrimaryKey>,
+}
+
+fn unique_values(ev: &EventDraft) -> Vec<(&'static str, IndexKey)> {
+    let Some(body) = &ev.body else {
+        return Vec::new();
+    };
+    schema::indexes_for(&ev.type_name)
+        .iter()
+        .filter(|s| s.unique)
+        .filter_map(|s| (s.extract)(body).map(|v| (s.field, v)))
+        .collect()
+}
+
+impl<'v> GroupValidator<'v> {
+    pub(super) fn new(view: &'v View) -> Self {
+        GroupValidator {
+            view,
+            touched: HashMap::new(),
+            claims: HashMap::new(),
+        }
+    }
+
+    /// Checks one transaction; when it passes, its effects count for the ones after it.
+    pub(super) fn check(&mut self, drafts: &[EventDraft]) -> Result<(), CommitError> {
+        // Only types with unique indexes take part; most transactions skip all of this.
+        let has_unique =
+            |ev: &EventDraft| schema::indexes_for(&ev.type_name).iter().any(|s| s.unique);
+        if !drafts.iter().any(has_unique) {
+            return Ok(());
+        }
+        let mut touched = self.touched.clone();
+        let mut claims = self.claims.clone();
+        for ev in drafts.iter().filter(|ev| has_unique(ev)) {
+            let values = if ev.tombstone {
+                None
+            } else {
+                Some(unique_values(ev))
+            };
+            // Release what this record claimed before in the group.
+            if let Some(Some(old)) = touched.get(&ev.key) {
+                for (field, v) in old {
+                    claims.remove(&(ev.type_name.to_string(), *field, v.clone()));
+                }
+            }
+            if let Some(values) = &values {
+                for (field, v) in values {
+                    let claim = (ev.type_name.to_string(), *field, v.clone());
+                    if let Some(owner) = claims.get(&claim)
+                        && *owner != ev.key
+                    {
+                        return Err(CommitError::UniqueViolation {
+                            type_name: ev.type_name.to_string(),
+                            field,
+                            existing: *owner,
+                        });
+                    }
+                    if let Some(owner) = self.view.unique_owner(&ev.type_name, field, v)
+                        && owner != ev.key
+                    {
+                        // The committed owner may have released the value earlier in the group.
+                        let released = match touched.get(&owner) {
+                            Some(None) => true,
+                            Some(Some(now)) => !now.iter().any(|(f, x)| f == field && x == v),
+                            None => false,
+                        };
+                        if !released {
+                            return Err(CommitError::UniqueViolation {
+                                type_name: ev.type_name.to_string(),
+                                field,
+                                existing: owner,
+                            });
+                        }
+                    }
+                    claims.insert(claim, ev.key);
+                }
+            }
+            touched.insert(ev.key, values);
+        }
+        self.touched = touched;
+        self.claims = claims;
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! A loaded or stored record: [`Dao`], and the guard that writes changes back, [`DaoMut`].
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Weak;
+
+use parking_lot::Mutex;
+
+use super::staging::Staging;
+use super::{DioError, Storable, encode};
+use crate::event::{ParentLink, PrimaryKey};
+
+/// One record as a typed value, read through or stored into a [`Dio`](super::Dio).
+///
+/// `Dao<T>` dereferences to `T`. To change the record, call [`Dao::as_mut`]: when the returned
+/// guard goes out of scope the new value is staged in the Dio it came from, and the next
+/// `dio.commit()` writes it.
+pub struct Dao<T> {
+    pub(super) key: PrimaryKey,
+    pub(super) value: T,
+    pub(super) parent: Option<ParentLink>,
+    pub(super) type_name: &'static str,
+    pub(super) staging: Weak<Mutex<Staging>>,
+}
+
+impl<T> Dao<T> {
+    /// The record's primary key.
+    pub fn key(&self) -> &PrimaryKey {
+        &self.key
+    }
+
+    /// Where the record hangs in the tree, if it is a child.
+    pub fn parent(&self) -> Option<ParentLink> {
+        self.parent
+    }
+
+    /// The stable type name the record is stored under.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// The value, leaving the record behind.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T: Storable> Dao<T> {
+    /// Mutable access; the changed value is staged in the Dio when the guard drops.
+    pub fn as_mut(&mut self) -> DaoMut<'_, T> {
+        DaoMut { dao: self }
+    }
+
+    /// Stages the deletion of this record in the Dio it came from.
+    pub fn delete(self) -> Result<(), DioError> {
+        match self.staging.upgrade() {
+            Some(s) => {
+                s.lock().delete(self.key, self.type_name.into());
+                Ok(())
+            }
+            None => Err(DioError::DioClosed),
+        }
+    }
+
+    fn restage(&self) {
+        let Some(staging) = self.staging.upgrade() else {
+            tracing::warn!(key = %self.key, "a Dao was changed after its Dio was dropped; the change is lost");
+            return;
+        };
+        let mut s = staging.lock();
+        match encode(&self.value) {
+            Ok(body) => s.put(self.key, self.type_name.into(), self.parent, body),
+            Err(e) => s.fail(e),
+        }
+    }
+}
+
+impl<T> Deref for Dao<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Dao<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dao")
+            .field("key", &self.key)
+            .field("type", &self.type_name)
+            .field("value", &self.value)
+            .finish()
+    }
+}
+
+/// Mutable access to a [`Dao`]'s value; staging the new value when dropped.
+pub struct DaoMut<'a, T: Storable> {
+    dao: &'a mut Dao<T>,
+}
+
+impl<T: Storable> Deref for DaoMut<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.dao.value
+    }
+}
+
+impl<T: Storable> DerefMut for DaoMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.dao.value
+    }
+}
+
+impl<T: Storable> Drop for DaoMut<'_, T> {
+    fn drop(&mut self) {
+        self.dao.restage();
+    }
+}
+
+impl<T: Storable + fmt::Debug> fmt::Debug for DaoMut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.dao, f)
+    }
+}

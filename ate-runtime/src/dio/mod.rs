@@ -1,0 +1,288 @@
+//! Reading and writing records: [`Dio`] (a transaction), [`Dao`] (a typed record), and the
+//! relations [`DaoVec`] and [`DaoRef`].
+//!
+//! A Dio reads the chain's materialized view plus its own staged writes (read-your-writes).
+//! Writes are staged in memory until [`Dio::commit`], which writes them as one atomic, durable
+//! transaction. Dropping a Dio without committing writes nothing.
+
+mod dao;
+mod error;
+mod relations;
+mod staging;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use dao::{Dao, DaoMut};
+pub use error::DioError;
+pub use relations::{DaoRef, DaoVec};
+use staging::Staging;
+
+use crate::AteError;
+use crate::chain::Chain;
+use crate::event::{ParentLink, PrimaryKey};
+use crate::schema;
+use crate::session::AteSession;
+
+/// What can be stored: any serde type that is `Clone + Send + Sync + 'static`.
+pub trait Storable: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Storable for T {}
+
+pub(crate) fn encode<T: Storable>(value: &T) -> Result<Bytes, DioError> {
+    rmp_serde::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| DioError::Serialize {
+            type_name: schema::type_name_of::<T>().to_string(),
+            reason: e.to_string(),
+        })
+}
+
+fn decode<T: Storable>(key: PrimaryKey, body: &[u8]) -> Result<T, DioError> {
+    let mut value: T = rmp_serde::from_slice(body).map_err(|e| DioError::Deserialize {
+        key,
+        type_name: schema::type_name_of::<T>().to_string(),
+        reason: e.to_string(),
+    })?;
+    attach(&mut value, key);
+    Ok(value)
+}
+
+fn attach<T: Storable>(value: &mut T, key: PrimaryKey) {
+    if let Some(reg) = schema::registration_of::<T>() {
+        (reg.attach)(value as &mut dyn Any, key);
+    }
+}
+
+/// A unit of work on one chain for one session: reads, staged writes, then one commit.
+pub struct Dio {
+    chain: Chain,
+    session: AteSession,
+    staging: Arc<Mutex<Staging>>,
+}
+
+impl std::fmt::Debug for Dio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dio")
+            .field("chain", self.chain.key())
+            .field("staged", &!self.staging.lock().is_empty())
+            .finish()
+    }
+}
+
+impl Dio {
+    pub(crate) fn new(chain: Chain, session: AteSession) -> Self {
+        Dio {
+            chain,
+            session,
+            staging: Arc::new(Mutex::new(Staging::default())),
+        }
+    }
+
+    /// The chain this Dio works on.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The session this Dio reads and writes as.
+    pub fn session(&self) -> &AteSession {
+        &self.session
+    }
+
+    fn make<T>(&self, key: PrimaryKey, value: T, parent: Option<ParentLink>) -> Dao<T>
+    where
+        T: Storable,
+    {
+        Dao {
+            key,
+            value,
+            parent,
+            type_name: schema::type_name_of::<T>(),
+            staging: Arc::downgrade(&self.staging),
+        }
+    }
+
+    fn stage_new<T: Storable>(
+        &mut self,
+        mut value: T,
+        parent: Option<ParentLink>,
+    ) -> Result<Dao<T>, DioError> {
+        let key = PrimaryKey::generate();
+        let body = encode(&value)?;
+        self.staging
+            .lock()
+            .put(key, schema::type_name_of::<T>().into(), parent, body);
+        attach(&mut value, key);
+        Ok(self.make(key, value, parent))
+    }
+
+    /// Stages a new record with a fresh random key.
+    pub fn store<T: Storable>(&mut self, value: T) -> Result<Dao<T>, DioError> {
+        self.stage_new(value, None)
+    }
+
+    /// Stages a new record as a child in the collection `vec` of the record `parent`.
+    pub fn store_child<T: Storable>(
+        &mut self,
+        parent: &PrimaryKey,
+        vec: &DaoVec<T>,
+        value: T,
+    ) -> Result<Dao<T>, DioError> {
+        let link = ParentLink {
+            parent: *parent,
+            collection: vec.id(),
+        };
+        self.stage_new(value, Some(link))
+    }
+
+    /// Loads the latest version of a record as a `T`.
+    pub async fn load<T: Storable>(&self, key: &PrimaryKey) -> Result<Dao<T>, DioError> {
+        self.load_now(key)
+    }
+
+    fn load_now<T: Storable>(&self, key: &PrimaryKey) -> Result<Dao<T>, DioError> {
+        let expected = schema::type_name_of::<T>();
+        let (body, parent) = {
+            let staging = self.staging.lock();
+            if let Some(op) = staging.get(key) {
+                if op.type_name != expected {
+                    return Err(DioError::WrongType {
+                        key: *key,
+                        expected: expected.to_string(),
+                        found: op.type_name.to_string(),
+                    });
+                }
+                match &op.body {
+                    Some(b) => (b.clone(), op.parent),
+                    None => return Err(DioError::NotFound(*key)),
+                }
+            } else {
+                drop(staging);
+                let view = self.chain.view().read();
+                let entry = view.get(key).ok_or(DioError::NotFound(*key))?;
+                let found = view.type_name(entry.type_id);
+                if found != expected {
+                    return Err(DioError::WrongType {
+                        key: *key,
+                        expected: expected.to_string(),
+                        found: found.to_string(),
+                    });
+                }
+                (entry.body.clone(), view.parent_of(key))
+            }
+        };
+        let value = decode::<T>(*key, &body)?;
+        Ok(self.make(*key, value, parent))
+    }
+
+    /// Whether a live record has this key (staged writes included).
+    pub async fn exists(&self, key: &PrimaryKey) -> bool {
+        if let Some(op) = self.staging.lock().get(key) {
+            return op.body.is_some();
+        }
+        self.chain.view().read().contains(key)
+    }
+
+    /// Stages the deletion of a record (a tombstone). Deleting a missing record is an error.
+    pub fn delete(&mut self, key: &PrimaryKey) -> Result<(), DioError> {
+        let mut staging = self.staging.lock();
+        let type_name = match staging.get(key) {
+            Some(op) if op.body.is_some() => op.type_name.clone(),
+            Some(_) => return Err(DioError::NotFound(*key)),
+            None => {
+                let view = self.chain.view().read();
+                let entry = view.get(key).ok_or(DioError::NotFound(*key))?;
+                view.type_name(entry.type_id).to_string().into()
+            }
+        };
+        staging.delete(*key, type_name);
+        Ok(())
+    }
+
+    /// The children of `parent` in the collection `vec`, in commit order, then the ones staged
+    /// here.
+    pub async fn children<T: Storable>(
+        &self,
+        parent: &PrimaryKey,
+        vec: &DaoVec<T>,
+    ) -> Result<Vec<Dao<T>>, DioError> {
+        let link = ParentLink {
+            parent: *parent,
+            collection: vec.id(),
+        };
+        let mut keys: Vec<PrimaryKey> = self.chain.view().read().children(&link).collect();
+        {
+            let staging = self.staging.lock();
+            keys.retain(|k| {
+                staging
+                    .get(k)
+                    .is_none_or(|op| op.body.is_some() && op.parent == Some(link))
+            });
+            let known: std::collections::HashSet<PrimaryKey> = keys.iter().copied().collect();
+            keys.extend(staging.children_of(link).filter(|k| !known.contains(k)));
+        }
+        keys.iter().map(|k| self.load_now(k)).collect()
+    }
+
+    /// Records of type `T` whose indexed field `field` equals `value` (staged writes included),
+    /// in key order. `T` must derive `Dao` with `#[dao(index)]` on that field.
+    pub async fn find<T: Storable, Q: Serialize + ?Sized>(
+        &self,
+        field: &str,
+        value: &Q,
+    ) -> Result<Vec<Dao<T>>, DioError> {
+        let type_name = schema::type_name_of::<T>();
+        let spec = schema::registration_of::<T>()
+            .and_then(|r| r.indexes.iter().find(|s| s.field == field))
+            .ok_or_else(|| DioError::NoSuchIndex {
+                type_name: type_name.to_string(),
+                field: field.to_string(),
+            })?;
+        let wanted = schema::index_key(value).map_err(|reason| DioError::Serialize {
+            type_name: type_name.to_string(),
+            reason,
+        })?;
+        let mut keys = self.chain.view().read().lookup(type_name, field, &wanted);
+        {
+            let staging = self.staging.lock();
+            keys.retain(|k| staging.get(k).is_none());
+            keys.extend(staging.keys().filter(|k| {
+                staging.get(k).is_some_and(|op| {
+                    op.type_name == type_name
+                        && op
+                            .body
+                            .as_ref()
+                            .is_some_and(|b| (spec.extract)(b).as_deref() == Some(&wanted[..]))
+                })
+            }));
+        }
+        keys.sort();
+        keys.iter().map(|k| self.load_now(k)).collect()
+    }
+
+    /// Whether anything is staged.
+    pub fn has_changes(&self) -> bool {
+        !self.staging.lock().is_empty()
+    }
+
+    /// Discards everything staged.
+    pub fn cancel(&mut self) {
+        self.staging.lock().clear();
+    }
+
+    /// Writes everything staged as one transaction. Returns once it is durable (fsynced) and
+    /// visible in the view. On error nothing was written and the staged changes remain.
+    pub async fn commit(&mut self) -> Result<(), AteError> {
+        let drafts = self.staging.lock().drafts()?;
+        if drafts.is_empty() {
+            return Ok(());
+        }
+        self.chain.commit(drafts).await?;
+        self.staging.lock().clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+//! The error every ATE operation converts into.
+
+use crate::chain::{ChainKeyError, CommitError, OpenError};
+use crate::dio::DioError;
+use crate::log::LogError;
+
+/// Any failure of ATE; each layer's error converts into it, so `?` works in `main`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AteError {
+    /// Opening a chain failed.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Committing a transaction failed.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    /// Reading or staging through a Dio failed.
+    #[error(transparent)]
+    Dio(#[from] DioError),
+    /// The redo log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A chain key was refused.
+    #[error(transparent)]
+    ChainKey(#[from] ChainKeyError),
+}

@@ -1,0 +1,33 @@
+//! The ATE engine: an immutable, encrypted, distributed data store with an in-memory
+//! materialized view.
+//!
+//! Users depend on the `ate` crate, which re-exports this one with the derive macros. Layers,
+//! lowest first (a layer never imports a higher one): [`crypto`], [`event`], [`log`], [`schema`],
+//! [`view`], [`chain`], [`dio`], [`session`].
+
+#![forbid(unsafe_code)]
+
+pub mod chain;
+pub mod crypto;
+pub mod dio;
+mod error;
+pub mod event;
+pub mod log;
+pub mod schema;
+pub mod session;
+pub mod view;
+
+pub use chain::{AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, CommitError, OpenError};
+pub use dio::{Dao, DaoMut, DaoRef, DaoVec, Dio, DioError, Storable};
+pub use error::AteError;
+pub use event::PrimaryKey;
+pub use session::AteSession;
+
+/// The names a program needs: `use ate_runtime::prelude::*;`.
+pub mod prelude {
+    pub use crate::chain::{AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry};
+    pub use crate::dio::{Dao, DaoMut, DaoRef, DaoVec, Dio};
+    pub use crate::error::AteError;
+    pub use crate::event::PrimaryKey;
+    pub use crate::session::AteSession;
+}

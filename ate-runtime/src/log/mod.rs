@@ -1,0 +1,21 @@
+//! The log layer: durable, framed, checksummed storage of transaction payloads.
+//!
+//! [`LogStore`] is the backend contract (a byte sequence with a logical end); [`FileStore`] and
+//! [`MemoryStore`] implement it, and [`conformance`] is the suite every backend must pass.
+//! [`RedoLog`] frames transactions over any store and recovers on open.
+
+pub mod conformance;
+mod error;
+mod file;
+mod memory;
+mod redo;
+mod store;
+
+pub use error::LogError;
+pub use file::FileStore;
+pub use memory::MemoryStore;
+pub use redo::{
+    DEFAULT_MAX_FRAME, FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, LogRecord, RecoveryMode,
+    RecoveryReport, RedoLog, encode_frames,
+};
+pub use store::LogStore;

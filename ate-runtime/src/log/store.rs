@@ -1,0 +1,66 @@
+//! The storage backend contract under the redo log.
+
+use bytes::Bytes;
+
+use super::LogError;
+
+/// Where a redo log's bytes live: a file, memory, or (later) a replicated log engine.
+///
+/// The store is a byte sequence with a *logical end*. It knows nothing about frames; the
+/// [`RedoLog`](super::RedoLog) above it does. Every backend must pass
+/// [`conformance::test_all`](super::conformance::test_all).
+pub trait LogStore: Send + 'static {
+    /// A name for errors and logs (a path, or "memory").
+    fn describe(&self) -> String;
+
+    /// Every byte the store holds, from offset 0. It may extend past the logical end with zeros
+    /// (preallocated space).
+    fn read_all(&mut self) -> Result<Bytes, LogError>;
+
+    /// Appends `data` at the logical end. Not durable until [`LogStore::sync`] returns `Ok`.
+    fn append(&mut self, data: &Bytes) -> Result<(), LogError>;
+
+    /// Makes every appended byte durable (fdatasync for files).
+    fn sync(&mut self) -> Result<(), LogError>;
+
+    /// Sets the logical end to `len` and durably discards everything after it.
+    fn truncate(&mut self, len: u64) -> Result<(), LogError>;
+
+    /// Sets the logical end to `len` when every byte after it is already zero (preallocated
+    /// space), so the next append overwrites the zeros. The default discards them instead.
+    fn resume_at(&mut self, len: u64) -> Result<(), LogError> {
+        self.truncate(len)
+    }
+
+    /// The logical end.
+    fn len(&self) -> u64;
+
+    /// Whether nothing has been written.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl LogStore for Box<dyn LogStore> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn read_all(&mut self) -> Result<Bytes, LogError> {
+        (**self).read_all()
+    }
+    fn append(&mut self, data: &Bytes) -> Result<(), LogError> {
+        (**self).append(data)
+    }
+    fn sync(&mut self) -> Result<(), LogError> {
+        (**self).sync()
+    }
+    fn truncate(&mut self, len: u64) -> Result<(), LogError> {
+        (**self).truncate(len)
+    }
+    fn resume_at(&mut self, len: u64) -> Result<(), LogError> {
+        (**self).resume_at(len)
+    }
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+}

@@ -1,0 +1,189 @@
+//! The materialized view: the latest version of every record, the children of every collection,
+//! and secondary indexes, all in memory.
+//!
+//! The view is a pure function of the sequence of applied events: replaying a log rebuilds it
+//! exactly. It holds record bodies as shared slices of the buffers they were read or written in,
+//! so building it copies no data.
+
+mod index;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::event::{Event, ParentLink, PrimaryKey};
+use index::Indexes;
+pub use index::{IndexKey, IndexSpec};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The latest version of one record.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The encoded value (a slice of a log buffer).
+    pub body: Bytes,
+    /// Interned type name, see [`View::type_name`].
+    pub type_id: u32,
+}
+
+/// Where a child sits: its collection and its place in commit order.
+#[derive(Debug, Clone, Copy)]
+struct ChildSlot {
+    link: ParentLink,
+    ordinal: u64,
+}
+
+/// The in-memory materialized view of one chain.
+#[derive(Debug, Default)]
+pub struct View {
+    entries: FastMap<PrimaryKey, Entry>,
+    parents: FastMap<PrimaryKey, ChildSlot>,
+    children: FastMap<ParentLink, BTreeMap<u64, PrimaryKey>>,
+    type_names: Vec<Arc<str>>,
+    type_ids: FastMap<Arc<str>, u32>,
+    indexes: Indexes,
+    next_ordinal: u64,
+    last_seq: u64,
+    events_applied: u64,
+}
+
+impl View {
+    /// An empty view.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Interns a type name.
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.type_ids.get(name) {
+            return *id;
+        }
+        let id = self.type_names.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        self.type_names.push(name.clone());
+        self.type_ids.insert(name.clone(), id);
+        self.indexes.register_type(id, &name);
+        id
+    }
+
+    /// The type name behind an interned id.
+    pub fn type_name(&self, id: u32) -> &str {
+        self.type_names.get(id as usize).map(|s| &**s).unwrap_or("")
+    }
+
+    /// Applies one committed event.
+    pub fn apply(&mut self, ev: &Event) {
+        let ordinal = self.next_ordinal;
+        self.next_ordinal += 1;
+        self.events_applied += 1;
+        let old = if ev.tombstone {
+            self.entries.remove(&ev.key)
+        } else {
+            let type_id = self.intern(ev.type_name());
+            let body = ev.body.clone().unwrap_or_default();
+            self.entries.insert(ev.key, Entry { body, type_id })
+        };
+        if let Some(old) = &old {
+            self.indexes.remove(ev.key, old.type_id, &old.body);
+        }
+        if !ev.tombstone {
+            let e = &self.entries[&ev.key];
+            self.indexes.insert(ev.key, e.type_id, &e.body);
+        }
+        // Keep the tree: a record keeps its place in its collection across updates.
+        let new_link = if ev.tombstone { None } else { ev.parent };
+        let old_slot = self.parents.get(&ev.key).copied();
+        if old_slot.map(|s| s.link) != new_link {
+            if let Some(slot) = old_slot {
+                self.unlink(ev.key, slot);
+            }
+            if let Some(link) = new_link {
+                self.parents.insert(ev.key, ChildSlot { link, ordinal });
+                self.children
+                    .entry(link)
+                    .or_default()
+                    .insert(ordinal, ev.key);
+            }
+        }
+    }
+
+    fn unlink(&mut self, key: PrimaryKey, slot: ChildSlot) {
+        self.parents.remove(&key);
+        if let Some(kids) = self.children.get_mut(&slot.link) {
+            kids.remove(&slot.ordinal);
+            if kids.is_empty() {
+                self.children.remove(&slot.link);
+            }
+        }
+    }
+
+    /// Records that the transaction with this sequence number was applied.
+    pub fn set_last_seq(&mut self, seq: u64) {
+        self.last_seq = seq;
+    }
+
+    /// The sequence number of the last applied transaction (0 when none).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The latest version of a record.
+    pub fn get(&self, key: &PrimaryKey) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    /// Whether the record exists (and is not deleted).
+    pub fn contains(&self, key: &PrimaryKey) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// The parent link of a record.
+    pub fn parent_of(&self, key: &PrimaryKey) -> Option<ParentLink> {
+        self.parents.get(key).map(|s| s.link)
+    }
+
+    /// The children of a collection, in the order they were first committed.
+    pub fn children(&self, link: &ParentLink) -> impl Iterator<Item = PrimaryKey> + '_ {
+        self.children
+            .get(link)
+            .into_iter()
+            .flat_map(|m| m.values().copied())
+    }
+
+    /// Records whose index `field` of type `type_name` has this key, in key order.
+    pub fn lookup(&self, type_name: &str, field: &str, key: &[u8]) -> Vec<PrimaryKey> {
+        match self.type_ids.get(type_name) {
+            Some(id) => self.indexes.lookup(*id, field, key),
+            None => Vec::new(),
+        }
+    }
+
+    /// The owner of a unique index value, if any.
+    pub fn unique_owner(&self, type_name: &str, field: &str, key: &[u8]) -> Option<PrimaryKey> {
+        self.lookup(type_name, field, key).into_iter().next()
+    }
+
+    /// Number of live records.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no record is live.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of events applied since the view was created.
+    pub fn events_applied(&self) -> u64 {
+        self.events_applied
+    }
+
+    /// Every live key (unordered).
+    pub fn keys(&self) -> impl Iterator<Item = PrimaryKey> + '_ {
+        self.entries.keys().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+//! ATE: a distributed, immutable, encrypted data store with an in-memory materialized view.
+//!
+//! Every write is an event appended to a chain's redo log; the log replays into a materialized
+//! view that programs read at memory speed through a [`Dio`](prelude::Dio) and typed
+//! [`Dao`](prelude::Dao)s.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use ate::prelude::*;
+//!
+//! #[derive(Clone, Serialize, Deserialize)]
+//! struct World {
+//!     commandment: String,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), AteError> {
+//! let conf = AteConfig::in_memory();
+//! let builder = ChainBuilder::new(&conf).await.build();
+//! let chain = builder.open(&ChainKey::from("universe")).await?;
+//! let session = AteSession::default();
+//! let mut dio = chain.dio(&session).await;
+//! let key = dio.store(World { commandment: "Hello".to_string() })?.key().clone();
+//! dio.commit().await?;
+//! assert_eq!(dio.load::<World>(&key).await?.commandment, "Hello");
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub use ate_derive::Dao;
+pub use ate_runtime::*;
+
+/// Everything a program needs: `use ate::prelude::*;`.
+pub mod prelude {
+    pub use ate_derive::Dao;
+    pub use ate_runtime::prelude::*;
+}
+
+/// Items the derive macros' generated code refers to. Not a public API: it may change in any
+/// release.
+#[doc(hidden)]
+pub mod __private {
+    pub use ate_runtime::dio::{Dao, DaoRef, DaoVec, Dio, DioError};
+    pub use ate_runtime::event::PrimaryKey;
+    pub use ate_runtime::schema::{
+        AccessDefault, IndexKey, IndexSpec, TypeRegistration, extract_with, index_key,
+    };
+    pub use inventory;
+    pub use rmp_serde;
+    pub use serde;
+    pub use std::any::{Any, TypeId};
+}

@@ -1,0 +1,44 @@
+//! The Quick Start, unchanged: store a value, commit it durably, read it back.
+
+// The Quick Start names its crates the 2015 way; keep it word for word.
+#![allow(unused_extern_crates)]
+
+extern crate serde;
+extern crate tokio;
+
+use ate::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Serialize, Deserialize)]
+struct World {
+    commandment: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), AteError> {
+    // The default configuration will store the redo log locally in the temporary folder
+    let conf = AteConfig::default();
+    let builder = ChainBuilder::new(&conf).await.build();
+
+    // We create a chain with a specific key (this is used for the file name it creates)
+    let chain = builder.open(&ChainKey::from("universe")).await?;
+
+    // We interact with the data stored in the chain-of-trust using a DIO
+    let session = AteSession::default();
+    let mut dio = chain.dio(&session).await;
+
+    // In this example we store some data in the "World" object
+    let key = dio
+        .store(World {
+            commandment: "Hello".to_string(),
+        })?
+        .key()
+        .clone();
+    dio.commit().await?;
+
+    // Now we retreive the data and print it to console
+    println!("{} world!", dio.load::<World>(&key).await?.commandment);
+
+    // All errors in ATE will convert into the AteError
+    Ok(())
+}

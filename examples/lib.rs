@@ -1,0 +1,1 @@
+//! Runnable examples of ATE: `cargo run --release --example hello-world`.
