@@ -30,7 +30,7 @@ pub use key::{ChainKey, ChainKeyError};
 
 use crate::Dio;
 use crate::event::{EventDraft, decode_transaction};
-use crate::log::{FileStore, LogStore, MemoryStore, RecoveryReport, RedoLog};
+use crate::log::{FileStore, LogStore, MemoryStore, RecoveryReport, RedoLog, PREALLOCATE_CHUNK};
 use crate::session::AteSession;
 use crate::view::View;
 
@@ -199,7 +199,8 @@ impl ChainRegistry {
                 let key2 = key.clone();
                 let path2 = path.clone();
                 let inner = tokio::task::spawn_blocking(move || {
-                    let store = FileStore::open(&path2, conf.preallocate)?;
+                    let chunk = if conf.preallocate { PREALLOCATE_CHUNK } else { 0 };
+                    let store = FileStore::open(&path2, chunk)?;
                     open_chain(key2, Box::new(store), &conf, Some(path2))
                 })
                 .await

@@ -223,7 +223,7 @@ mod tests {
         }
     }
 
-    struct Disk(tempfile::TempDir, bool);
+    struct Disk(tempfile::TempDir, u64);
     impl Disk {
         fn path(&self) -> std::path::PathBuf {
             self.0.path().join("conformance.log")
@@ -252,20 +252,20 @@ mod tests {
 
     #[test]
     fn file_store_conforms() {
-        test_all(&mut Disk(tempfile::tempdir().unwrap(), false));
+        test_all(&mut Disk(tempfile::tempdir().unwrap(), 0));
     }
 
     #[test]
     fn preallocating_file_store_conforms() {
-        test_all(&mut Disk(tempfile::tempdir().unwrap(), true));
+        test_all(&mut Disk(tempfile::tempdir().unwrap(), 4096));
     }
 
     #[test]
     fn file_is_locked_while_open() {
-        let d = Disk(tempfile::tempdir().unwrap(), true);
-        let _a = FileStore::open(&d.path(), true).unwrap();
+        let d = Disk(tempfile::tempdir().unwrap(), 0);
+        let _a = FileStore::open(&d.path(), 0).unwrap();
         assert!(matches!(
-            FileStore::open(&d.path(), true),
+            FileStore::open(&d.path(), 0),
             Err(LogError::Locked { .. })
         ));
     }

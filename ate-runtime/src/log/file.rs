@@ -14,8 +14,8 @@ use bytes::Bytes;
 
 use super::{LogError, LogStore};
 
-/// Size of each zero-filled extension of the file.
-const PREALLOCATE_CHUNK: u64 = 8 << 20;
+/// Default size of each zero-filled extension of the file.
+pub const PREALLOCATE_CHUNK: u64 = 8 << 20;
 /// Appends at least this large go past the preallocated space without zero-filling first:
 /// their own size change is amortised over many bytes.
 const LARGE_APPEND: usize = 256 << 10;
@@ -29,14 +29,17 @@ pub struct FileStore {
     len: u64,
     /// The physical size of the file (≥ `len`; the gap is zeros).
     physical: u64,
-    preallocate: bool,
+    /// Bytes of zeros written ahead of the data (0: none).
+    preallocate: u64,
 }
 
 impl FileStore {
-    /// Opens (creating if needed, with its folder) the log at `path` and locks it.
+    /// Opens (creating if needed, with its folder) the log at `path` and locks it. When
+    /// `preallocate` is non-zero the file is grown ahead of the data by that many zero bytes at
+    /// a time ([`PREALLOCATE_CHUNK`] is the engine's default).
     ///
     /// A new file's folder is fsynced so the file itself survives a crash.
-    pub fn open(path: &Path, preallocate: bool) -> Result<Self, LogError> {
+    pub fn open(path: &Path, preallocate: u64) -> Result<Self, LogError> {
         let io = |source| LogError::Io {
             store: path.display().to_string(),
             source,
@@ -108,12 +111,12 @@ impl LogStore for FileStore {
         self.len += data.len() as u64;
         if self.len > self.physical {
             self.physical = self.len;
-            if self.preallocate && data.len() < LARGE_APPEND {
-                let zeros = vec![0u8; PREALLOCATE_CHUNK as usize];
+            if self.preallocate > 0 && data.len() < LARGE_APPEND {
+                let zeros = vec![0u8; self.preallocate as usize];
                 self.file
                     .write_all_at(&zeros, self.physical)
                     .map_err(|e| self.io(e))?;
-                self.physical += PREALLOCATE_CHUNK;
+                self.physical += self.preallocate;
             }
         }
         Ok(())
