@@ -1,1 +1,70 @@
+use bytes::Bytes;
 
+use super::*;
+use crate::event::{decode_transaction, encode_transaction, BodyFormat, EventDraft};
+
+fn ev(key: u128, parent: Option<(u128, u64)>, body: Option<&'static [u8]>) -> Event {
+    let d = EventDraft {
+        key: PrimaryKey::from(key),
+        timestamp_ms: 1,
+        tombstone: body.is_none(),
+        parent: parent.map(|(p, c)| ParentLink { parent: PrimaryKey::from(p), collection: c }),
+        type_name: "T".into(),
+        format: BodyFormat::MessagePack,
+        meta: vec![],
+        body: body.map(Bytes::from_static),
+    };
+    decode_transaction(Bytes::from(encode_transaction(1, &[d], &[])))
+        .unwrap()
+        .events
+        .remove(0)
+}
+
+fn kids(v: &View, p: u128, c: u64) -> Vec<u128> {
+    v.children(&ParentLink { parent: PrimaryKey::from(p), collection: c })
+        .map(|k| k.as_u128())
+        .collect()
+}
+
+#[test]
+fn latest_version_wins_and_tombstones_remove() {
+    let mut v = View::new();
+    v.apply(&ev(1, None, Some(b"a")));
+    v.apply(&ev(1, None, Some(b"b")));
+    assert_eq!(&v.get(&PrimaryKey::from(1)).unwrap().body[..], b"b");
+    assert_eq!(v.type_name(v.get(&PrimaryKey::from(1)).unwrap().type_id), "T");
+    v.apply(&ev(1, None, None));
+    assert!(v.get(&PrimaryKey::from(1)).is_none());
+    assert!(v.is_empty());
+    // A tombstone of a missing key changes nothing.
+    v.apply(&ev(9, None, None));
+    assert!(v.is_empty());
+}
+
+#[test]
+fn children_keep_commit_order_across_updates() {
+    let mut v = View::new();
+    v.apply(&ev(10, Some((1, 7)), Some(b"x")));
+    v.apply(&ev(11, Some((1, 7)), Some(b"y")));
+    v.apply(&ev(12, Some((1, 8)), Some(b"z")));
+    v.apply(&ev(10, Some((1, 7)), Some(b"x2")));
+    assert_eq!(kids(&v, 1, 7), vec![10, 11]);
+    assert_eq!(kids(&v, 1, 8), vec![12]);
+    v.apply(&ev(10, None, None));
+    assert_eq!(kids(&v, 1, 7), vec![11]);
+    assert_eq!(v.parent_of(&PrimaryKey::from(11)).unwrap().collection, 7);
+    // Moving a record to another collection moves it to the end of that one.
+    v.apply(&ev(11, Some((1, 8)), Some(b"y2")));
+    assert_eq!(kids(&v, 1, 7), Vec::<u128>::new());
+    assert_eq!(kids(&v, 1, 8), vec![12, 11]);
+}
+
+#[test]
+fn interning_is_stable() {
+    let mut v = View::new();
+    let a = v.intern("a");
+    let b = v.intern("b");
+    assert_ne!(a, b);
+    assert_eq!(v.intern("a"), a);
+    assert_eq!(v.type_name(b), "b");
+}
