@@ -30,7 +30,7 @@ pub use key::{ChainKey, ChainKeyError};
 
 use crate::Dio;
 use crate::event::{EventDraft, decode_transaction};
-use crate::log::{FileStore, LogStore, MemoryStore, RecoveryReport, RedoLog, PREALLOCATE_CHUNK};
+use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
 use crate::session::AteSession;
 use crate::view::View;
 
@@ -199,7 +199,11 @@ impl ChainRegistry {
                 let key2 = key.clone();
                 let path2 = path.clone();
                 let inner = tokio::task::spawn_blocking(move || {
-                    let chunk = if conf.preallocate { PREALLOCATE_CHUNK } else { 0 };
+                    let chunk = if conf.preallocate {
+                        PREALLOCATE_CHUNK
+                    } else {
+                        0
+                    };
                     let store = FileStore::open(&path2, chunk)?;
                     open_chain(key2, Box::new(store), &conf, Some(path2))
                 })
@@ -238,10 +242,13 @@ fn open_chain(
     conf: &AteConfig,
     path: Option<PathBuf>,
 ) -> Result<Arc<ChainInner>, OpenError> {
-    let (log, records, recovery) =
+    let (mut log, records, recovery) =
         RedoLog::open(store, conf.recovery_mode, conf.max_transaction_bytes)?;
     let name = log.describe();
     let mut view = View::new();
+    if let Some(buffer) = log.take_buffer() {
+        view.add_segment(buffer);
+    }
     let mut expected = 1u64;
     for rec in records {
         let tx = decode_transaction(rec.payload).map_err(|source| OpenError::Malformed {

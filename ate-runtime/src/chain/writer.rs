@@ -93,7 +93,9 @@ pub(super) fn run(
             }
         };
 
+        let segment = frames.buffer;
         let txs: Vec<Transaction> = frames
+            .payloads
             .into_iter()
             .map(|payload: Bytes| {
                 decode_transaction(payload).expect("a transaction we just encoded decodes")
@@ -101,6 +103,7 @@ pub(super) fn run(
             .collect();
         {
             let mut view = shared.view.write();
+            view.add_segment(segment);
             for tx in &txs {
                 for ev in &tx.events {
                     view.apply(ev);

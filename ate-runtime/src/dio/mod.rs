@@ -172,7 +172,7 @@ impl Dio {
                         found: found.to_string(),
                     });
                 }
-                (entry.body.clone(), view.parent_of(key))
+                (view.body(entry), view.parent_of(key))
             }
         };
         let value = decode::<T>(*key, &body)?;

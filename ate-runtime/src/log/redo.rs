@@ -71,6 +71,17 @@ pub struct RedoLog<S: LogStore> {
     store: S,
     max_frame: usize,
     poisoned: bool,
+    /// The bytes read at open, until [`RedoLog::take_buffer`] collects them.
+    buffer: Option<Bytes>,
+}
+
+/// What [`RedoLog::append`] wrote.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The frames as written (one buffer).
+    pub buffer: Bytes,
+    /// Each payload, as a slice of `buffer`.
+    pub payloads: Vec<Bytes>,
 }
 
 fn header_bytes() -> [u8; FILE_HEADER_LEN] {
@@ -150,6 +161,7 @@ impl<S: LogStore> RedoLog<S> {
                 store,
                 max_frame,
                 poisoned: false,
+                buffer: None,
             };
             return Ok((log, Vec::new(), report));
         }
@@ -238,6 +250,7 @@ impl<S: LogStore> RedoLog<S> {
             store,
             max_frame,
             poisoned: false,
+            buffer: Some(data),
         };
         Ok((log, records, report))
     }
@@ -252,9 +265,15 @@ impl<S: LogStore> RedoLog<S> {
         }
     }
 
-    /// Appends transaction payloads (not yet durable). Returns each payload as a slice of the
-    /// written buffer, which the caller can keep without a copy.
-    pub fn append(&mut self, payloads: &[&[u8]]) -> Result<Vec<Bytes>, LogError> {
+    /// The whole buffer the log was read into at open (the records' payloads are slices of it),
+    /// once; `None` for a new log or after the first call.
+    pub fn take_buffer(&mut self) -> Option<Bytes> {
+        self.buffer.take()
+    }
+
+    /// Appends transaction payloads (not yet durable). Returns the written buffer and each
+    /// payload as a slice of it, which the caller can keep without a copy.
+    pub fn append(&mut self, payloads: &[&[u8]]) -> Result<Appended, LogError> {
         self.check()?;
         for p in payloads {
             if p.len() > self.max_frame {
@@ -276,7 +295,10 @@ impl<S: LogStore> RedoLog<S> {
             out.push(frames.slice(start..start + p.len()));
             at = start + p.len();
         }
-        Ok(out)
+        Ok(Appended {
+            buffer: frames,
+            payloads: out,
+        })
     }
 
     /// Makes every append durable. A failure poisons the log: the data may or may not be on

@@ -18,11 +18,13 @@ pub use index::{IndexKey, IndexSpec};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// The latest version of one record.
-#[derive(Debug, Clone)]
+/// The latest version of one record: 16 bytes, so the view stays small (the body bytes live in
+/// the log buffers it was read or written in; see [`View::body`]).
+#[derive(Debug, Clone, Copy)]
 pub struct Entry {
-    /// The encoded value (a slice of a log buffer).
-    pub body: Bytes,
+    seg: u32,
+    off: u32,
+    len: u32,
     /// Interned type name, see [`View::type_name`].
     pub type_id: u32,
 }
@@ -38,6 +40,8 @@ struct ChildSlot {
 #[derive(Debug, Default)]
 pub struct View {
     entries: FastMap<PrimaryKey, Entry>,
+    /// Buffers holding record bodies (whole replayed logs, written groups).
+    segments: Vec<Bytes>,
     parents: FastMap<PrimaryKey, ChildSlot>,
     children: FastMap<ParentLink, BTreeMap<u64, PrimaryKey>>,
     type_names: Vec<Arc<str>>,
@@ -72,6 +76,40 @@ impl View {
         self.type_names.get(id as usize).map(|s| &**s).unwrap_or("")
     }
 
+    /// Registers the buffer that the bodies of the next applied events are slices of (a replayed
+    /// log, or the frames of one group commit). Bodies are then referenced, not copied.
+    pub fn add_segment(&mut self, buffer: Bytes) {
+        self.segments.push(buffer);
+    }
+
+    /// Finds `body` inside the current segment (registering a new one when it is elsewhere or
+    /// beyond a 4 GiB offset).
+    fn locate(&mut self, body: &Bytes) -> (u32, u32) {
+        if let Some(seg) = self.segments.last() {
+            let base = seg.as_ptr() as usize;
+            let at = body.as_ptr() as usize;
+            if at >= base && at + body.len() <= base + seg.len() {
+                let off = at - base;
+                if let Ok(off) = u32::try_from(off) {
+                    return ((self.segments.len() - 1) as u32, off);
+                }
+                let rest = seg.slice(off..);
+                self.segments.push(rest);
+                return ((self.segments.len() - 1) as u32, 0);
+            }
+        }
+        self.segments.push(body.clone());
+        ((self.segments.len() - 1) as u32, 0)
+    }
+
+    /// The encoded value of an entry (shares the log buffer).
+    pub fn body(&self, e: &Entry) -> Bytes {
+        if e.len == 0 {
+            return Bytes::new();
+        }
+        self.segments[e.seg as usize].slice(e.off as usize..e.off as usize + e.len as usize)
+    }
+
     /// Applies one committed event.
     pub fn apply(&mut self, ev: &Event) {
         let ordinal = self.next_ordinal;
@@ -81,15 +119,33 @@ impl View {
             self.entries.remove(&ev.key)
         } else {
             let type_id = self.intern(ev.type_name());
-            let body = ev.body.clone().unwrap_or_default();
-            self.entries.insert(ev.key, Entry { body, type_id })
+            let entry = match &ev.body {
+                Some(body) if !body.is_empty() => {
+                    let (seg, off) = self.locate(body);
+                    Entry {
+                        seg,
+                        off,
+                        len: body.len() as u32,
+                        type_id,
+                    }
+                }
+                _ => Entry {
+                    seg: 0,
+                    off: 0,
+                    len: 0,
+                    type_id,
+                },
+            };
+            self.entries.insert(ev.key, entry)
         };
-        if let Some(old) = &old {
-            self.indexes.remove(ev.key, old.type_id, &old.body);
+        if let Some(old) = old {
+            let body = self.body(&old);
+            self.indexes.remove(ev.key, old.type_id, &body);
         }
         if !ev.tombstone {
-            let e = &self.entries[&ev.key];
-            self.indexes.insert(ev.key, e.type_id, &e.body);
+            let e = self.entries[&ev.key];
+            let body = self.body(&e);
+            self.indexes.insert(ev.key, e.type_id, &body);
         }
         // Keep the tree: a record keeps its place in its collection across updates.
         let new_link = if ev.tombstone { None } else { ev.parent };

@@ -1,14 +1,17 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::event::{decode_transaction, encode_transaction, BodyFormat, EventDraft};
+use crate::event::{BodyFormat, EventDraft, decode_transaction, encode_transaction};
 
 fn ev(key: u128, parent: Option<(u128, u64)>, body: Option<&'static [u8]>) -> Event {
     let d = EventDraft {
         key: PrimaryKey::from(key),
         timestamp_ms: 1,
         tombstone: body.is_none(),
-        parent: parent.map(|(p, c)| ParentLink { parent: PrimaryKey::from(p), collection: c }),
+        parent: parent.map(|(p, c)| ParentLink {
+            parent: PrimaryKey::from(p),
+            collection: c,
+        }),
         type_name: "T".into(),
         format: BodyFormat::MessagePack,
         meta: vec![],
@@ -21,9 +24,12 @@ fn ev(key: u128, parent: Option<(u128, u64)>, body: Option<&'static [u8]>) -> Ev
 }
 
 fn kids(v: &View, p: u128, c: u64) -> Vec<u128> {
-    v.children(&ParentLink { parent: PrimaryKey::from(p), collection: c })
-        .map(|k| k.as_u128())
-        .collect()
+    v.children(&ParentLink {
+        parent: PrimaryKey::from(p),
+        collection: c,
+    })
+    .map(|k| k.as_u128())
+    .collect()
 }
 
 #[test]
@@ -31,8 +37,11 @@ fn latest_version_wins_and_tombstones_remove() {
     let mut v = View::new();
     v.apply(&ev(1, None, Some(b"a")));
     v.apply(&ev(1, None, Some(b"b")));
-    assert_eq!(&v.get(&PrimaryKey::from(1)).unwrap().body[..], b"b");
-    assert_eq!(v.type_name(v.get(&PrimaryKey::from(1)).unwrap().type_id), "T");
+    assert_eq!(&v.body(v.get(&PrimaryKey::from(1)).unwrap())[..], b"b");
+    assert_eq!(
+        v.type_name(v.get(&PrimaryKey::from(1)).unwrap().type_id),
+        "T"
+    );
     v.apply(&ev(1, None, None));
     assert!(v.get(&PrimaryKey::from(1)).is_none());
     assert!(v.is_empty());
@@ -67,4 +76,29 @@ fn interning_is_stable() {
     assert_ne!(a, b);
     assert_eq!(v.intern("a"), a);
     assert_eq!(v.type_name(b), "b");
+}
+
+#[test]
+fn bodies_are_slices_of_their_segment() {
+    let d = |k: u128, b: &'static [u8]| EventDraft {
+        key: PrimaryKey::from(k),
+        timestamp_ms: 1,
+        tombstone: false,
+        parent: None,
+        type_name: "T".into(),
+        format: BodyFormat::MessagePack,
+        meta: vec![],
+        body: Some(Bytes::from_static(b)),
+    };
+    let payload = Bytes::from(encode_transaction(1, &[d(1, b"one"), d(2, b"two")], &[]));
+    let tx = decode_transaction(payload.clone()).unwrap();
+    let mut v = View::new();
+    v.add_segment(payload);
+    for e in &tx.events {
+        v.apply(e);
+    }
+    assert_eq!(&v.body(v.get(&PrimaryKey::from(1)).unwrap())[..], b"one");
+    assert_eq!(&v.body(v.get(&PrimaryKey::from(2)).unwrap())[..], b"two");
+    assert_eq!(v.segments.len(), 1, "no copy, no extra segment");
+    assert_eq!(std::mem::size_of::<Entry>(), 16);
 }
