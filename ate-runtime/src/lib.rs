@@ -2,8 +2,8 @@
 //! materialized view.
 //!
 //! Users depend on the `ate` crate, which re-exports this one with the derive macros. Layers,
-//! lowest first (a layer never imports a higher one): [`crypto`], [`event`], [`log`], [`schema`],
-//! [`view`], [`chain`], [`dio`], [`session`].
+//! lowest first (a layer never imports a higher one): [`crypto`], [`event`], [`log`], [`trust`],
+//! [`schema`], [`view`], [`chain`], [`session`], [`dio`].
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +15,7 @@ pub mod event;
 pub mod log;
 pub mod schema;
 pub mod session;
+pub mod trust;
 pub mod view;
 
 pub use chain::{AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, CommitError, OpenError};

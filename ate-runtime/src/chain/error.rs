@@ -2,6 +2,7 @@
 
 use crate::event::{DecodeError, PrimaryKey};
 use crate::log::LogError;
+use crate::trust::TrustError;
 
 use super::ChainKeyError;
 
@@ -40,6 +41,19 @@ pub enum OpenError {
         /// The number expected.
         expected: u64,
     },
+    /// A transaction in the log fails validation (tampered, forged, unauthorized or replayed).
+    #[error("log {store}: transaction {seq} at byte offset {offset} is invalid: {source}")]
+    Invalid {
+        /// The store.
+        store: String,
+        /// The frame's offset.
+        offset: u64,
+        /// The transaction's number.
+        seq: u64,
+        /// Why it was refused.
+        #[source]
+        source: TrustError,
+    },
     /// The background task that opens the log stopped unexpectedly.
     #[error("the task opening the chain failed: {0}")]
     Task(String),
@@ -71,4 +85,7 @@ pub enum CommitError {
     /// A validator refused the transaction.
     #[error("transaction refused: {0}")]
     Refused(String),
+    /// The transaction failed the chain-of-trust checks.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
 }

@@ -12,6 +12,7 @@
 mod config;
 mod error;
 mod key;
+mod trust;
 mod validate;
 mod writer;
 
@@ -29,16 +30,20 @@ pub use error::{CommitError, OpenError};
 pub use key::{ChainKey, ChainKeyError};
 
 use crate::Dio;
-use crate::event::{EventDraft, decode_transaction};
+use crate::crypto::{Hash, PublicSignKey};
+use crate::event::{EventDraft, TxTrailer, decode_transaction};
 use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
 use crate::session::AteSession;
+use crate::trust::{Linter, Overlay, Transformer, TrustPolicy, Validator};
 use crate::view::View;
+use trust::{ChainTrust, Plugins};
 
 /// State shared by the chain handles and the writer thread.
 pub(crate) struct Shared {
     pub(crate) key: ChainKey,
     pub(crate) view: RwLock<View>,
     pub(crate) poisoned: AtomicBool,
+    pub(crate) trust: ChainTrust,
 }
 
 struct ChainInner {
@@ -115,14 +120,48 @@ impl Chain {
         &self.inner.shared.view
     }
 
+    /// The chain's trust policy (root writers, chain identity).
+    pub fn policy(&self) -> &TrustPolicy {
+        &self.inner.shared.trust.policy
+    }
+
+    pub(crate) fn linters(&self) -> &[Arc<dyn Linter>] {
+        &self.inner.shared.trust.plugins.linters
+    }
+
+    pub(crate) fn transformers(&self) -> &[Arc<dyn Transformer>] {
+        &self.inner.shared.trust.plugins.transformers
+    }
+
+    /// Writes a transaction that was built elsewhere (e.g. received from another node): every
+    /// check runs as on replay (hashes recomputed, signatures verified, rights and versions
+    /// checked). Returns its sequence number once it is durable and in the view.
+    pub async fn commit_transaction(
+        &self,
+        events: Vec<EventDraft>,
+        trailers: Vec<TxTrailer>,
+    ) -> Result<u64, CommitError> {
+        self.commit(events, trailers, None).await
+    }
+
     /// Writes a transaction: returns its sequence number once it is durable and in the view.
-    pub(crate) async fn commit(&self, drafts: Vec<EventDraft>) -> Result<u64, CommitError> {
+    pub(crate) async fn commit(
+        &self,
+        drafts: Vec<EventDraft>,
+        trailers: Vec<TxTrailer>,
+        hashes: Option<Vec<Hash>>,
+    ) -> Result<u64, CommitError> {
         let (reply, rx) = oneshot::channel();
         {
             let guard = self.inner.sender.lock();
             let sender = guard.as_ref().ok_or(CommitError::Closed)?;
             sender
-                .send(writer::CommitRequest { drafts, reply })
+                .send(writer::CommitRequest {
+                    drafts,
+                    trailers,
+                    hashes,
+                    reply,
+                })
                 .map_err(|_| CommitError::Closed)?;
         }
         rx.await.map_err(|_| CommitError::Closed)?
@@ -133,12 +172,43 @@ impl Chain {
 #[derive(Debug, Clone)]
 pub struct ChainBuilder {
     conf: AteConfig,
+    root_keys: Vec<Hash>,
+    plugins: Plugins,
 }
 
 impl ChainBuilder {
     /// A builder with the configuration `conf`.
     pub async fn new(conf: &AteConfig) -> Self {
-        ChainBuilder { conf: conf.clone() }
+        ChainBuilder {
+            conf: conf.clone(),
+            root_keys: Vec::new(),
+            plugins: Plugins::default(),
+        }
+    }
+
+    /// Pins a key allowed to write at the root of the chains opened. A chain without root keys
+    /// is open: anyone may write records that do not say otherwise.
+    pub fn add_root_public_key(mut self, key: &PublicSignKey) -> Self {
+        self.root_keys.push(key.hash());
+        self
+    }
+
+    /// Adds a validator run on every transaction (on commit and on replay).
+    pub fn add_validator(mut self, v: impl Validator) -> Self {
+        self.plugins.validators.push(Arc::new(v));
+        self
+    }
+
+    /// Adds a linter that adds metadata to every event written.
+    pub fn add_linter(mut self, l: impl Linter) -> Self {
+        self.plugins.linters.push(Arc::new(l));
+        self
+    }
+
+    /// Adds a body transformer (e.g. compression), applied in the order added.
+    pub fn add_transformer(mut self, t: impl Transformer) -> Self {
+        self.plugins.transformers.push(Arc::new(t));
+        self
     }
 
     /// Freezes the settings into a [`ChainRegistry`] that opens chains.
@@ -146,6 +216,8 @@ impl ChainBuilder {
         ChainRegistry {
             inner: Arc::new(RegistryInner {
                 conf: self.conf,
+                root_keys: self.root_keys,
+                plugins: self.plugins,
                 memory: Mutex::new(HashMap::new()),
             }),
         }
@@ -154,7 +226,18 @@ impl ChainBuilder {
 
 struct RegistryInner {
     conf: AteConfig,
+    root_keys: Vec<Hash>,
+    plugins: Plugins,
     memory: Mutex<HashMap<ChainKey, Weak<ChainInner>>>,
+}
+
+impl RegistryInner {
+    fn trust(&self, key: &ChainKey) -> ChainTrust {
+        ChainTrust {
+            policy: TrustPolicy::new(key.as_str(), self.root_keys.clone()),
+            plugins: self.plugins.clone(),
+        }
+    }
 }
 
 /// Opens chains with one configuration. Opening a key that is already open in this process
@@ -198,6 +281,7 @@ impl ChainRegistry {
                 }
                 let key2 = key.clone();
                 let path2 = path.clone();
+                let trust = self.inner.trust(key);
                 let inner = tokio::task::spawn_blocking(move || {
                     let chunk = if conf.preallocate {
                         PREALLOCATE_CHUNK
@@ -205,7 +289,7 @@ impl ChainRegistry {
                         0
                     };
                     let store = FileStore::open(&path2, chunk)?;
-                    open_chain(key2, Box::new(store), &conf, Some(path2))
+                    open_chain(key2, Box::new(store), &conf, trust, Some(path2))
                 })
                 .await
                 .map_err(|e| OpenError::Task(e.to_string()))??;
@@ -219,7 +303,13 @@ impl ChainRegistry {
                 if let Some(inner) = memory.get(key).and_then(Weak::upgrade) {
                     return Ok(Chain { inner });
                 }
-                let inner = open_chain(key.clone(), Box::new(MemoryStore::new()), &conf, None)?;
+                let inner = open_chain(
+                    key.clone(),
+                    Box::new(MemoryStore::new()),
+                    &conf,
+                    self.inner.trust(key),
+                    None,
+                )?;
                 memory.retain(|_, w| w.strong_count() > 0);
                 memory.insert(key.clone(), Arc::downgrade(&inner));
                 Ok(Chain { inner })
@@ -229,7 +319,13 @@ impl ChainRegistry {
 
     /// Opens a chain over any [`LogStore`] (another backend, or a store prepared by a test).
     pub fn open_store(&self, key: &ChainKey, store: Box<dyn LogStore>) -> Result<Chain, OpenError> {
-        let inner = open_chain(key.clone(), store, &self.inner.conf, None)?;
+        let inner = open_chain(
+            key.clone(),
+            store,
+            &self.inner.conf,
+            self.inner.trust(key),
+            None,
+        )?;
         Ok(Chain { inner })
     }
 }
@@ -240,6 +336,7 @@ fn open_chain(
     key: ChainKey,
     store: Box<dyn LogStore>,
     conf: &AteConfig,
+    trust: ChainTrust,
     path: Option<PathBuf>,
 ) -> Result<Arc<ChainInner>, OpenError> {
     let (mut log, records, recovery) =
@@ -249,8 +346,7 @@ fn open_chain(
     if let Some(buffer) = log.take_buffer() {
         view.add_segment(buffer);
     }
-    let mut expected = 1u64;
-    for rec in records {
+    for (expected, rec) in (1u64..).zip(records) {
         let tx = decode_transaction(rec.payload).map_err(|source| OpenError::Malformed {
             store: name.clone(),
             offset: rec.offset,
@@ -264,9 +360,18 @@ fn open_chain(
                 expected,
             });
         }
-        expected += 1;
+        // Every transaction is checked again: hashes, signatures, rights, versions.
+        let mut overlay = Overlay::new();
+        trust
+            .validate(&view, &mut overlay, &tx, tx.seq, None)
+            .map_err(|source| OpenError::Invalid {
+                store: name.clone(),
+                offset: rec.offset,
+                seq: tx.seq,
+                source,
+            })?;
         for ev in &tx.events {
-            view.apply(ev);
+            view.apply(ev, tx.seq);
         }
         view.set_last_seq(tx.seq);
     }
@@ -275,6 +380,7 @@ fn open_chain(
         key: key.clone(),
         view: RwLock::new(view),
         poisoned: AtomicBool::new(false),
+        trust,
     });
     let (tx, rx) = mpsc::unbounded_channel();
     let shared2 = shared.clone();

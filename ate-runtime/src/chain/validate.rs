@@ -9,15 +9,21 @@ use crate::view::View;
 
 use super::CommitError;
 
+type Touched = HashMap<PrimaryKey, Option<Vec<(&'static str, IndexKey)>>>;
+type Claims = HashMap<(String, &'static str, IndexKey), PrimaryKey>;
+
+/// The state after a checked transaction, until it is accepted (`None`: nothing changes).
+pub(super) type Pending = Option<(Touched, Claims)>;
+
 /// Validates the transactions of one group commit, in order.
 pub(super) struct GroupValidator<'v> {
     view: &'v View,
     /// Latest state of each record (of a type with unique indexes) touched by an accepted
     /// transaction of this group:
     /// its unique index values (`None` when deleted).
-    touched: HashMap<PrimaryKey, Option<Vec<(&'static str, IndexKey)>>>,
+    touched: Touched,
     /// Unique values claimed by accepted transactions of this group.
-    claims: HashMap<(String, &'static str, IndexKey), PrimaryKey>,
+    claims: Claims,
 }
 
 fn unique_values(ev: &EventDraft) -> Vec<(&'static str, IndexKey)> {
@@ -40,13 +46,21 @@ impl<'v> GroupValidator<'v> {
         }
     }
 
-    /// Checks one transaction; when it passes, its effects count for the ones after it.
-    pub(super) fn check(&mut self, drafts: &[EventDraft]) -> Result<(), CommitError> {
+    /// Makes the effects of a checked transaction count for the ones after it.
+    pub(super) fn accept(&mut self, pending: Pending) {
+        if let Some((touched, claims)) = pending {
+            self.touched = touched;
+            self.claims = claims;
+        }
+    }
+
+    /// Checks one transaction; [`GroupValidator::accept`] then records its effects.
+    pub(super) fn check(&self, drafts: &[EventDraft]) -> Result<Pending, CommitError> {
         // Only types with unique indexes take part; most transactions skip all of this.
         let has_unique =
             |ev: &EventDraft| schema::indexes_for(&ev.type_name).iter().any(|s| s.unique);
         if !drafts.iter().any(has_unique) {
-            return Ok(());
+            return Ok(None);
         }
         let mut touched = self.touched.clone();
         let mut claims = self.claims.clone();
@@ -96,8 +110,6 @@ impl<'v> GroupValidator<'v> {
             }
             touched.insert(ev.key, values);
         }
-        self.touched = touched;
-        self.claims = claims;
-        Ok(())
+        Ok(Some((touched, claims)))
     }
 }

@@ -13,8 +13,10 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::event::{EventDraft, Transaction, decode_transaction, encode_transaction};
+use crate::crypto::Hash;
+use crate::event::{EventDraft, Transaction, TxTrailer, decode_transaction, encode_transaction};
 use crate::log::{LogStore, RedoLog};
+use crate::trust::Overlay;
 
 use super::validate::GroupValidator;
 use super::{CommitError, Shared};
@@ -22,6 +24,10 @@ use super::{CommitError, Shared};
 /// One transaction waiting to be written.
 pub(super) struct CommitRequest {
     pub drafts: Vec<EventDraft>,
+    pub trailers: Vec<TxTrailer>,
+    /// The events' hashes, computed by the committing Dio in this process (trusted; saves
+    /// hashing every event twice). `None`: recompute.
+    pub hashes: Option<Vec<Hash>>,
     pub reply: oneshot::Sender<Result<u64, CommitError>>,
 }
 
@@ -49,18 +55,34 @@ pub(super) fn run(
             continue;
         }
 
-        // Validate in order; encode the accepted ones.
-        let mut accepted: Vec<(CommitRequest, u64, Vec<u8>)> = Vec::with_capacity(group.len());
+        // Validate in order, each against the view plus the accepted ones ahead of it.
+        let mut accepted: Vec<(oneshot::Sender<Result<u64, CommitError>>, Bytes)> =
+            Vec::with_capacity(group.len());
         {
             let view = shared.view.read();
-            let mut validator = GroupValidator::new(&view);
+            let mut unique = GroupValidator::new(&view);
+            let mut overlay = Overlay::new();
             for req in group {
-                match validator.check(&req.drafts) {
+                let seq = next_seq;
+                let payload = Bytes::from(encode_transaction(seq, &req.drafts, &req.trailers));
+                let checked = decode_transaction(payload.clone())
+                    .map_err(|e| CommitError::Refused(format!("malformed transaction: {e}")))
+                    .and_then(|tx| {
+                        let pending = unique.check(&req.drafts)?;
+                        shared.trust.validate(
+                            &*view,
+                            &mut overlay,
+                            &tx,
+                            seq,
+                            req.hashes.as_deref(),
+                        )?;
+                        unique.accept(pending);
+                        Ok(())
+                    });
+                match checked {
                     Ok(()) => {
-                        let seq = next_seq;
                         next_seq += 1;
-                        let payload = encode_transaction(seq, &req.drafts, &[]);
-                        accepted.push((req, seq, payload));
+                        accepted.push((req.reply, payload));
                     }
                     Err(e) => {
                         let _ = req.reply.send(Err(e));
@@ -72,7 +94,7 @@ pub(super) fn run(
             continue;
         }
 
-        let payloads: Vec<&[u8]> = accepted.iter().map(|(_, _, p)| p.as_slice()).collect();
+        let payloads: Vec<&[u8]> = accepted.iter().map(|(_, p)| &p[..]).collect();
         let written = log.append(&payloads).and_then(|frames| {
             log.sync()?;
             Ok(frames)
@@ -84,35 +106,32 @@ pub(super) fn run(
                 // poisoned, and only a reopen (which re-validates the log) can continue.
                 tracing::error!(chain = %shared.key, error = %e, "log write failed; chain poisoned");
                 shared.poisoned.store(true, Ordering::Release);
-                for (req, _, _) in accepted {
-                    let _ = req
-                        .reply
-                        .send(Err(CommitError::Poisoned(format!("{}: {e}", shared.key))));
+                for (reply, _) in accepted {
+                    let _ = reply.send(Err(CommitError::Poisoned(format!("{}: {e}", shared.key))));
                 }
                 continue;
             }
         };
 
-        let segment = frames.buffer;
         let txs: Vec<Transaction> = frames
             .payloads
             .into_iter()
-            .map(|payload: Bytes| {
+            .map(|payload| {
                 decode_transaction(payload).expect("a transaction we just encoded decodes")
             })
             .collect();
         {
             let mut view = shared.view.write();
-            view.add_segment(segment);
+            view.add_segment(frames.buffer);
             for tx in &txs {
                 for ev in &tx.events {
-                    view.apply(ev);
+                    view.apply(ev, tx.seq);
                 }
                 view.set_last_seq(tx.seq);
             }
         }
-        for (req, seq, _) in accepted {
-            let _ = req.reply.send(Ok(seq));
+        for ((reply, _), tx) in accepted.into_iter().zip(&txs) {
+            let _ = reply.send(Ok(tx.seq));
         }
     }
 }

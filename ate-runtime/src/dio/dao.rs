@@ -6,9 +6,10 @@ use std::sync::Weak;
 
 use parking_lot::Mutex;
 
-use super::staging::Staging;
+use super::staging::{Staged, Staging};
 use super::{DioError, Storable, encode};
 use crate::event::{ParentLink, PrimaryKey};
+use crate::trust::Authorization;
 
 /// One record as a typed value, read through or stored into a [`Dio`](super::Dio).
 ///
@@ -20,6 +21,7 @@ pub struct Dao<T> {
     pub(super) value: T,
     pub(super) parent: Option<ParentLink>,
     pub(super) type_name: &'static str,
+    pub(super) auth: Authorization,
     pub(super) staging: Weak<Mutex<Staging>>,
 }
 
@@ -39,6 +41,11 @@ impl<T> Dao<T> {
         self.type_name
     }
 
+    /// The record's own read and write rules (`Inherit` takes the parent's).
+    pub fn auth(&self) -> &Authorization {
+        &self.auth
+    }
+
     /// The value, leaving the record behind.
     pub fn into_inner(self) -> T {
         self.value
@@ -51,11 +58,25 @@ impl<T: Storable> Dao<T> {
         DaoMut { dao: self }
     }
 
+    /// Mutable access to the record's read and write rules; staged when the guard drops.
+    /// Changing them needs the write right the record had before.
+    pub fn auth_mut(&mut self) -> AuthMut<'_, T> {
+        AuthMut { dao: self }
+    }
+
     /// Stages the deletion of this record in the Dio it came from.
     pub fn delete(self) -> Result<(), DioError> {
         match self.staging.upgrade() {
             Some(s) => {
-                s.lock().delete(self.key, self.type_name.into());
+                s.lock().stage(
+                    self.key,
+                    Staged {
+                        type_name: self.type_name.into(),
+                        parent: self.parent,
+                        body: None,
+                        auth: self.auth.clone(),
+                    },
+                );
                 Ok(())
             }
             None => Err(DioError::DioClosed),
@@ -69,7 +90,15 @@ impl<T: Storable> Dao<T> {
         };
         let mut s = staging.lock();
         match encode(&self.value) {
-            Ok(body) => s.put(self.key, self.type_name.into(), self.parent, body),
+            Ok(body) => s.stage(
+                self.key,
+                Staged {
+                    type_name: self.type_name.into(),
+                    parent: self.parent,
+                    body: Some(body),
+                    auth: self.auth.clone(),
+                },
+            ),
             Err(e) => s.fail(e),
         }
     }
@@ -119,5 +148,35 @@ impl<T: Storable> Drop for DaoMut<'_, T> {
 impl<T: Storable + fmt::Debug> fmt::Debug for DaoMut<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.dao, f)
+    }
+}
+
+/// Mutable access to a [`Dao`]'s read and write rules; staging the record when dropped.
+pub struct AuthMut<'a, T: Storable> {
+    dao: &'a mut Dao<T>,
+}
+
+impl<T: Storable> Deref for AuthMut<'_, T> {
+    type Target = Authorization;
+    fn deref(&self) -> &Authorization {
+        &self.dao.auth
+    }
+}
+
+impl<T: Storable> DerefMut for AuthMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut Authorization {
+        &mut self.dao.auth
+    }
+}
+
+impl<T: Storable> Drop for AuthMut<'_, T> {
+    fn drop(&mut self) {
+        self.dao.restage();
+    }
+}
+
+impl<T: Storable> fmt::Debug for AuthMut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.dao.auth, f)
     }
 }

@@ -1,5 +1,6 @@
 //! Errors of reading and staging through a Dio.
 
+use crate::crypto::Hash;
 use crate::event::PrimaryKey;
 
 /// Reading or staging a record failed.
@@ -40,6 +41,56 @@ pub enum DioError {
     /// A `DaoRef` that points nowhere was loaded.
     #[error("the reference points to no record")]
     NullReference,
+    /// The record is encrypted for a key this session does not hold (no plaintext is returned).
+    #[error(
+        "record {key} is encrypted for read key {read_key:?}, which this session does not hold"
+    )]
+    MissingReadKey {
+        /// The record.
+        key: PrimaryKey,
+        /// The key it needs.
+        read_key: Hash,
+    },
+    /// The ciphertext does not decrypt under the key (tampered, or the wrong key).
+    #[error("record {key} does not decrypt: {reason}")]
+    DecryptFailed {
+        /// The record.
+        key: PrimaryKey,
+        /// The crypto layer's message.
+        reason: String,
+    },
+    /// Writing the record needs a signing key this session does not hold.
+    #[error(
+        "writing record {key} needs one of its writers' signing keys; the session has none of them"
+    )]
+    MissingWriteKey {
+        /// The record.
+        key: PrimaryKey,
+    },
+    /// The record (or the parent it inherits from) is final: `WriteOption::Nobody`.
+    #[error("record {key} is final (WriteOption::Nobody)")]
+    Final {
+        /// The record.
+        key: PrimaryKey,
+    },
+    /// A body transformer failed or is not registered.
+    #[error("body transformer {id} of record {key}: {reason}")]
+    Transform {
+        /// The record.
+        key: PrimaryKey,
+        /// The transformer id.
+        id: u16,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The record's trust metadata is unreadable.
+    #[error("record {key}: {reason}")]
+    BadMetadata {
+        /// The record.
+        key: PrimaryKey,
+        /// What is wrong.
+        reason: String,
+    },
     /// The type has no index on that field.
     #[error("{type_name} has no index on {field}")]
     NoSuchIndex {

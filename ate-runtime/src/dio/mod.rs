@@ -8,6 +8,7 @@
 mod dao;
 mod error;
 mod relations;
+mod seal;
 mod staging;
 
 use std::any::Any;
@@ -18,16 +19,18 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use dao::{Dao, DaoMut};
+pub use dao::{AuthMut, Dao, DaoMut};
 pub use error::DioError;
 pub use relations::{DaoRef, DaoVec};
-use staging::Staging;
+use staging::{Staged, Staging};
 
 use crate::AteError;
 use crate::chain::Chain;
 use crate::event::{ParentLink, PrimaryKey};
 use crate::schema;
 use crate::session::AteSession;
+use crate::trust::Authorization;
+use crate::trust::meta::EventTrust;
 
 /// What can be stored: any serde type that is `Clone + Send + Sync + 'static`.
 pub trait Storable: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
@@ -93,7 +96,13 @@ impl Dio {
         &self.session
     }
 
-    fn make<T>(&self, key: PrimaryKey, value: T, parent: Option<ParentLink>) -> Dao<T>
+    fn make<T>(
+        &self,
+        key: PrimaryKey,
+        value: T,
+        parent: Option<ParentLink>,
+        auth: Authorization,
+    ) -> Dao<T>
     where
         T: Storable,
     {
@@ -102,6 +111,7 @@ impl Dio {
             value,
             parent,
             type_name: schema::type_name_of::<T>(),
+            auth,
             staging: Arc::downgrade(&self.staging),
         }
     }
@@ -113,14 +123,22 @@ impl Dio {
     ) -> Result<Dao<T>, DioError> {
         let key = PrimaryKey::generate();
         let body = encode(&value)?;
-        self.staging
-            .lock()
-            .put(key, schema::type_name_of::<T>().into(), parent, body);
+        let auth = seal::default_auth(schema::registration_of::<T>());
+        self.staging.lock().stage(
+            key,
+            Staged {
+                type_name: schema::type_name_of::<T>().into(),
+                parent,
+                body: Some(body),
+                auth: auth.clone(),
+            },
+        );
         attach(&mut value, key);
-        Ok(self.make(key, value, parent))
+        Ok(self.make(key, value, parent, auth))
     }
 
-    /// Stages a new record with a fresh random key.
+    /// Stages a new record with a fresh random key. Its read and write rules are its type's
+    /// defaults (`Inherit` for plain types); change them with [`Dao::auth_mut`].
     pub fn store<T: Storable>(&mut self, value: T) -> Result<Dao<T>, DioError> {
         self.stage_new(value, None)
     }
@@ -146,37 +164,50 @@ impl Dio {
 
     fn load_now<T: Storable>(&self, key: &PrimaryKey) -> Result<Dao<T>, DioError> {
         let expected = schema::type_name_of::<T>();
-        let (body, parent) = {
-            let staging = self.staging.lock();
-            if let Some(op) = staging.get(key) {
-                if op.type_name != expected {
-                    return Err(DioError::WrongType {
-                        key: *key,
-                        expected: expected.to_string(),
-                        found: op.type_name.to_string(),
-                    });
-                }
-                match &op.body {
-                    Some(b) => (b.clone(), op.parent),
-                    None => return Err(DioError::NotFound(*key)),
-                }
-            } else {
-                drop(staging);
-                let view = self.chain.view().read();
-                let entry = view.get(key).ok_or(DioError::NotFound(*key))?;
-                let found = view.type_name(entry.type_id);
-                if found != expected {
-                    return Err(DioError::WrongType {
-                        key: *key,
-                        expected: expected.to_string(),
-                        found: found.to_string(),
-                    });
-                }
-                (view.body(entry), view.parent_of(key))
+        let mut staging = self.staging.lock();
+        if let Some(op) = staging.get(key) {
+            if op.type_name != expected {
+                return Err(DioError::WrongType {
+                    key: *key,
+                    expected: expected.to_string(),
+                    found: op.type_name.to_string(),
+                });
             }
+            let Some(body) = &op.body else {
+                return Err(DioError::NotFound(*key));
+            };
+            let (parent, auth) = (op.parent, op.auth.clone());
+            let value = decode::<T>(*key, body)?;
+            return Ok(self.make(*key, value, parent, auth));
+        }
+        let (event, seq, parent) = {
+            let view = self.chain.view().read();
+            let entry = view.get(key).ok_or(DioError::NotFound(*key))?;
+            let found = view.type_name(entry.type_id);
+            if found != expected {
+                return Err(DioError::WrongType {
+                    key: *key,
+                    expected: expected.to_string(),
+                    found: found.to_string(),
+                });
+            }
+            (view.event(entry), entry.seq, view.parent_of(key))
         };
+        staging.saw(*key, seq);
+        drop(staging);
+        let trust = EventTrust::of(&event).map_err(|e| DioError::BadMetadata {
+            key: *key,
+            reason: e.to_string(),
+        })?;
+        let body = seal::open_body(
+            &self.chain,
+            &self.session,
+            *key,
+            &trust,
+            event.body.unwrap_or_default(),
+        )?;
         let value = decode::<T>(*key, &body)?;
-        Ok(self.make(*key, value, parent))
+        Ok(self.make(*key, value, parent, trust.auth.unwrap_or_default()))
     }
 
     /// Whether a live record has this key (staged writes included).
@@ -190,16 +221,29 @@ impl Dio {
     /// Stages the deletion of a record (a tombstone). Deleting a missing record is an error.
     pub fn delete(&mut self, key: &PrimaryKey) -> Result<(), DioError> {
         let mut staging = self.staging.lock();
-        let type_name = match staging.get(key) {
-            Some(op) if op.body.is_some() => op.type_name.clone(),
+        let (type_name, parent, auth) = match staging.get(key) {
+            Some(op) if op.body.is_some() => (op.type_name.clone(), op.parent, op.auth.clone()),
             Some(_) => return Err(DioError::NotFound(*key)),
             None => {
                 let view = self.chain.view().read();
                 let entry = view.get(key).ok_or(DioError::NotFound(*key))?;
-                view.type_name(entry.type_id).to_string().into()
+                let auth = view.auth_of(key).map(|a| (*a).clone()).unwrap_or_default();
+                (
+                    view.type_name(entry.type_id).to_string().into(),
+                    view.parent_of(key),
+                    auth,
+                )
             }
         };
-        staging.delete(*key, type_name);
+        staging.stage(
+            *key,
+            Staged {
+                type_name,
+                parent,
+                body: None,
+                auth,
+            },
+        );
         Ok(())
     }
 
@@ -277,12 +321,24 @@ impl Dio {
     /// Writes everything staged as one transaction. Returns once it is durable (fsynced) and
     /// visible in the view. On error nothing was written and the staged changes remain.
     pub async fn commit(&mut self) -> Result<(), AteError> {
-        let drafts = self.staging.lock().drafts()?;
-        if drafts.is_empty() {
-            return Ok(());
-        }
-        self.chain.commit(drafts).await?;
-        self.staging.lock().clear();
+        let (ops, versions) = {
+            let mut staging = self.staging.lock();
+            let ops = staging.take_ops()?;
+            if ops.is_empty() {
+                return Ok(());
+            }
+            let versions: std::collections::HashMap<PrimaryKey, u64> = ops
+                .iter()
+                .filter_map(|(k, _)| staging.version(k).map(|v| (*k, v)))
+                .collect();
+            (ops, versions)
+        };
+        let sealed = seal::seal(&self.chain, &self.session, &versions, ops)?;
+        let seq = self
+            .chain
+            .commit(sealed.drafts, sealed.trailers, sealed.hashes)
+            .await?;
+        self.staging.lock().committed(seq);
         Ok(())
     }
 }

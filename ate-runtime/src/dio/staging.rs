@@ -6,57 +6,35 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::DioError;
-use crate::event::{BodyFormat, EventDraft, ParentLink, PrimaryKey, now_ms};
+use crate::event::{ParentLink, PrimaryKey};
+use crate::trust::Authorization;
 
+/// One staged write: a new version (plaintext body) or a deletion.
 #[derive(Debug, Clone)]
 pub(crate) struct Staged {
     pub type_name: Cow<'static, str>,
     pub parent: Option<ParentLink>,
     /// `None` stages a deletion.
     pub body: Option<Bytes>,
+    /// The record's explicit rules.
+    pub auth: Authorization,
 }
 
-/// Staged writes, in the order each key was first staged (the last write of a key wins).
+/// Staged writes, in the order each key was first staged (the last write of a key wins), and
+/// the version of each record this Dio last saw (what its next write replaces).
 #[derive(Debug, Default)]
 pub(crate) struct Staging {
     order: Vec<PrimaryKey>,
     ops: HashMap<PrimaryKey, Staged>,
+    versions: HashMap<PrimaryKey, u64>,
     error: Option<DioError>,
 }
 
 impl Staging {
-    fn stage(&mut self, key: PrimaryKey, op: Staged) {
+    pub fn stage(&mut self, key: PrimaryKey, op: Staged) {
         if self.ops.insert(key, op).is_none() {
             self.order.push(key);
         }
-    }
-
-    pub fn put(
-        &mut self,
-        key: PrimaryKey,
-        type_name: Cow<'static, str>,
-        parent: Option<ParentLink>,
-        body: Bytes,
-    ) {
-        self.stage(
-            key,
-            Staged {
-                type_name,
-                parent,
-                body: Some(body),
-            },
-        );
-    }
-
-    pub fn delete(&mut self, key: PrimaryKey, type_name: Cow<'static, str>) {
-        self.stage(
-            key,
-            Staged {
-                type_name,
-                parent: None,
-                body: None,
-            },
-        );
     }
 
     /// Remembers a failure that happened where it could not be returned (a guard's drop).
@@ -83,6 +61,16 @@ impl Staging {
         self.error = None;
     }
 
+    /// Notes the version of a record this Dio read.
+    pub fn saw(&mut self, key: PrimaryKey, seq: u64) {
+        self.versions.insert(key, seq);
+    }
+
+    /// The version of a record this Dio last saw.
+    pub fn version(&self, key: &PrimaryKey) -> Option<u64> {
+        self.versions.get(key).copied()
+    }
+
     /// Staged live records under `link`, in staging order.
     pub fn children_of(&self, link: ParentLink) -> impl Iterator<Item = PrimaryKey> + '_ {
         self.order.iter().copied().filter(move |k| {
@@ -92,28 +80,27 @@ impl Staging {
         })
     }
 
-    /// The events of the transaction, or the deferred error.
-    pub fn drafts(&mut self) -> Result<Vec<EventDraft>, DioError> {
+    /// The staged writes in order, or the deferred error.
+    pub fn take_ops(&mut self) -> Result<Vec<(PrimaryKey, Staged)>, DioError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        let ts = now_ms();
         Ok(self
             .order
             .iter()
-            .map(|k| {
-                let op = &self.ops[k];
-                EventDraft {
-                    key: *k,
-                    timestamp_ms: ts,
-                    tombstone: op.body.is_none(),
-                    parent: op.parent,
-                    type_name: op.type_name.clone(),
-                    format: BodyFormat::MessagePack,
-                    meta: Vec::new(),
-                    body: op.body.clone(),
-                }
-            })
+            .map(|k| (*k, self.ops[k].clone()))
             .collect())
+    }
+
+    /// After a commit: the staged writes are done, and the Dio has seen their new versions.
+    pub fn committed(&mut self, seq: u64) {
+        for (k, op) in self.ops.drain() {
+            if op.body.is_some() {
+                self.versions.insert(k, seq);
+            } else {
+                self.versions.remove(&k);
+            }
+        }
+        self.order.clear();
     }
 }

@@ -87,7 +87,12 @@ fn hash_is_stable_and_changes_with_content() {
     let a = draft(1, None, Some(vec![1, 2, 3]), vec![]);
     let mut b = a.clone();
     b.body = Some(Bytes::from_static(&[1, 2, 4]));
-    let ta = decode_transaction(Bytes::from(encode_transaction(1, &[a.clone()], &[]))).unwrap();
+    let ta = decode_transaction(Bytes::from(encode_transaction(
+        1,
+        std::slice::from_ref(&a),
+        &[],
+    )))
+    .unwrap();
     let ta2 = decode_transaction(Bytes::from(encode_transaction(9, &[a], &[]))).unwrap();
     let tb = decode_transaction(Bytes::from(encode_transaction(1, &[b], &[]))).unwrap();
     assert_eq!(ta.events[0].hash(), ta2.events[0].hash());

@@ -111,6 +111,20 @@ impl Event {
         std::str::from_utf8(&self.type_name).unwrap_or("")
     }
 
+    /// The event as a draft with the same fields (re-encoding it gives the same bytes).
+    pub fn to_draft(&self) -> EventDraft {
+        EventDraft {
+            key: self.key,
+            timestamp_ms: self.timestamp_ms,
+            tombstone: self.tombstone,
+            parent: self.parent,
+            type_name: Cow::Owned(self.type_name().to_string()),
+            format: self.format,
+            meta: self.meta.clone(),
+            body: self.body.clone(),
+        }
+    }
+
     /// The first metadata entry with this tag.
     pub fn meta(&self, tag: u16) -> Option<&Bytes> {
         self.meta.iter().find(|m| m.tag == tag).map(|m| &m.value)

@@ -7,19 +7,21 @@
 
 mod index;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::event::{Event, ParentLink, PrimaryKey};
+use crate::event::{Event, ParentLink, PrimaryKey, decode_event};
+use crate::trust::meta::{TAG_AUTHORIZATION, TAG_CONFIDENTIALITY};
+use crate::trust::{Authorization, RecordState, TrustLookup};
 use index::Indexes;
 pub use index::{IndexKey, IndexSpec};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// The latest version of one record: 16 bytes, so the view stays small (the body bytes live in
-/// the log buffers it was read or written in; see [`View::body`]).
+/// The latest version of one record: 24 bytes, so the view stays small. The event's bytes live
+/// in the log buffer they were read or written in (see [`View::event`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
     seg: u32,
@@ -27,6 +29,8 @@ pub struct Entry {
     len: u32,
     /// Interned type name, see [`View::type_name`].
     pub type_id: u32,
+    /// Sequence number of the transaction that wrote this version (the record's version).
+    pub seq: u64,
 }
 
 /// Where a child sits: its collection and its place in commit order.
@@ -43,6 +47,10 @@ pub struct View {
     /// Buffers holding record bodies (whole replayed logs, written groups).
     segments: Vec<Bytes>,
     parents: FastMap<PrimaryKey, ChildSlot>,
+    /// Explicit read/write rules (records that inherit both have none).
+    auth: FastMap<PrimaryKey, Arc<Authorization>>,
+    /// Keys of deleted records (never reused).
+    deleted: HashSet<PrimaryKey, foldhash::fast::RandomState>,
     children: FastMap<ParentLink, BTreeMap<u64, PrimaryKey>>,
     type_names: Vec<Arc<str>>,
     type_ids: FastMap<Arc<str>, u32>,
@@ -82,13 +90,13 @@ impl View {
         self.segments.push(buffer);
     }
 
-    /// Finds `body` inside the current segment (registering a new one when it is elsewhere or
+    /// Finds `raw` inside the current segment (registering a new one when it is elsewhere or
     /// beyond a 4 GiB offset).
     fn locate(&mut self, body: &Bytes) -> (u32, u32) {
         if let Some(seg) = self.segments.last() {
             let base = seg.as_ptr() as usize;
             let at = body.as_ptr() as usize;
-            if at >= base && at + body.len() <= base + seg.len() {
+            if !body.is_empty() && at >= base && at + body.len() <= base + seg.len() {
                 let off = at - base;
                 if let Ok(off) = u32::try_from(off) {
                     return ((self.segments.len() - 1) as u32, off);
@@ -102,50 +110,72 @@ impl View {
         ((self.segments.len() - 1) as u32, 0)
     }
 
-    /// The encoded value of an entry (shares the log buffer).
-    pub fn body(&self, e: &Entry) -> Bytes {
-        if e.len == 0 {
-            return Bytes::new();
-        }
-        self.segments[e.seg as usize].slice(e.off as usize..e.off as usize + e.len as usize)
+    /// The event that wrote an entry's current version (shares the log buffer).
+    pub fn event(&self, e: &Entry) -> Event {
+        let raw =
+            self.segments[e.seg as usize].slice(e.off as usize..e.off as usize + e.len as usize);
+        decode_event(raw).expect("events in the view were decoded when applied")
     }
 
-    /// Applies one committed event.
-    pub fn apply(&mut self, ev: &Event) {
+    /// The encoded (possibly encrypted) value of an entry (shares the log buffer).
+    pub fn body(&self, e: &Entry) -> Bytes {
+        self.event(e).body.unwrap_or_default()
+    }
+
+    /// The plaintext body for indexing, when the event is not encrypted.
+    fn index_body(&self, e: &Entry) -> Option<Bytes> {
+        let ev = self.event(e);
+        if ev.meta(TAG_CONFIDENTIALITY).is_some() {
+            None
+        } else {
+            ev.body
+        }
+    }
+
+    /// Applies one committed event of the transaction `seq`.
+    pub fn apply(&mut self, ev: &Event, seq: u64) {
         let ordinal = self.next_ordinal;
         self.next_ordinal += 1;
         self.events_applied += 1;
         let old = if ev.tombstone {
+            self.deleted.insert(ev.key);
             self.entries.remove(&ev.key)
         } else {
             let type_id = self.intern(ev.type_name());
-            let entry = match &ev.body {
-                Some(body) if !body.is_empty() => {
-                    let (seg, off) = self.locate(body);
-                    Entry {
-                        seg,
-                        off,
-                        len: body.len() as u32,
-                        type_id,
-                    }
-                }
-                _ => Entry {
-                    seg: 0,
-                    off: 0,
-                    len: 0,
-                    type_id,
-                },
+            let (seg, off) = self.locate(&ev.raw);
+            let entry = Entry {
+                seg,
+                off,
+                len: ev.raw.len() as u32,
+                type_id,
+                seq,
             };
             self.entries.insert(ev.key, entry)
         };
-        if let Some(old) = old {
-            let body = self.body(&old);
+        if let Some(old) = old
+            && let Some(body) = self.index_body(&old)
+        {
             self.indexes.remove(ev.key, old.type_id, &body);
         }
         if !ev.tombstone {
             let e = self.entries[&ev.key];
-            let body = self.body(&e);
-            self.indexes.insert(ev.key, e.type_id, &body);
+            if let Some(body) = self.index_body(&e) {
+                self.indexes.insert(ev.key, e.type_id, &body);
+            }
+        }
+        // Explicit rules; a version without them inherits again.
+        match ev.meta(TAG_AUTHORIZATION).filter(|_| !ev.tombstone) {
+            Some(bytes) => match rmp_serde::from_slice::<Authorization>(bytes) {
+                Ok(a) if !a.is_inherit() => {
+                    self.auth.insert(ev.key, Arc::new(a));
+                }
+                _ => {
+                    self.auth.remove(&ev.key);
+                }
+            },
+            None => {
+                self.auth.remove(&ev.key);
+            }
         }
         // Keep the tree: a record keeps its place in its collection across updates.
         let new_link = if ev.tombstone { None } else { ev.parent };
@@ -194,6 +224,11 @@ impl View {
         self.entries.contains_key(key)
     }
 
+    /// The explicit rules of a record.
+    pub fn auth_of(&self, key: &PrimaryKey) -> Option<Arc<Authorization>> {
+        self.auth.get(key).cloned()
+    }
+
     /// The parent link of a record.
     pub fn parent_of(&self, key: &PrimaryKey) -> Option<ParentLink> {
         self.parents.get(key).map(|s| s.link)
@@ -238,6 +273,21 @@ impl View {
     /// Every live key (unordered).
     pub fn keys(&self) -> impl Iterator<Item = PrimaryKey> + '_ {
         self.entries.keys().copied()
+    }
+}
+
+impl TrustLookup for View {
+    fn record(&self, key: &PrimaryKey) -> Option<RecordState> {
+        let e = self.entries.get(key)?;
+        Some(RecordState {
+            seq: e.seq,
+            parent: self.parents.get(key).map(|s| s.link.parent),
+            auth: self.auth.get(key).cloned(),
+        })
+    }
+
+    fn was_deleted(&self, key: &PrimaryKey) -> bool {
+        self.deleted.contains(key)
     }
 }
 

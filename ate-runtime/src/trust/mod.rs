@@ -1,0 +1,27 @@
+//! The chain of trust: who may read and write each record, and the checks every transaction
+//! passes before it enters a chain (when committed, when a log is replayed, when a server
+//! receives it).
+//!
+//! - [`Authorization`] carries a record's [`ReadOption`] and [`WriteOption`]; `Inherit` walks
+//!   parent links up to the chain root, whose writers are the chain's root keys.
+//! - Transactions are signed once per signing key over the hashes of the events it covers
+//!   ([`meta::signed_message`]).
+//! - [`TrustPolicy::validate`] checks signatures, write rights, versions (replays) and that
+//!   protected records are encrypted for their reader.
+//! - [`Validator`], [`Linter`] and [`Transformer`] are the plugin traits.
+//!
+//! This layer knows nothing about files or sockets.
+
+mod auth;
+mod error;
+pub mod meta;
+mod plugin;
+mod validate;
+
+pub use auth::{Authorization, ReadKey, ReadOption, WriteOption};
+pub use error::TrustError;
+pub(crate) use plugin::refuse;
+pub use plugin::{EXTENSION_TAG_BASE, Linter, Transformer, ValidationContext, Validator};
+pub use validate::{
+    MAX_INHERIT_DEPTH, Overlay, RecordState, TrustLookup, TrustPolicy, Validated, all_signers,
+};

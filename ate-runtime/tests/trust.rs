@@ -1,0 +1,513 @@
+//! The chain of trust: signatures, rights, encryption and the tamper cases (R6).
+
+use std::sync::OnceLock;
+
+use ate_runtime::chain::{ChainRegistry, CommitError, OpenError};
+use ate_runtime::crypto::{EncryptKey, KeySize, PrivateEncryptKey, PrivateSignKey};
+use ate_runtime::event::{EventDraft, Transaction, TxTrailer, decode_transaction};
+use ate_runtime::log::{FILE_HEADER_LEN, MemoryStore, RecoveryMode, RedoLog, encode_frames};
+use ate_runtime::prelude::*;
+use ate_runtime::trust::meta::{EventTrust, TxSignature, signature_trailer, signed_message};
+use ate_runtime::trust::{ReadOption, TrustError, ValidationContext, Validator, WriteOption};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Secret {
+    text: String,
+}
+
+struct Keys {
+    root: PrivateSignKey,
+    other: PrivateSignKey,
+    read: EncryptKey,
+    wrong_read: EncryptKey,
+    ntru: PrivateEncryptKey,
+}
+
+fn keys() -> &'static Keys {
+    static K: OnceLock<Keys> = OnceLock::new();
+    K.get_or_init(|| Keys {
+        root: PrivateSignKey::generate(KeySize::Bit128),
+        other: PrivateSignKey::generate(KeySize::Bit128),
+        read: EncryptKey::generate(),
+        wrong_read: EncryptKey::generate(),
+        ntru: PrivateEncryptKey::generate(KeySize::Bit128),
+    })
+}
+
+async fn registry() -> ChainRegistry {
+    ChainBuilder::new(&AteConfig::in_memory())
+        .await
+        .add_root_public_key(&keys().root.as_public_key())
+        .build()
+}
+
+fn root_session() -> AteSession {
+    let mut s = AteSession::default();
+    s.add_write_key(&keys().root).add_read_key(&keys().read);
+    s
+}
+
+fn other_session() -> AteSession {
+    let mut s = AteSession::default();
+    s.add_write_key(&keys().other)
+        .add_read_key(&keys().wrong_read);
+    s
+}
+
+fn open(reg: &ChainRegistry, name: &str, store: &MemoryStore) -> Chain {
+    reg.open_store(&ChainKey::from(name), Box::new(store.clone()))
+        .expect("open chain")
+}
+
+/// Every transaction in a store, decoded.
+fn transactions(store: &MemoryStore) -> Vec<Transaction> {
+    let (_log, recs, _) = RedoLog::open(
+        MemoryStore::from_bytes(store.bytes()),
+        RecoveryMode::default(),
+        1 << 30,
+    )
+    .expect("readable log");
+    recs.into_iter()
+        .map(|r| decode_transaction(r.payload).expect("decodes"))
+        .collect()
+}
+
+fn drafts(tx: &Transaction) -> Vec<EventDraft> {
+    tx.events.iter().map(|e| e.to_draft()).collect()
+}
+
+fn sig(t: &TxTrailer) -> TxSignature {
+    rmp_serde::from_slice(&t.value).expect("a signature trailer")
+}
+
+/// A chain with one secret record written (tx 1) and updated (tx 2) by the root writer.
+async fn written(name: &str) -> (ChainRegistry, MemoryStore, Chain, PrimaryKey) {
+    let reg = registry().await;
+    let store = MemoryStore::new();
+    let chain = open(&reg, name, &store);
+    let mut dio = chain.dio(&root_session()).await;
+    let mut dao = dio
+        .store(Secret {
+            text: "first".into(),
+        })
+        .unwrap();
+    dao.auth_mut().read = ReadOption::from_key(&keys().read);
+    let key = *dao.key();
+    drop(dao);
+    dio.commit().await.unwrap();
+    let mut dao = dio.load::<Secret>(&key).await.unwrap();
+    dao.as_mut().text = "second".into();
+    dio.commit().await.unwrap();
+    (reg, store, chain, key)
+}
+
+fn trust_err(r: Result<u64, CommitError>) -> TrustError {
+    match r {
+        Err(CommitError::Trust(e)) => e,
+        other => panic!("expected a trust error, got {other:?}"),
+    }
+}
+
+async fn assert_unchanged(chain: &Chain, store: &MemoryStore, len: u64, key: &PrimaryKey) {
+    use ate_runtime::log::LogStore;
+    assert_eq!(store.len(), len, "nothing was appended");
+    assert_eq!(chain.len(), 1);
+    let dio = chain.dio(&root_session()).await;
+    assert_eq!(dio.load::<Secret>(key).await.unwrap().text, "second");
+}
+
+#[tokio::test]
+async fn signed_encrypted_chain_reopens_and_verifies() {
+    let (reg, store, chain, key) = written("roundtrip").await;
+    let txs = transactions(&store);
+    assert_eq!(txs.len(), 2);
+    assert!(
+        txs.iter().all(|t| t.trailers.len() == 1),
+        "every transaction is signed"
+    );
+    drop(chain);
+    let chain = open(&reg, "roundtrip", &store);
+    let dio = chain.dio(&root_session()).await;
+    assert_eq!(dio.load::<Secret>(&key).await.unwrap().text, "second");
+    // The plaintext is nowhere in the log.
+    let raw = store.bytes();
+    for needle in [&b"first"[..], b"second"] {
+        assert!(
+            !raw.windows(needle.len()).any(|w| w == needle),
+            "plaintext in the log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn plaintext_of_secret_records_is_absent_from_the_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = ChainBuilder::new(&AteConfig::at(dir.path()))
+        .await
+        .add_root_public_key(&keys().root.as_public_key())
+        .build();
+    let chain = reg.open(&ChainKey::from("file")).await.unwrap();
+    let mut dio = chain.dio(&root_session()).await;
+    let mut dao = dio
+        .store(Secret {
+            text: "the launch codes are 0000".into(),
+        })
+        .unwrap();
+    dao.auth_mut().read = ReadOption::from_key(&keys().read);
+    drop(dao);
+    dio.commit().await.unwrap();
+    let path = chain.path().unwrap().to_path_buf();
+    drop(dio);
+    drop(chain);
+    let raw = std::fs::read(path).unwrap();
+    let needle = b"launch codes";
+    assert!(!raw.windows(needle.len()).any(|w| w == needle));
+}
+
+#[tokio::test]
+async fn a_session_without_a_root_key_cannot_write() {
+    let reg = registry().await;
+    let chain = open(&reg, "closed", &MemoryStore::new());
+    let mut dio = chain.dio(&AteSession::default()).await;
+    dio.store(Secret { text: "x".into() }).unwrap();
+    assert!(matches!(
+        dio.commit().await,
+        Err(AteError::Dio(DioError::MissingWriteKey { .. }))
+    ));
+    assert!(chain.is_empty());
+}
+
+#[tokio::test]
+async fn tampered_payload_is_refused() {
+    let (_reg, store, chain, key) = written("payload").await;
+    use ate_runtime::log::LogStore;
+    let len = store.len();
+    let tx = transactions(&store).remove(1);
+    let mut evs = drafts(&tx);
+    let mut body = evs[0].body.clone().unwrap().to_vec();
+    body[3] ^= 1;
+    evs[0].body = Some(body.into());
+    let e = trust_err(chain.commit_transaction(evs, tx.trailers.clone()).await);
+    assert_eq!(e, TrustError::EventHashMismatch { index: 0 });
+    assert_unchanged(&chain, &store, len, &key).await;
+}
+
+#[tokio::test]
+async fn flipped_signature_is_refused() {
+    let (_reg, store, chain, key) = written("sigflip").await;
+    use ate_runtime::log::LogStore;
+    let len = store.len();
+    let tx = transactions(&store).remove(1);
+    let mut trailers = tx.trailers.clone();
+    let mut v = trailers[0].value.to_vec();
+    let last = v.len() - 1;
+    v[last] ^= 0x10;
+    trailers[0].value = v.into();
+    let e = trust_err(chain.commit_transaction(drafts(&tx), trailers).await);
+    assert!(matches!(e, TrustError::BadSignature { .. }), "{e:?}");
+    assert_unchanged(&chain, &store, len, &key).await;
+}
+
+/// An update of the record (replacing version 2) signed by `signer`.
+fn forged_update(
+    tx: &Transaction,
+    signer: &PrivateSignKey,
+    claimed: Option<&PrivateSignKey>,
+) -> (Vec<EventDraft>, Vec<TxTrailer>) {
+    let mut evs = drafts(tx);
+    let mut trust = EventTrust::of(&tx.events[0]).unwrap();
+    trust.previous = Some(2);
+    evs[0].meta = trust.to_meta();
+    let good = sig(&tx.trailers[0]);
+    let hashes: Vec<_> = evs
+        .iter()
+        .map(|d| {
+            let mut raw = Vec::new();
+            ate_runtime::event::codec::encode_event(d, &mut raw);
+            ate_runtime::crypto::Hash::of(&raw)
+        })
+        .collect();
+    let public_key = signer.as_public_key();
+    let msg = signed_message(public_key.algorithm().as_u8(), &good.chain, &[0], &hashes);
+    let s = TxSignature {
+        chain: good.chain,
+        public_key: claimed.map(|c| c.as_public_key()).unwrap_or(public_key),
+        covers: vec![0],
+        hashes,
+        signature: signer.sign(&msg),
+    };
+    (evs, vec![signature_trailer(&s)])
+}
+
+#[tokio::test]
+async fn forged_signer_is_refused() {
+    let (_reg, store, chain, key) = written("forged").await;
+    use ate_runtime::log::LogStore;
+    let len = store.len();
+    let tx = transactions(&store).remove(1);
+    // Signed by `other`, claiming to be the root writer.
+    let (evs, trailers) = forged_update(&tx, &keys().other, Some(&keys().root));
+    let e = trust_err(chain.commit_transaction(evs, trailers).await);
+    assert!(matches!(e, TrustError::BadSignature { .. }), "{e:?}");
+    assert_unchanged(&chain, &store, len, &key).await;
+}
+
+#[tokio::test]
+async fn signer_without_the_right_is_refused() {
+    let (_reg, store, chain, key) = written("unauthorized").await;
+    use ate_runtime::log::LogStore;
+    let len = store.len();
+    let tx = transactions(&store).remove(1);
+    let (evs, trailers) = forged_update(&tx, &keys().other, None);
+    let e = trust_err(chain.commit_transaction(evs.clone(), trailers).await);
+    assert!(matches!(e, TrustError::Unauthorized { .. }), "{e:?}");
+    let e = trust_err(chain.commit_transaction(evs, vec![]).await);
+    assert!(matches!(e, TrustError::MissingSignature { .. }), "{e:?}");
+    assert_unchanged(&chain, &store, len, &key).await;
+    // The same update signed by the rightful writer passes: the checks above refused the signer,
+    // not the event.
+    let (evs, trailers) = forged_update(&tx, &keys().root, None);
+    chain.commit_transaction(evs, trailers).await.unwrap();
+}
+
+#[tokio::test]
+async fn event_from_another_chain_is_refused() {
+    let (_reg, store, chain, key) = written("home").await;
+    let (_reg2, store2, _chain2, _) = written("elsewhere").await;
+    use ate_runtime::log::LogStore;
+    let len = store.len();
+    let foreign = transactions(&store2).remove(0);
+    let e = trust_err(
+        chain
+            .commit_transaction(drafts(&foreign), foreign.trailers.clone())
+            .await,
+    );
+    assert_eq!(e, TrustError::WrongChain);
+    assert_unchanged(&chain, &store, len, &key).await;
+}
+
+#[tokio::test]
+async fn replayed_events_are_refused() {
+    let (_reg, store, chain, key) = written("replay").await;
+    use ate_runtime::log::LogStore;
+    let len = store.len();
+    let txs = transactions(&store);
+    for tx in &txs {
+        let e = trust_err(
+            chain
+                .commit_transaction(drafts(tx), tx.trailers.clone())
+                .await,
+        );
+        assert!(
+            matches!(
+                e,
+                TrustError::VersionMismatch {
+                    current: Some(2),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+    assert_unchanged(&chain, &store, len, &key).await;
+}
+
+#[tokio::test]
+async fn unknown_algorithm_id_is_refused() {
+    let (_reg, store, chain, key) = written("alg").await;
+    use ate_runtime::log::LogStore;
+    let len = store.len();
+    let tx = transactions(&store).remove(1);
+    let mut forged = sig(&tx.trailers[0]);
+    forged.signature =
+        ate_runtime::crypto::Signature::from_parts(0x63, forged.signature.as_bytes().to_vec());
+    let value = rmp_serde::to_vec(&forged).unwrap();
+    let mut trailers = tx.trailers.clone();
+    trailers[0].value = value.into();
+    let e = trust_err(chain.commit_transaction(drafts(&tx), trailers).await);
+    assert!(matches!(e, TrustError::UnknownAlgorithm(_)), "{e:?}");
+    assert_unchanged(&chain, &store, len, &key).await;
+}
+
+#[tokio::test]
+async fn wrong_read_key_gets_a_typed_error_not_plaintext() {
+    let (_reg, _store, chain, key) = written("wrongkey").await;
+    let dio = chain.dio(&other_session()).await;
+    assert!(matches!(
+        dio.load::<Secret>(&key).await,
+        Err(DioError::MissingReadKey { .. })
+    ));
+    let dio = chain.dio(&AteSession::default()).await;
+    assert!(matches!(
+        dio.load::<Secret>(&key).await,
+        Err(DioError::MissingReadKey { .. })
+    ));
+}
+
+#[tokio::test]
+async fn tampering_in_the_log_is_found_on_open() {
+    let (reg, store, chain, _key) = written("ondisk").await;
+    drop(chain);
+    let txs = transactions(&store);
+    // Rewrite tx 2 with a changed body and a correct frame checksum.
+    let mut evs = drafts(&txs[1]);
+    let mut body = evs[0].body.clone().unwrap().to_vec();
+    body[0] ^= 0x80;
+    evs[0].body = Some(body.into());
+    let tampered = ate_runtime::event::encode_transaction(2, &evs, &txs[1].trailers);
+    let first = ate_runtime::event::encode_transaction(1, &drafts(&txs[0]), &txs[0].trailers);
+    let mut bytes = store.bytes()[..FILE_HEADER_LEN].to_vec();
+    bytes.extend_from_slice(&encode_frames(&[&first, &tampered]));
+    let bad = MemoryStore::from_bytes(bytes);
+    match reg.open_store(&ChainKey::from("ondisk"), Box::new(bad)) {
+        Err(OpenError::Invalid {
+            seq: 2,
+            source: TrustError::EventHashMismatch { index: 0 },
+            ..
+        }) => {}
+        other => panic!(
+            "expected an invalid transaction, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Folder {
+    name: String,
+    files: DaoVec<Secret>,
+}
+
+#[tokio::test]
+async fn children_inherit_their_parents_write_rule() {
+    let reg = registry().await;
+    let store = MemoryStore::new();
+    let chain = open(&reg, "tree", &store);
+    let mut dio = chain.dio(&root_session()).await;
+    let mut folder = dio
+        .store(Folder {
+            name: "docs".into(),
+            files: DaoVec::new(),
+        })
+        .unwrap();
+    folder.auth_mut().write = WriteOption::Specific(keys().root.hash());
+    let folder_key = *folder.key();
+    let files = folder.files.clone();
+    drop(folder);
+    dio.commit().await.unwrap();
+    dio.store_child(&folder_key, &files, Secret { text: "a".into() })
+        .unwrap();
+    dio.commit().await.unwrap();
+
+    // An outsider cannot add a child under the protected folder.
+    let mut outsider = chain.dio(&other_session()).await;
+    outsider
+        .store_child(&folder_key, &files, Secret { text: "b".into() })
+        .unwrap();
+    assert!(matches!(
+        outsider.commit().await,
+        Err(AteError::Dio(DioError::MissingWriteKey { .. }))
+    ));
+    assert_eq!(dio.children(&folder_key, &files).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn nobody_is_final() {
+    let reg = registry().await;
+    let chain = open(&reg, "worm", &MemoryStore::new());
+    let mut dio = chain.dio(&root_session()).await;
+    let mut dao = dio
+        .store(Secret {
+            text: "forever".into(),
+        })
+        .unwrap();
+    dao.auth_mut().write = WriteOption::Nobody;
+    let key = *dao.key();
+    drop(dao);
+    dio.commit().await.unwrap();
+    let mut dao = dio.load::<Secret>(&key).await.unwrap();
+    dao.as_mut().text = "changed".into();
+    assert!(matches!(
+        dio.commit().await,
+        Err(AteError::Dio(DioError::Final { .. }))
+    ));
+    dio.cancel();
+    dio.delete(&key).unwrap();
+    assert!(matches!(
+        dio.commit().await,
+        Err(AteError::Dio(DioError::Final { .. }))
+    ));
+    dio.cancel();
+    assert_eq!(dio.load::<Secret>(&key).await.unwrap().text, "forever");
+}
+
+#[tokio::test]
+async fn public_key_readers_need_the_private_key() {
+    let reg = registry().await;
+    let chain = open(&reg, "ntru", &MemoryStore::new());
+    let mut writer = AteSession::default();
+    writer.add_write_key(&keys().root);
+    let mut dio = chain.dio(&writer).await;
+    let mut dao = dio
+        .store(Secret {
+            text: "for ntru".into(),
+        })
+        .unwrap();
+    dao.auth_mut().read = ReadOption::from_public_key(&keys().ntru.as_public_key());
+    let key = *dao.key();
+    drop(dao);
+    dio.commit().await.unwrap();
+    let dio = chain.dio(&writer).await;
+    assert!(matches!(
+        dio.load::<Secret>(&key).await,
+        Err(DioError::MissingReadKey { .. })
+    ));
+    let mut reader = AteSession::default();
+    reader.add_private_read_key(&keys().ntru);
+    let dio = chain.dio(&reader).await;
+    assert_eq!(dio.load::<Secret>(&key).await.unwrap().text, "for ntru");
+}
+
+struct NoShouting;
+
+impl Validator for NoShouting {
+    fn name(&self) -> &str {
+        "no-shouting"
+    }
+    fn validate(&self, _ctx: &ValidationContext<'_>, tx: &Transaction) -> Result<(), String> {
+        if tx.events.iter().any(|e| e.type_name().contains("Shout")) {
+            Err("shouting is not allowed here".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Shout {
+    text: String,
+}
+
+#[tokio::test]
+async fn a_custom_validator_refuses_transactions() {
+    let reg = ChainBuilder::new(&AteConfig::in_memory())
+        .await
+        .add_validator(NoShouting)
+        .build();
+    let chain = reg.open(&ChainKey::from("quiet")).await.unwrap();
+    let mut dio = chain.dio(&AteSession::default()).await;
+    dio.store(Secret {
+        text: "fine".into(),
+    })
+    .unwrap();
+    dio.commit().await.unwrap();
+    dio.store(Shout { text: "HEY".into() }).unwrap();
+    match dio.commit().await {
+        Err(AteError::Commit(CommitError::Trust(TrustError::Refused { validator, .. }))) => {
+            assert_eq!(validator, "no-shouting")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(chain.len(), 1);
+}
