@@ -511,3 +511,90 @@ async fn a_custom_validator_refuses_transactions() {
     }
     assert_eq!(chain.len(), 1);
 }
+
+/// A reversible body transformer (a stand-in for compression): reverses the bytes.
+struct Reverse;
+
+impl ate_runtime::trust::Transformer for Reverse {
+    fn id(&self) -> u16 {
+        7
+    }
+    fn encode(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(body.iter().rev().copied().collect())
+    }
+    fn decode(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(body.iter().rev().copied().collect())
+    }
+}
+
+/// A linter that stamps every event with an extension tag.
+struct Stamp;
+
+impl ate_runtime::trust::Linter for Stamp {
+    fn name(&self) -> &str {
+        "stamp"
+    }
+    fn lint(&self, _event: &EventDraft) -> Vec<ate_runtime::event::MetaEntry> {
+        vec![ate_runtime::event::MetaEntry {
+            tag: ate_runtime::trust::EXTENSION_TAG_BASE + 1,
+            value: bytes::Bytes::from_static(b"stamped"),
+        }]
+    }
+}
+
+#[tokio::test]
+async fn transformers_and_linters_run_on_every_write() {
+    let reg = ChainBuilder::new(&AteConfig::in_memory())
+        .await
+        .add_root_public_key(&keys().root.as_public_key())
+        .add_transformer(Reverse)
+        .add_linter(Stamp)
+        .build();
+    let store = MemoryStore::new();
+    let chain = open(&reg, "plugins", &store);
+    let mut dio = chain.dio(&root_session()).await;
+    let plain = dio
+        .store(Secret {
+            text: "abcdefgh".into(),
+        })
+        .unwrap();
+    let plain_key = *plain.key();
+    drop(plain);
+    let mut secret = dio.store(Secret { text: "ijklmnop".into() }).unwrap();
+    secret.auth_mut().read = ReadOption::from_key(&keys().read);
+    let secret_key = *secret.key();
+    drop(secret);
+    dio.commit().await.unwrap();
+
+    let tx = transactions(&store).remove(0);
+    for ev in &tx.events {
+        assert_eq!(
+            ev.meta(ate_runtime::trust::EXTENSION_TAG_BASE + 1).map(|b| &b[..]),
+            Some(&b"stamped"[..])
+        );
+        assert_eq!(EventTrust::of(ev).unwrap().transforms, vec![7]);
+    }
+    // The plaintext body is stored reversed.
+    let raw = store.bytes();
+    assert!(raw.windows(8).any(|w| w == b"hgfedcba"));
+    assert!(!raw.windows(8).any(|w| w == b"abcdefgh"));
+
+    // Reads reverse the transformation, also after a reopen (which validates the stamps).
+    drop(dio);
+    drop(chain);
+    let chain = open(&reg, "plugins", &store);
+    let dio = chain.dio(&root_session()).await;
+    assert_eq!(dio.load::<Secret>(&plain_key).await.unwrap().text, "abcdefgh");
+    assert_eq!(dio.load::<Secret>(&secret_key).await.unwrap().text, "ijklmnop");
+
+    // Without the transformer registered, the record is a typed error, not garbage.
+    let bare = registry().await;
+    drop(dio);
+    drop(chain);
+    let chain = open(&bare, "plugins", &store);
+    let dio = chain.dio(&root_session()).await;
+    assert!(matches!(
+        dio.load::<Secret>(&plain_key).await,
+        Err(DioError::Transform { id: 7, .. })
+    ));
+}
