@@ -1,7 +1,7 @@
 //! The Quick Start, unchanged: store a value, commit it durably, read it back.
 
 // The Quick Start names its crates the 2015 way; keep it word for word.
-#![allow(unused_extern_crates)]
+#![allow(unused_extern_crates, clippy::clone_on_copy)]
 
 extern crate serde;
 extern crate tokio;
