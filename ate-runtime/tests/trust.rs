@@ -560,7 +560,11 @@ async fn transformers_and_linters_run_on_every_write() {
         .unwrap();
     let plain_key = *plain.key();
     drop(plain);
-    let mut secret = dio.store(Secret { text: "ijklmnop".into() }).unwrap();
+    let mut secret = dio
+        .store(Secret {
+            text: "ijklmnop".into(),
+        })
+        .unwrap();
     secret.auth_mut().read = ReadOption::from_key(&keys().read);
     let secret_key = *secret.key();
     drop(secret);
@@ -569,7 +573,8 @@ async fn transformers_and_linters_run_on_every_write() {
     let tx = transactions(&store).remove(0);
     for ev in &tx.events {
         assert_eq!(
-            ev.meta(ate_runtime::trust::EXTENSION_TAG_BASE + 1).map(|b| &b[..]),
+            ev.meta(ate_runtime::trust::EXTENSION_TAG_BASE + 1)
+                .map(|b| &b[..]),
             Some(&b"stamped"[..])
         );
         assert_eq!(EventTrust::of(ev).unwrap().transforms, vec![7]);
@@ -584,8 +589,14 @@ async fn transformers_and_linters_run_on_every_write() {
     drop(chain);
     let chain = open(&reg, "plugins", &store);
     let dio = chain.dio(&root_session()).await;
-    assert_eq!(dio.load::<Secret>(&plain_key).await.unwrap().text, "abcdefgh");
-    assert_eq!(dio.load::<Secret>(&secret_key).await.unwrap().text, "ijklmnop");
+    assert_eq!(
+        dio.load::<Secret>(&plain_key).await.unwrap().text,
+        "abcdefgh"
+    );
+    assert_eq!(
+        dio.load::<Secret>(&secret_key).await.unwrap().text,
+        "ijklmnop"
+    );
 
     // Without the transformer registered, the record is a typed error, not garbage.
     let bare = registry().await;
@@ -597,4 +608,42 @@ async fn transformers_and_linters_run_on_every_write() {
         dio.load::<Secret>(&plain_key).await,
         Err(DioError::Transform { id: 7, .. })
     ));
+}
+
+#[tokio::test]
+async fn versions_catch_lost_updates_and_allow_repeated_changes() {
+    let reg = ChainBuilder::new(&AteConfig::in_memory()).await.build();
+    let chain = reg.open(&ChainKey::from("versions")).await.unwrap();
+    let session = AteSession::default();
+    let mut a = chain.dio(&session).await;
+    let mut dao = a.store(Secret { text: "v1".into() }).unwrap();
+    let key = *dao.key();
+    a.commit().await.unwrap();
+    // The same Dao changed and committed twice in a row.
+    dao.as_mut().text = "v2".into();
+    a.commit().await.unwrap();
+    dao.as_mut().text = "v3".into();
+    a.commit().await.unwrap();
+
+    // Two readers of v3 both change it: the second one is stale.
+    let mut b = chain.dio(&session).await;
+    let mut c = chain.dio(&session).await;
+    let mut from_b = b.load::<Secret>(&key).await.unwrap();
+    let mut from_c = c.load::<Secret>(&key).await.unwrap();
+    from_b.as_mut().text = "b".into();
+    from_c.as_mut().text = "c".into();
+    b.commit().await.unwrap();
+    assert!(matches!(
+        c.commit().await,
+        Err(AteError::Commit(CommitError::Trust(
+            TrustError::VersionMismatch { .. }
+        )))
+    ));
+    assert_eq!(b.load::<Secret>(&key).await.unwrap().text, "b");
+    // Reading again and retrying works.
+    c.cancel();
+    let mut again = c.load::<Secret>(&key).await.unwrap();
+    again.as_mut().text = "c".into();
+    c.commit().await.unwrap();
+    assert_eq!(a.load::<Secret>(&key).await.unwrap().text, "c");
 }

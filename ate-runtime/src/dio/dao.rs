@@ -22,6 +22,8 @@ pub struct Dao<T> {
     pub(super) parent: Option<ParentLink>,
     pub(super) type_name: &'static str,
     pub(super) auth: Authorization,
+    /// The version this value was read at (`None`: a new record).
+    pub(super) version: Option<u64>,
     pub(super) staging: Weak<Mutex<Staging>>,
 }
 
@@ -75,6 +77,7 @@ impl<T: Storable> Dao<T> {
                         parent: self.parent,
                         body: None,
                         auth: self.auth.clone(),
+                        previous: self.version,
                     },
                 );
                 Ok(())
@@ -97,6 +100,7 @@ impl<T: Storable> Dao<T> {
                     parent: self.parent,
                     body: Some(body),
                     auth: self.auth.clone(),
+                    previous: self.version,
                 },
             ),
             Err(e) => s.fail(e),

@@ -102,6 +102,7 @@ impl Dio {
         value: T,
         parent: Option<ParentLink>,
         auth: Authorization,
+        version: Option<u64>,
     ) -> Dao<T>
     where
         T: Storable,
@@ -112,6 +113,7 @@ impl Dio {
             parent,
             type_name: schema::type_name_of::<T>(),
             auth,
+            version,
             staging: Arc::downgrade(&self.staging),
         }
     }
@@ -131,10 +133,11 @@ impl Dio {
                 parent,
                 body: Some(body),
                 auth: auth.clone(),
+                previous: None,
             },
         );
         attach(&mut value, key);
-        Ok(self.make(key, value, parent, auth))
+        Ok(self.make(key, value, parent, auth, None))
     }
 
     /// Stages a new record with a fresh random key. Its read and write rules are its type's
@@ -164,7 +167,7 @@ impl Dio {
 
     fn load_now<T: Storable>(&self, key: &PrimaryKey) -> Result<Dao<T>, DioError> {
         let expected = schema::type_name_of::<T>();
-        let mut staging = self.staging.lock();
+        let staging = self.staging.lock();
         if let Some(op) = staging.get(key) {
             if op.type_name != expected {
                 return Err(DioError::WrongType {
@@ -176,10 +179,11 @@ impl Dio {
             let Some(body) = &op.body else {
                 return Err(DioError::NotFound(*key));
             };
-            let (parent, auth) = (op.parent, op.auth.clone());
+            let (parent, auth, previous) = (op.parent, op.auth.clone(), op.previous);
             let value = decode::<T>(*key, body)?;
-            return Ok(self.make(*key, value, parent, auth));
+            return Ok(self.make(*key, value, parent, auth, previous));
         }
+        drop(staging);
         let (event, seq, parent) = {
             let view = self.chain.view().read();
             let entry = view.get(key).ok_or(DioError::NotFound(*key))?;
@@ -193,8 +197,6 @@ impl Dio {
             }
             (view.event(entry), entry.seq, view.parent_of(key))
         };
-        staging.saw(*key, seq);
-        drop(staging);
         let trust = EventTrust::of(&event).map_err(|e| DioError::BadMetadata {
             key: *key,
             reason: e.to_string(),
@@ -207,7 +209,13 @@ impl Dio {
             event.body.unwrap_or_default(),
         )?;
         let value = decode::<T>(*key, &body)?;
-        Ok(self.make(*key, value, parent, trust.auth.unwrap_or_default()))
+        Ok(self.make(
+            *key,
+            value,
+            parent,
+            trust.auth.unwrap_or_default(),
+            Some(seq),
+        ))
     }
 
     /// Whether a live record has this key (staged writes included).
@@ -221,8 +229,13 @@ impl Dio {
     /// Stages the deletion of a record (a tombstone). Deleting a missing record is an error.
     pub fn delete(&mut self, key: &PrimaryKey) -> Result<(), DioError> {
         let mut staging = self.staging.lock();
-        let (type_name, parent, auth) = match staging.get(key) {
-            Some(op) if op.body.is_some() => (op.type_name.clone(), op.parent, op.auth.clone()),
+        let (type_name, parent, auth, previous) = match staging.get(key) {
+            Some(op) if op.body.is_some() => (
+                op.type_name.clone(),
+                op.parent,
+                op.auth.clone(),
+                op.previous,
+            ),
             Some(_) => return Err(DioError::NotFound(*key)),
             None => {
                 let view = self.chain.view().read();
@@ -232,6 +245,7 @@ impl Dio {
                     view.type_name(entry.type_id).to_string().into(),
                     view.parent_of(key),
                     auth,
+                    Some(entry.seq),
                 )
             }
         };
@@ -242,6 +256,7 @@ impl Dio {
                 parent,
                 body: None,
                 auth,
+                previous,
             },
         );
         Ok(())

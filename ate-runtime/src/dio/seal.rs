@@ -54,10 +54,13 @@ pub(super) fn seal(
         for (key, op) in ops {
             let lookup = overlay.over(&*view);
             let current = lookup.record(&key);
-            let previous = current
-                .as_ref()
-                .filter(|c| c.seq != 0)
-                .map(|c| versions.get(&key).copied().unwrap_or(c.seq));
+            // The newest version this Dio knows of: the one its Dao was read at, or the one it
+            // committed itself since.
+            let previous = current.as_ref().filter(|c| c.seq != 0).map(|c| {
+                op.previous
+                    .max(versions.get(&key).copied())
+                    .unwrap_or(c.seq)
+            });
             let parent = op.parent.map(|l| l.parent).or_else(|| {
                 if op.body.is_none() {
                     current.as_ref().and_then(|c| c.parent)

@@ -18,10 +18,13 @@ pub(crate) struct Staged {
     pub body: Option<Bytes>,
     /// The record's explicit rules.
     pub auth: Authorization,
+    /// The version of the record the change was made on (`None`: not read through a Dao).
+    pub previous: Option<u64>,
 }
 
 /// Staged writes, in the order each key was first staged (the last write of a key wins), and
-/// the version of each record this Dio last saw (what its next write replaces).
+/// the versions this Dio itself committed (so a Dao changed again after a commit replaces the
+/// version it wrote).
 #[derive(Debug, Default)]
 pub(crate) struct Staging {
     order: Vec<PrimaryKey>,
@@ -61,12 +64,7 @@ impl Staging {
         self.error = None;
     }
 
-    /// Notes the version of a record this Dio read.
-    pub fn saw(&mut self, key: PrimaryKey, seq: u64) {
-        self.versions.insert(key, seq);
-    }
-
-    /// The version of a record this Dio last saw.
+    /// The version of a record this Dio last committed.
     pub fn version(&self, key: &PrimaryKey) -> Option<u64> {
         self.versions.get(key).copied()
     }
