@@ -355,11 +355,12 @@ fn main() -> Res<()> {
 
     let run = |p: Part| args.only.is_empty() || args.only.contains(&p);
 
-    // 7 first (its rows go last): the primitives the other figures are read against.
+    // 7 at the start and the end (its rows go last): the primitives the other figures are read
+    // against.
+    let mut prims = Primitives::default();
     if run(Part::Primitives) {
-        scenario_primitives(&base, &plan, &mut rep)?;
+        prims.sample(&base, &plan, "start of the run")?;
     }
-    let prim_rows = rep.rows.len();
     if run(Part::Commits) {
         scenario_commits(&rt, &base, &plan, &mut rep)?;
     }
@@ -370,9 +371,10 @@ fn main() -> Res<()> {
         scenario_replay(&rt, &base, &plan, &mut rep)?;
     }
 
-    // The primitives' rows go last in the table, as context.
-    let prim: Vec<Row> = rep.rows.drain(..prim_rows).collect();
-    rep.rows.extend(prim);
+    if run(Part::Primitives) {
+        prims.sample(&base, &plan, "end of the run")?;
+        prims.report(&mut rep);
+    }
     rep.targets.sort();
 
     println!();
@@ -394,70 +396,95 @@ fn main() -> Res<()> {
     Ok(())
 }
 
-/// Scenario 7: SHA3, MessagePack, and the two fdatasync floors.
-fn scenario_primitives(base: &Path, plan: &Plan, rep: &mut Report) -> Res<()> {
-    println!("\n[7] primitives");
-    let sha = primitives::sha3_1k_us(plan.hashes);
-    let rmp = primitives::rmp_roundtrip_us(1024, plan.hashes);
-    let dir = tempfile::tempdir_in(base)?;
-    let append = primitives::append_fsync(dir.path(), plan.fsyncs)?;
-    let over = primitives::overwrite_fsync(dir.path(), plan.fsyncs)?;
-    drop(dir);
-    let (a50, o50) = (percentile_ms(&append, 0.5), percentile_ms(&over, 0.5));
-    let (a99, o99) = (percentile_ms(&append, 0.99), percentile_ms(&over, 0.99));
-    let (a_rate, o_rate) = (primitives::rate(&append), primitives::rate(&over));
-    println!(
-        "  SHA3-256 1 KiB {sha:.2} us ({:.0} MB/s) · rmp enc+dec 1 KiB struct {rmp:.2} us",
-        1024.0 / sha
-    );
-    println!(
-        "  append 4 KiB + fdatasync: p50 {:.0} us, p99 {:.0} us, {}/s",
-        a50 * 1e3,
-        a99 * 1e3,
-        int(a_rate)
-    );
-    println!(
-        "  overwrite preallocated 4 KiB + fdatasync: p50 {:.0} us, p99 {:.0} us, {}/s",
-        o50 * 1e3,
-        o99 * 1e3,
-        int(o_rate)
-    );
-    let dash = || "—".to_string();
-    rep.row(
-        "7. SHA3-256 of 1 KiB",
-        format!("{sha:.2} us ({:.0} MB/s)", 1024.0 / sha),
-        dash(),
-        dash(),
-        "primitive".into(),
-    );
-    rep.row(
-        "7. rmp encode+decode, 1 KiB struct",
-        format!("{rmp:.2} us"),
-        dash(),
-        dash(),
-        "primitive".into(),
-    );
-    rep.row(
-        "7. append 4 KiB + fdatasync",
-        format!("p50 {:.0} us · {}/s", a50 * 1e3, int(a_rate)),
-        dash(),
-        dash(),
-        "primitive".into(),
-    );
-    rep.row(
-        "7. overwrite preallocated 4 KiB + fdatasync",
-        format!("p50 {:.0} us · {}/s", o50 * 1e3, int(o_rate)),
-        dash(),
-        dash(),
-        "floor of a durable commit (also timed in each round of 1.)".into(),
-    );
-    rep.metric("prim.sha3_1k_us", sha);
-    rep.metric("prim.rmp_1k_us", rmp);
-    rep.metric("prim.append_fsync_p50_ms", a50);
-    rep.metric("prim.append_fsync_per_s", a_rate);
-    rep.metric("prim.overwrite_fsync_p50_ms", o50);
-    rep.metric("prim.overwrite_fsync_per_s", o_rate);
-    Ok(())
+/// Scenario 7's samples: SHA3, MessagePack, and the two fdatasync floors, taken at the start
+/// and again at the end of the run (a burst of a neighbour's I/O then moves one sample, not the
+/// median).
+#[derive(Debug, Default)]
+struct Primitives {
+    sha_us: Vec<f64>,
+    rmp_us: Vec<f64>,
+    append_p50: Vec<f64>,
+    append_rate: Vec<f64>,
+    over_p50: Vec<f64>,
+    over_rate: Vec<f64>,
+}
+
+impl Primitives {
+    /// Takes three samples of each primitive.
+    fn sample(&mut self, base: &Path, plan: &Plan, when: &str) -> Res<()> {
+        println!("\n[7] primitives ({when})");
+        let n = (plan.fsyncs / 3).max(10);
+        for r in 0..3 {
+            let sha = primitives::sha3_1k_us(plan.hashes / 3);
+            let rmp = primitives::rmp_roundtrip_us(1024, plan.hashes / 3);
+            let dir = tempfile::tempdir_in(base)?;
+            let append = primitives::append_fsync(dir.path(), n)?;
+            let over = primitives::overwrite_fsync(dir.path(), n)?;
+            drop(dir);
+            let (a50, o50) = (percentile_ms(&append, 0.5), percentile_ms(&over, 0.5));
+            let (a_rate, o_rate) = (primitives::rate(&append), primitives::rate(&over));
+            println!(
+                "  sample {}: SHA3-256 1 KiB {sha:.2} us · rmp enc+dec {rmp:.2} us · append 4 KiB \
+                 + fdatasync p50 {:.0} us ({}/s) · overwrite preallocated 4 KiB + fdatasync p50 \
+                 {:.0} us ({}/s)",
+                r + 1,
+                a50 * 1e3,
+                int(a_rate),
+                o50 * 1e3,
+                int(o_rate)
+            );
+            self.sha_us.push(sha);
+            self.rmp_us.push(rmp);
+            self.append_p50.push(a50);
+            self.append_rate.push(a_rate);
+            self.over_p50.push(o50);
+            self.over_rate.push(o_rate);
+        }
+        Ok(())
+    }
+
+    /// The table rows (medians of every sample).
+    fn report(&self, rep: &mut Report) {
+        let dash = || "—".to_string();
+        let sha = median(&self.sha_us);
+        let rmp = median(&self.rmp_us);
+        let (a50, a_rate) = (median(&self.append_p50), median(&self.append_rate));
+        let (o50, o_rate) = (median(&self.over_p50), median(&self.over_rate));
+        rep.row(
+            "7. SHA3-256 of 1 KiB",
+            format!("{sha:.2} us ({:.0} MB/s)", 1024.0 / sha),
+            dash(),
+            dash(),
+            "primitive".into(),
+        );
+        rep.row(
+            "7. rmp encode+decode, 1 KiB struct",
+            format!("{rmp:.2} us"),
+            dash(),
+            dash(),
+            "primitive".into(),
+        );
+        rep.row(
+            "7. append 4 KiB + fdatasync",
+            format!("p50 {:.0} us · {}/s", a50 * 1e3, int(a_rate)),
+            dash(),
+            dash(),
+            "primitive".into(),
+        );
+        rep.row(
+            "7. overwrite preallocated 4 KiB + fdatasync",
+            format!("p50 {:.0} us · {}/s", o50 * 1e3, int(o_rate)),
+            dash(),
+            dash(),
+            "floor of a durable commit (also timed in each round of 1.)".into(),
+        );
+        rep.metric("prim.sha3_1k_us", sha);
+        rep.metric("prim.rmp_1k_us", rmp);
+        rep.metric("prim.append_fsync_p50_ms", a50);
+        rep.metric("prim.append_fsync_per_s", a_rate);
+        rep.metric("prim.overwrite_fsync_p50_ms", o50);
+        rep.metric("prim.overwrite_fsync_per_s", o_rate);
+    }
 }
 
 /// Scenarios 1, 2 and 3: durable commits.

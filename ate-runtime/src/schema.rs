@@ -120,3 +120,11 @@ pub fn extract_with<T: serde::de::DeserializeOwned, F: serde::Serialize + ?Sized
     let value: T = rmp_serde::from_slice(body).ok()?;
     index_key(field(&value)).ok()
 }
+
+/// A model type's stable name, known at compile time. `#[derive(Dao)]` implements it; the same
+/// name is in the type's [`TypeRegistration`], which the runtime uses.
+pub trait DaoType {
+    /// The stable type name recorded in every event of the type (the struct's name unless
+    /// `#[dao(name = "...")]` overrides it).
+    const TYPE_NAME: &'static str;
+}

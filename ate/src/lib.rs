@@ -36,6 +36,7 @@ pub use ate_runtime::*;
 pub mod prelude {
     pub use ate_derive::Dao;
     pub use ate_runtime::prelude::*;
+    pub use ate_runtime::schema::DaoType;
 }
 
 /// Items the derive macros' generated code refers to. Not a public API: it may change in any
@@ -45,10 +46,15 @@ pub mod __private {
     pub use ate_runtime::dio::{Dao, DaoRef, DaoVec, Dio, DioError};
     pub use ate_runtime::event::PrimaryKey;
     pub use ate_runtime::schema::{
-        AccessDefault, IndexKey, IndexSpec, TypeRegistration, extract_with, index_key,
+        AccessDefault, DaoType, IndexKey, IndexSpec, TypeRegistration, extract_with, index_key,
     };
     pub use inventory;
     pub use rmp_serde;
     pub use serde;
     pub use std::any::{Any, TypeId};
+    pub use std::borrow::Borrow;
+    pub use std::marker::Sized;
+    pub use std::option::Option;
+    pub use std::result::Result;
+    pub use std::vec::Vec;
 }
