@@ -1,0 +1,28 @@
+//! Integration tests of the embedded core, as one binary (one link on slow CI machines).
+//!
+//! - `api`: the public API end to end: reopen, updates, tombstones, children, references, typed
+//!   errors, chain keys, memory-only chains, concurrency, locking.
+//! - `crash` (R1): a child process committing in a loop is killed with SIGKILL at random
+//!   moments; every acknowledged transaction survives and none is half there.
+//! - `powercut` (R2, R3): a store that loses or tears unsynced bytes, and fails every I/O call in
+//!   turn; typed errors, a poisoned chain, and a view equal to the acknowledged commits.
+//! - `corruption` (R5): flipped bytes all over a chain file, torn tails, foreign files, newer
+//!   versions.
+//! - `model`: random operation sequences against a `BTreeMap` model, on both backends.
+//!
+//! `child` holds the entry point the crash and lock tests start this binary with.
+
+#[path = "core/api.rs"]
+mod api;
+#[path = "core/child.rs"]
+mod child;
+#[path = "core/common.rs"]
+mod common;
+#[path = "core/corruption.rs"]
+mod corruption;
+#[path = "core/crash.rs"]
+mod crash;
+#[path = "core/model.rs"]
+mod model;
+#[path = "core/powercut.rs"]
+mod powercut;
