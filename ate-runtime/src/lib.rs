@@ -26,7 +26,7 @@ pub use session::AteSession;
 
 /// The names a program needs: `use ate_runtime::prelude::*;`.
 pub mod prelude {
-    pub use crate::chain::{AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry};
+    pub use crate::chain::{AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, CommitError};
     pub use crate::dio::{Dao, DaoMut, DaoRef, DaoVec, Dio, DioError};
     pub use crate::error::AteError;
     pub use crate::event::PrimaryKey;

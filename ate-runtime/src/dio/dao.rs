@@ -66,22 +66,11 @@ impl<T: Storable> Dao<T> {
         AuthMut { dao: self }
     }
 
-    /// Stages the deletion of this record in the Dio it came from.
+    /// Stages the deletion of this record, and of every record below it, in the Dio it came
+    /// from (see [`Dio::delete`](super::Dio::delete)).
     pub fn delete(self) -> Result<(), DioError> {
         match self.staging.upgrade() {
-            Some(s) => {
-                s.lock().stage(
-                    self.key,
-                    Staged {
-                        type_name: self.type_name.into(),
-                        parent: self.parent,
-                        body: None,
-                        auth: self.auth.clone(),
-                        previous: self.version,
-                    },
-                );
-                Ok(())
-            }
+            Some(s) => s.lock().delete(&self.key, self.version),
             None => Err(DioError::DioClosed),
         }
     }

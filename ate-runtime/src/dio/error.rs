@@ -99,6 +99,21 @@ pub enum DioError {
         /// The field asked for.
         field: String,
     },
+    /// A record of a type with indexes would be stored encrypted or transformed, so the view
+    /// (which holds no keys) could not index it. Indexes cover records readable by everyone:
+    /// store such records with `ReadOption::Everyone` (`#[dao(read = "everyone")]`), or drop
+    /// the index and look them up by key or through a relation.
+    #[error(
+        "record {key}: {type_name} has indexes, but the record would be {why}; indexed records must be stored readable by everyone"
+    )]
+    Unindexable {
+        /// The record.
+        key: PrimaryKey,
+        /// The type.
+        type_name: String,
+        /// "encrypted" or "transformed".
+        why: &'static str,
+    },
     /// The Dio this record came from was dropped, so there is nowhere to stage the change.
     #[error("the Dio this record belongs to was dropped")]
     DioClosed,

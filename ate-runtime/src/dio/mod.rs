@@ -6,6 +6,7 @@
 //! transaction. Dropping a Dio without committing writes nothing.
 
 mod dao;
+mod delete;
 mod error;
 mod relations;
 mod seal;
@@ -80,9 +81,9 @@ impl std::fmt::Debug for Dio {
 impl Dio {
     pub(crate) fn new(chain: Chain, session: AteSession) -> Self {
         Dio {
+            staging: Arc::new(Mutex::new(Staging::new(chain.clone()))),
             chain,
             session,
-            staging: Arc::new(Mutex::new(Staging::default())),
         }
     }
 
@@ -226,40 +227,11 @@ impl Dio {
         self.chain.view().read().contains(key)
     }
 
-    /// Stages the deletion of a record (a tombstone). Deleting a missing record is an error.
+    /// Stages the deletion of a record (a tombstone), and of every record below it in the tree
+    /// (its children, theirs, and so on), each before its parent. Deleting a missing record is
+    /// an error. A record created in this Dio and never committed is just forgotten.
     pub fn delete(&mut self, key: &PrimaryKey) -> Result<(), DioError> {
-        let mut staging = self.staging.lock();
-        let (type_name, parent, auth, previous) = match staging.get(key) {
-            Some(op) if op.body.is_some() => (
-                op.type_name.clone(),
-                op.parent,
-                op.auth.clone(),
-                op.previous,
-            ),
-            Some(_) => return Err(DioError::NotFound(*key)),
-            None => {
-                let view = self.chain.view().read();
-                let entry = view.get(key).ok_or(DioError::NotFound(*key))?;
-                let auth = view.auth_of(key).map(|a| (*a).clone()).unwrap_or_default();
-                (
-                    view.type_name(entry.type_id).to_string().into(),
-                    view.parent_of(key),
-                    auth,
-                    Some(entry.seq),
-                )
-            }
-        };
-        staging.stage(
-            *key,
-            Staged {
-                type_name,
-                parent,
-                body: None,
-                auth,
-                previous,
-            },
-        );
-        Ok(())
+        self.staging.lock().delete(key, None)
     }
 
     /// The children of `parent` in the collection `vec`, in commit order, then the ones staged

@@ -116,6 +116,22 @@ pub(super) fn seal(
         let body = match p.op.body {
             None => None,
             Some(plain) => {
+                if !crate::schema::indexes_for(&p.op.type_name).is_empty() {
+                    let why = if matches!(p.read, ReadOption::Specific(_)) {
+                        Some("encrypted")
+                    } else if !chain.transformers().is_empty() {
+                        Some("transformed")
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        return Err(DioError::Unindexable {
+                            key: p.key,
+                            type_name: p.op.type_name.to_string(),
+                            why,
+                        });
+                    }
+                }
                 let mut body = plain.to_vec();
                 for t in chain.transformers() {
                     body = t.encode(&body).map_err(|reason| DioError::Transform {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::DioError;
+use crate::chain::Chain;
 use crate::event::{ParentLink, PrimaryKey};
 use crate::trust::Authorization;
 
@@ -25,8 +26,10 @@ pub(crate) struct Staged {
 /// Staged writes, in the order each key was first staged (the last write of a key wins), and
 /// the versions this Dio itself committed (so a Dao changed again after a commit replaces the
 /// version it wrote).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Staging {
+    /// The chain the staged writes are for (deletions look at its view).
+    pub chain: Chain,
     order: Vec<PrimaryKey>,
     ops: HashMap<PrimaryKey, Staged>,
     versions: HashMap<PrimaryKey, u64>,
@@ -34,9 +37,35 @@ pub(crate) struct Staging {
 }
 
 impl Staging {
+    pub fn new(chain: Chain) -> Self {
+        Staging {
+            chain,
+            order: Vec::new(),
+            ops: HashMap::new(),
+            versions: HashMap::new(),
+            error: None,
+        }
+    }
+
+    /// Stages `op` for `key`, moving the key to the end of the transaction (a record is
+    /// deleted after the children deleted with it).
+    pub fn stage_last(&mut self, key: PrimaryKey, op: Staged) {
+        if self.ops.insert(key, op).is_some() {
+            self.order.retain(|k| *k != key);
+        }
+        self.order.push(key);
+    }
+
     pub fn stage(&mut self, key: PrimaryKey, op: Staged) {
         if self.ops.insert(key, op).is_none() {
             self.order.push(key);
+        }
+    }
+
+    /// Forgets a staged write (a record created and deleted in the same Dio).
+    pub fn unstage(&mut self, key: &PrimaryKey) {
+        if self.ops.remove(key).is_some() {
+            self.order.retain(|k| k != key);
         }
     }
 

@@ -242,6 +242,15 @@ impl View {
             .flat_map(|m| m.values().copied())
     }
 
+    /// The collections of `parent` that have children.
+    pub fn collections_of(&self, parent: &PrimaryKey) -> Vec<ParentLink> {
+        self.children
+            .keys()
+            .filter(|l| l.parent == *parent)
+            .copied()
+            .collect()
+    }
+
     /// Records whose index `field` of type `type_name` has this key, in key order.
     pub fn lookup(&self, type_name: &str, field: &str, key: &[u8]) -> Vec<PrimaryKey> {
         match self.type_ids.get(type_name) {
