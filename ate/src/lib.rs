@@ -1,8 +1,8 @@
 //! ATE: a distributed, immutable, encrypted data store with an in-memory materialized view.
 //!
 //! Every write is an event appended to a chain's redo log; the log replays into a materialized
-//! view that programs read at memory speed through a [`Dio`](prelude::Dio) and typed
-//! [`Dao`](prelude::Dao)s.
+//! view that programs read at memory speed through a [`Dio`] and typed
+//! [`Dao`](struct@Dao)s.
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
