@@ -50,7 +50,7 @@ pub struct Sample {
 }
 
 impl Sample {
-    fn new(secs: f64, w: Work, lat: Vec<Duration>) -> Self {
+    pub fn new(secs: f64, w: Work, lat: Vec<Duration>) -> Self {
         let txs = w.committers * w.txs;
         Sample {
             secs,

@@ -2,19 +2,30 @@
 //!
 //! ```text
 //! cargo run --release -p ate-bench -- [--quick] [--records N] [--rounds R] [--dir D]
-//!     [--json FILE] [--only primitives,commits,loads,replay] [--no-cold]
+//!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive] [--no-cold]
 //! ```
 //!
 //! Every scenario runs each engine on the same data (MessagePack-encoded structs holding
 //! pseudo-random bytes, random 128-bit keys) in fresh temporary folders on the same disk, in
 //! rounds whose engine order rotates; it prints the median of the rounds and, for ratios, the
 //! median of the per-round ratios, so a noisy neighbour hits every engine alike. The targets are
-//! those of `PERFORMANCE.md` (P1..P6).
+//! those of `PERFORMANCE.md` (P1..P6, P9).
+//!
+//! The chain-of-trust scenarios (1s–4s, 9) run ATE's unsigned chain beside two signed,
+//! encrypted setups in rotating rounds (see `trust.rs`), and time the crypto primitives in each
+//! round to give the pipeline efficiency (see `pipeline.rs` for what its sums count). The
+//! derive scenarios (D1–D3) compare generated finders with loads by key, and the same struct
+//! with and without an index (see `models.rs`).
 
 mod data;
+mod derive_scenario;
 mod engines;
+mod models;
+mod pipeline;
 mod primitives;
 mod replay;
+mod trust;
+mod trust_scenario;
 mod util;
 
 use std::collections::BTreeMap;
@@ -75,6 +86,10 @@ enum Part {
     Loads,
     /// 5, 6: open/replay and view memory.
     Replay,
+    /// 1s, 2s, 3s, 4s, 9: signed, encrypted chains and the pipeline efficiency.
+    Trust,
+    /// D1, D2, D3: derived models, finders and the cost of an index.
+    Derive,
 }
 
 /// How much work each scenario does.
@@ -100,6 +115,18 @@ struct Plan {
     fsyncs: usize,
     hashes: usize,
     cold: bool,
+    /// Scenario 1s: timed signed single-value commits per setup and round.
+    trust_single: usize,
+    /// Scenario 4s: values in each replayed signed log.
+    trust_records: usize,
+    /// Scenario 9: iterations of each primitive per round.
+    iters: pipeline::Iters,
+    /// Scenario D1: records of each indexed model, and lookups per round.
+    derive_records: usize,
+    derive_lookups: usize,
+    /// Scenarios D2, D3: single commits, and transactions of 1000 values, per round.
+    derive_single: usize,
+    derive_batches: usize,
 }
 
 impl Plan {
@@ -122,6 +149,18 @@ impl Plan {
             fsyncs: if q { 300 } else { 2000 },
             hashes: if q { 20_000 } else { 100_000 },
             cold: !a.no_cold,
+            trust_single: if q { 500 } else { 3000 },
+            trust_records: if q { 50_000 } else { 300_000 },
+            iters: pipeline::Iters {
+                fast: if q { 2000 } else { 10_000 },
+                sign: if q { 30 } else { 100 },
+                kem: if q { 100 } else { 300 },
+                fsync: if q { 100 } else { 300 },
+            },
+            derive_records: if q { 20_000 } else { 100_000 },
+            derive_lookups: if q { 200_000 } else { 1_000_000 },
+            derive_single: if q { 500 } else { 3000 },
+            derive_batches: if q { 10 } else { 50 },
         }
     }
 }
@@ -143,6 +182,8 @@ struct Report {
     mode: String,
     rows: Vec<Row>,
     targets: Vec<String>,
+    /// What the less obvious figures count.
+    notes: Vec<String>,
     metrics: BTreeMap<String, f64>,
 }
 
@@ -159,6 +200,10 @@ impl Report {
 
     fn metric(&mut self, name: &str, v: f64) {
         self.metrics.insert(name.to_string(), v);
+    }
+
+    fn note(&mut self, text: String) {
+        self.notes.push(text);
     }
 
     fn target(&mut self, id: &str, met: bool, text: String) {
@@ -256,6 +301,16 @@ impl PerEngine {
             .iter()
             .zip(&self.rate[e])
             .map(|(a, b)| a / b)
+            .collect();
+        median(&r)
+    }
+    /// Median over rounds of variant `a`'s rate divided by variant `b`'s in the same round (for
+    /// scenarios whose three columns are variants of ATE).
+    fn ratio_of(&self, a: usize, b: usize) -> f64 {
+        let r: Vec<f64> = self.rate[a]
+            .iter()
+            .zip(&self.rate[b])
+            .map(|(x, y)| x / y)
             .collect();
         median(&r)
     }
@@ -370,6 +425,12 @@ fn main() -> Res<()> {
     if run(Part::Replay) {
         scenario_replay(&rt, &base, &plan, &mut rep)?;
     }
+    if run(Part::Trust) {
+        trust_scenario::scenario_trust(&rt, &base, &plan, &mut rep)?;
+    }
+    if run(Part::Derive) {
+        derive_scenario::scenario_derive(&rt, &base, &plan, &mut rep)?;
+    }
 
     if run(Part::Primitives) {
         prims.sample(&base, &plan, "end of the run")?;
@@ -382,9 +443,19 @@ fn main() -> Res<()> {
     println!();
     rep.print_table();
     println!();
-    println!("Targets (PERFORMANCE.md; no encryption or signing in these runs):");
+    println!(
+        "Targets (PERFORMANCE.md; P1–P6 on the unsigned Quick Start chain, the ones marked s, \
+         encrypted or full verify on signed, encrypted chains):"
+    );
     for t in &rep.targets {
         println!("- {t}");
+    }
+    if !rep.notes.is_empty() {
+        println!();
+        println!("Notes:");
+        for n in &rep.notes {
+            println!("- {n}");
+        }
     }
     println!();
     println!("Machine: {}", rep.machine);

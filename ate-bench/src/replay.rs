@@ -109,7 +109,7 @@ pub fn memory_in_child(dir: &Path, name: &str, path: &Path, expect: usize) -> Re
 }
 
 /// The engine locks an open log; taking the lock proves no chain holds the file.
-fn ensure_closed(path: &Path) -> Res<()> {
+pub fn ensure_closed(path: &Path) -> Res<()> {
     let f = File::open(path)?;
     f.try_lock().map_err(|_| {
         format!(
