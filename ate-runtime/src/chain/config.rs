@@ -15,6 +15,9 @@ pub struct AteConfig {
     /// transaction, refuse any other damage).
     pub recovery_mode: RecoveryMode,
     /// Upper bound on one transaction's encoded size, on write and on read (default 256 MiB).
+    /// A larger commit is refused with `CommitError::TooLarge` before anything is written. A log
+    /// that already holds an intact larger transaction (written under a larger limit) is refused
+    /// on open with `LogError::FrameTooLarge` and left untouched: raise the limit to open it.
     pub max_transaction_bytes: usize,
     /// Grow log files ahead of the data with zeros so small commits fsync without a metadata
     /// update (default `true`; costs up to 8 MiB of zeros at the end of each log).

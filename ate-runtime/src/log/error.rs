@@ -47,7 +47,25 @@ pub enum LogError {
         /// The log file.
         path: PathBuf,
     },
-    /// A transaction is larger than the configured frame limit.
+    /// An intact frame in the log is larger than the configured limit
+    /// (`AteConfig::max_transaction_bytes`), which is smaller than when the frame was written.
+    /// The frame passed its checksum, so it is acknowledged data: the log is refused and left
+    /// untouched, never cut. Reopen with a limit of at least `len`.
+    #[error(
+        "log {store}: the intact frame at byte offset {offset} holds {len} bytes, over the \
+         configured limit of {max} bytes; reopen with a limit of at least {len}"
+    )]
+    FrameTooLarge {
+        /// The store (a file path or "memory").
+        store: String,
+        /// Where the frame starts.
+        offset: u64,
+        /// The frame's payload length.
+        len: u64,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A record to append is larger than the configured frame limit (nothing was written).
     #[error("record of {len} bytes exceeds the limit of {max} bytes")]
     TooLarge {
         /// The record size.
@@ -61,4 +79,97 @@ pub enum LogError {
         /// The store.
         store: String,
     },
+}
+
+impl LogError {
+    /// A copy of this error, to report one failure to several callers (a failed group commit
+    /// answers every transaction in the group). Every variant and field is kept; an I/O error is
+    /// re-created from its operating-system error code when it has one, otherwise from its kind
+    /// and message (its inner source, if any, is kept only as text).
+    pub fn duplicate(&self) -> LogError {
+        match self {
+            LogError::Io { store, source } => LogError::Io {
+                store: store.clone(),
+                source: match source.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            LogError::Corrupt {
+                store,
+                offset,
+                reason,
+            } => LogError::Corrupt {
+                store: store.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            },
+            LogError::NotALog { store } => LogError::NotALog {
+                store: store.clone(),
+            },
+            LogError::UnsupportedVersion {
+                store,
+                found,
+                supported,
+            } => LogError::UnsupportedVersion {
+                store: store.clone(),
+                found: *found,
+                supported: *supported,
+            },
+            LogError::Locked { path } => LogError::Locked { path: path.clone() },
+            LogError::FrameTooLarge {
+                store,
+                offset,
+                len,
+                max,
+            } => LogError::FrameTooLarge {
+                store: store.clone(),
+                offset: *offset,
+                len: *len,
+                max: *max,
+            },
+            LogError::TooLarge { len, max } => LogError::TooLarge {
+                len: *len,
+                max: *max,
+            },
+            LogError::Poisoned { store } => LogError::Poisoned {
+                store: store.clone(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogError;
+
+    #[test]
+    fn a_duplicate_keeps_the_variant_kind_and_os_code() {
+        let os = LogError::Io {
+            store: "a.log".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        };
+        match os.duplicate() {
+            LogError::Io { store, source } => {
+                assert_eq!(store, "a.log");
+                assert_eq!(source.raw_os_error(), Some(28));
+            }
+            other => panic!("{other:?}"),
+        }
+        let custom = LogError::Io {
+            store: "memory".into(),
+            source: std::io::Error::other("injected failure"),
+        };
+        let copy = custom.duplicate();
+        assert_eq!(copy.to_string(), custom.to_string());
+        assert!(
+            matches!(&copy, LogError::Io { source, .. } if source.kind() == std::io::ErrorKind::Other)
+        );
+        let corrupt = LogError::Corrupt {
+            store: "b.log".into(),
+            offset: 7,
+            reason: "why".into(),
+        };
+        assert_eq!(corrupt.duplicate().to_string(), corrupt.to_string());
+    }
 }

@@ -8,12 +8,18 @@
 //!
 //! One frame holds one transaction, so a transaction is durable whole or not at all.
 //!
-//! Recovery scans frames from the header. The first frame that fails its checks ends the scan at
-//! offset `p`. If every byte after `p` is zero, `p` is the clean end of the log (the rest is
-//! preallocated space). Otherwise, if any well-formed frame starts after `p`, the damage is not
-//! at the tail: that is [`LogError::Corrupt`] naming `p`, and nothing is skipped. If no frame
-//! follows, the tail is torn (a write cut short by a crash, never acknowledged): in
-//! [`RecoveryMode::TolerateCorruptTail`] it is truncated and logged, in
+//! Recovery scans frames from the header. An intact frame (whole, checksum right) longer than
+//! the configured limit stops the open with [`LogError::FrameTooLarge`]: it was acknowledged
+//! under a larger limit, so it is never cut. Otherwise the first frame that fails its checks ends
+//! the scan at offset `p`. If every byte after `p` is zero, `p` is the clean end of the log (the
+//! rest is preallocated space). Otherwise, if acknowledged data follows, the damage is not at the
+//! tail: that is [`LogError::Corrupt`] naming `p`, and nothing is skipped. Acknowledged data
+//! follows when an intact frame starts after the damaged frame's declared end (after `p` itself
+//! when its header is not trusted), or when the damaged frame turns out intact with a shorter
+//! length that ends exactly where an intact frame starts (a damaged length field). Frame-looking
+//! bytes inside a damaged frame's own declared payload are part of that payload. If no
+//! acknowledged data follows, the tail is torn (a write cut short by a crash, never
+//! acknowledged): in [`RecoveryMode::TolerateCorruptTail`] it is truncated and logged, in
 //! [`RecoveryMode::AbsoluteConsistency`] it is an error.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -93,28 +99,64 @@ fn header_bytes() -> [u8; FILE_HEADER_LEN] {
     h
 }
 
-/// Checks the frame at `pos`; returns its payload length when the frame is whole and intact.
-fn frame_at(data: &[u8], pos: usize, max_frame: usize) -> Result<usize, &'static str> {
-    let Some(head) = data.get(pos..pos + FRAME_HEADER_LEN) else {
+/// A frame header whose magic is right.
+#[derive(Debug, Clone, Copy)]
+struct FrameHeader {
+    /// The declared payload length.
+    len: usize,
+    /// The declared checksum.
+    crc: u32,
+}
+
+/// Reads the frame header at `pos`.
+fn header_at(data: &[u8], pos: usize) -> Result<FrameHeader, &'static str> {
+    let Some(head) = pos
+        .checked_add(FRAME_HEADER_LEN)
+        .and_then(|end| data.get(pos..end))
+    else {
         return Err("incomplete frame header");
     };
     if head[..4] != FRAME_MAGIC {
         return Err("bad frame magic");
     }
-    let len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as usize;
-    if len > max_frame {
-        return Err("frame length over the limit");
-    }
-    let crc = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    Ok(FrameHeader {
+        len: u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize,
+        crc: u32::from_le_bytes([head[8], head[9], head[10], head[11]]),
+    })
+}
+
+/// Whether the frame at `pos` with header `h`, read as holding `len` payload bytes, is whole and
+/// passes its checksum. (`len` differs from `h.len` only when testing whether the length field
+/// itself was damaged.)
+fn payload_check(data: &[u8], pos: usize, h: FrameHeader, len: usize) -> Result<(), &'static str> {
     let start = pos + FRAME_HEADER_LEN;
-    let Some(payload) = data.get(start..start + len) else {
+    let Some(payload) = start.checked_add(len).and_then(|end| data.get(start..end)) else {
         return Err("frame runs past the end of the log");
     };
-    let actual = crc32c::crc32c_append(crc32c::crc32c(&head[4..8]), payload);
-    if actual != crc {
+    let len_bytes = u32::try_from(len)
+        .map_err(|_| "frame length out of range")?
+        .to_le_bytes();
+    let actual = crc32c::crc32c_append(crc32c::crc32c(&len_bytes), payload);
+    if actual != h.crc {
         return Err("frame checksum mismatch");
     }
-    Ok(len)
+    Ok(())
+}
+
+/// Checks the frame at `pos` without regard to the configured limit; returns its payload length
+/// when the frame is whole and intact.
+fn intact_frame_at(data: &[u8], pos: usize) -> Result<usize, &'static str> {
+    let h = header_at(data, pos)?;
+    payload_check(data, pos, h, h.len)?;
+    Ok(h.len)
+}
+
+/// Why the scan stopped at a frame, and where the search for a later intact frame starts.
+struct Damage {
+    reason: &'static str,
+    /// The header, when its magic is right and its length within the limit: the frame then
+    /// claims the bytes up to its declared end.
+    header: Option<FrameHeader>,
 }
 
 /// Encodes payloads as frames, back to back.
@@ -136,12 +178,14 @@ pub fn encode_frames(payloads: &[&[u8]]) -> BytesMut {
 
 impl<S: LogStore> RedoLog<S> {
     /// Opens a log over `store`: writes the header of a new log, or validates an existing one and
-    /// returns every transaction payload in order.
+    /// returns every transaction payload in order. `max_frame` bounds one payload (a frame's
+    /// length field is 32 bits, so a larger value means `u32::MAX`).
     pub fn open(
         mut store: S,
         mode: RecoveryMode,
         max_frame: usize,
     ) -> Result<(Self, Vec<LogRecord>, RecoveryReport), LogError> {
+        let max_frame = max_frame.min(u32::MAX as usize);
         let name = store.describe();
         let data = store.read_all()?;
         let expected = header_bytes();
@@ -166,7 +210,7 @@ impl<S: LogStore> RedoLog<S> {
             return Ok((log, Vec::new(), report));
         }
         if data.len() < FILE_HEADER_LEN || data[..8] != FILE_MAGIC {
-            if next_valid_frame(&data, 0, max_frame).is_some() {
+            if next_intact_frame(&data, 0).is_some() {
                 return Err(LogError::Corrupt {
                     store: name,
                     offset: 0,
@@ -196,7 +240,35 @@ impl<S: LogStore> RedoLog<S> {
         let mut pos = FILE_HEADER_LEN;
         let mut failure = None;
         while pos < data.len() {
-            match frame_at(&data, pos, max_frame) {
+            let checked = header_at(&data, pos)
+                .map_err(|reason| Damage {
+                    reason,
+                    header: None,
+                })
+                .and_then(|h| match payload_check(&data, pos, h, h.len) {
+                    Ok(()) => Ok(h.len),
+                    // A damaged frame claiming more than the limit allows: its length is not
+                    // trusted to bound the search for a later frame.
+                    Err(_) if h.len > max_frame => Err(Damage {
+                        reason: "frame length over the limit",
+                        header: None,
+                    }),
+                    Err(reason) => Err(Damage {
+                        reason,
+                        header: Some(h),
+                    }),
+                });
+            match checked {
+                // An intact frame over the limit was acknowledged when the limit was larger: it
+                // is refused, never cut as if it were a torn write.
+                Ok(len) if len > max_frame => {
+                    return Err(LogError::FrameTooLarge {
+                        store: name,
+                        offset: pos as u64,
+                        len: len as u64,
+                        max: max_frame,
+                    });
+                }
                 Ok(len) => {
                     let start = pos + FRAME_HEADER_LEN;
                     records.push(LogRecord {
@@ -205,8 +277,8 @@ impl<S: LogStore> RedoLog<S> {
                     });
                     pos = start + len;
                 }
-                Err(reason) => {
-                    failure = Some(reason);
+                Err(damage) => {
+                    failure = Some(damage);
                     break;
                 }
             }
@@ -216,15 +288,23 @@ impl<S: LogStore> RedoLog<S> {
             end: pos as u64,
             truncated: 0,
         };
-        if let Some(reason) = failure {
+        if let Some(Damage { reason, header }) = failure {
             let tail = &data[pos..];
             if tail.iter().all(|b| *b == 0) {
                 store.resume_at(pos as u64)?;
-            } else if let Some(next) = next_valid_frame(&data, pos + 1, max_frame) {
+            } else if let Some(found) = data_after_damage(&data, pos, header) {
                 return Err(LogError::Corrupt {
                     store: name,
                     offset: pos as u64,
-                    reason: format!("{reason} (an intact frame follows at offset {next})"),
+                    reason: match found {
+                        After::Frame(next) => {
+                            format!("{reason} (an intact frame follows at offset {next})")
+                        }
+                        After::LengthDamaged(next) => format!(
+                            "{reason}: the frame's length field is damaged (the frame is intact \
+                             with a length ending at offset {next}, where an intact frame starts)"
+                        ),
+                    },
                 });
             } else if mode == RecoveryMode::AbsoluteConsistency {
                 return Err(LogError::Corrupt {
@@ -312,6 +392,11 @@ impl<S: LogStore> RedoLog<S> {
         Ok(())
     }
 
+    /// The largest payload (transaction) this log accepts, in bytes.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
     /// Whether an earlier failure poisoned this handle.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
@@ -338,14 +423,58 @@ impl<S: LogStore> RedoLog<S> {
     }
 }
 
-fn next_valid_frame(data: &[u8], from: usize, max_frame: usize) -> Option<usize> {
+/// What [`data_after_damage`] found after a damaged frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// An intact frame starts at this offset, at or after the damaged frame's declared end (or
+    /// anywhere after it when its header is not trusted).
+    Frame(usize),
+    /// The damaged frame is intact once its length field is read as ending at this offset,
+    /// where an intact frame starts: the length field was damaged, and acknowledged frames
+    /// follow.
+    LengthDamaged(usize),
+}
+
+/// Looks for acknowledged data after the frame at `pos` that failed its checks.
+///
+/// When the damaged frame's header is trusted (`header`: right magic, length within the limit),
+/// the bytes up to its declared end are its own payload; a torn write leaves them partly
+/// written, and frame-looking bytes among them (a payload may hold anything, even a log) are not
+/// later frames. The search for a later intact frame therefore starts at the declared end. One
+/// case inside the payload still counts: an intact frame at an offset `q` where the damaged frame
+/// itself would be intact with its length read as ending at `q`. That is a damaged length field
+/// followed by acknowledged frames, not a torn write.
+///
+/// Without a trusted header the search starts right after `pos`.
+fn data_after_damage(data: &[u8], pos: usize, header: Option<FrameHeader>) -> Option<After> {
+    let Some(h) = header else {
+        return next_intact_frame(data, pos + 1).map(After::Frame);
+    };
+    let payload = pos + FRAME_HEADER_LEN;
+    let declared_end = payload.saturating_add(h.len);
+    let mut at = payload;
+    while let Some(q) = next_intact_frame(data, at) {
+        if q >= declared_end {
+            return Some(After::Frame(q));
+        }
+        if payload_check(data, pos, h, q - payload).is_ok() {
+            return Some(After::LengthDamaged(q));
+        }
+        at = q + 1;
+    }
+    None
+}
+
+/// The first offset at or after `from` where an intact frame starts (whatever its length: an
+/// intact frame over the configured limit is still acknowledged data).
+fn next_intact_frame(data: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     while at + FRAME_HEADER_LEN <= data.len() {
         let rel = data[at..]
             .windows(FRAME_MAGIC.len())
             .position(|w| w == FRAME_MAGIC)?;
         let pos = at + rel;
-        if frame_at(data, pos, max_frame).is_ok() {
+        if intact_frame_at(data, pos).is_ok() {
             return Some(pos);
         }
         at = pos + 1;
