@@ -9,8 +9,11 @@
 //! - `corruption` (R5): flipped bytes all over a chain file, torn tails, foreign files, newer
 //!   versions.
 //! - `model`: random operation sequences against a `BTreeMap` model, on both backends.
+//! - `writer`: group commit made deterministic: oversize transactions refused without poisoning,
+//!   and the cause of a failed group reported to each of its transactions.
 //!
-//! `child` holds the entry point the crash and lock tests start this binary with.
+//! `child` holds the entry point the crash and lock tests start this binary with (a test that
+//! returns at once unless the variable the parent sets is present).
 
 #[path = "core/api.rs"]
 mod api;
@@ -26,3 +29,5 @@ mod crash;
 mod model;
 #[path = "core/powercut.rs"]
 mod powercut;
+#[path = "core/writer.rs"]
+mod writer;

@@ -63,12 +63,25 @@ pub enum OpenError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CommitError {
-    /// Writing or syncing the log failed. The chain is poisoned: reopen it.
+    /// Writing or syncing the log failed for the group commit this transaction was part of (the
+    /// cause is the error). The transaction was not acknowledged; its bytes may or may not be
+    /// on disk, so a reopen either shows it whole or not at all. The chain is now poisoned:
+    /// reopen it.
     #[error(transparent)]
     Log(#[from] LogError),
-    /// An earlier I/O failure poisoned the chain.
+    /// An earlier I/O failure poisoned the chain; this transaction was refused without touching
+    /// the log. Reopen the chain to continue.
     #[error("the chain {0} is poisoned by an earlier I/O failure; reopen it")]
     Poisoned(String),
+    /// The transaction's encoding is larger than the chain's limit
+    /// (`AteConfig::max_transaction_bytes`). Nothing was written and the chain goes on.
+    #[error("transaction of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// The encoded size of the transaction.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The chain was closed.
     #[error("the chain is closed")]
     Closed,

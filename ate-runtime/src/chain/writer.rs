@@ -6,6 +6,13 @@
 //! fsync, applies them to the view under one write lock, and only then answers each committer.
 //! So a commit returns after its bytes are durable and visible, and concurrent committers share
 //! one fsync.
+//!
+//! A transaction whose encoding exceeds the log's frame limit is refused with
+//! [`CommitError::TooLarge`] before anything is written; the rest of its group goes on. When the
+//! append or the fsync of a group fails, every transaction of that group gets
+//! [`CommitError::Log`] with the cause (the first one the original error, the others a
+//! [`LogError::duplicate`](crate::log::LogError::duplicate) of it), the chain is poisoned, and
+//! every later commit gets [`CommitError::Poisoned`] without touching the log.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,6 +45,7 @@ pub(super) fn run(
     max_group: usize,
 ) {
     let mut next_seq = shared.view.read().last_seq() + 1;
+    let max_size = log.max_frame();
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         while group.len() < max_group {
@@ -65,6 +73,14 @@ pub(super) fn run(
             for req in group {
                 let seq = next_seq;
                 let payload = Bytes::from(encode_transaction(seq, &req.drafts, &req.trailers));
+                if payload.len() > max_size {
+                    // Refused before it reaches the log: nothing is written, nothing poisoned.
+                    let _ = req.reply.send(Err(CommitError::TooLarge {
+                        size: payload.len(),
+                        max: max_size,
+                    }));
+                    continue;
+                }
                 let checked = decode_transaction(payload.clone())
                     .map_err(|e| CommitError::Refused(format!("malformed transaction: {e}")))
                     .and_then(|tx| {
@@ -103,11 +119,17 @@ pub(super) fn run(
             Ok(frames) => frames,
             Err(e) => {
                 // The bytes may or may not be on disk: nothing is acknowledged, the handle is
-                // poisoned, and only a reopen (which re-validates the log) can continue.
+                // poisoned, and only a reopen (which re-validates the log) can continue. Every
+                // transaction of this group learns the cause; later ones get `Poisoned`.
                 tracing::error!(chain = %shared.key, error = %e, "log write failed; chain poisoned");
                 shared.poisoned.store(true, Ordering::Release);
-                for (reply, _) in accepted {
-                    let _ = reply.send(Err(CommitError::Poisoned(format!("{}: {e}", shared.key))));
+                let mut replies = accepted.into_iter().map(|(reply, _)| reply);
+                let first = replies.next();
+                for reply in replies {
+                    let _ = reply.send(Err(CommitError::Log(e.duplicate())));
+                }
+                if let Some(reply) = first {
+                    let _ = reply.send(Err(CommitError::Log(e)));
                 }
                 continue;
             }
