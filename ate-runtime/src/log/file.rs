@@ -4,11 +4,19 @@
 //! ahead of the data by writing zeros (never by a sparse `set_len`): an fdatasync that overwrites
 //! already-allocated blocks has no file-size or extent metadata to flush. Recovery treats an
 //! all-zero tail as the clean end of the log.
+//!
+//! Locking: an open store holds an exclusive lock on its file (`flock`), so a second handle in
+//! this or another process gets [`LogError::Locked`]. The lock belongs to the open file, and a
+//! child process started by any thread of this process shares the file from its `fork` until its
+//! `exec` closes it; a log closed and reopened in that window would find itself locked for a
+//! moment. So an open that finds the file locked tries again with short sleeps for up to
+//! [`LOCK_WAIT`] before it reports `Locked`.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -19,6 +27,18 @@ pub const PREALLOCATE_CHUNK: u64 = 8 << 20;
 /// Appends at least this large go past the preallocated space without zero-filling first:
 /// their own size change is amortised over many bytes.
 const LARGE_APPEND: usize = 256 << 10;
+
+/// How long [`FileStore::open`] keeps trying to lock a file that another handle holds before it
+/// reports [`LogError::Locked`].
+///
+/// The lock belongs to the open file, and a child process started by any thread of this process
+/// shares the file from its `fork` until its `exec` closes it. A log closed and reopened in that
+/// window finds itself locked for a moment; the bounded wait rides that out, while a file that
+/// really is open elsewhere is still refused once the wait is over.
+pub const LOCK_WAIT: Duration = Duration::from_secs(1);
+/// The first pause between two attempts to lock; it doubles up to [`MAX_LOCK_PAUSE`].
+const FIRST_LOCK_PAUSE: Duration = Duration::from_millis(1);
+const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
 
 /// A redo log in a file, locked against other handles and processes while open.
 #[derive(Debug)]
@@ -38,8 +58,21 @@ impl FileStore {
     /// `preallocate` is non-zero the file is grown ahead of the data by that many zero bytes at
     /// a time ([`PREALLOCATE_CHUNK`] is the engine's default).
     ///
+    /// A file locked by another handle is tried again, with short sleeps, for up to
+    /// [`LOCK_WAIT`] before the open fails with [`LogError::Locked`].
+    ///
     /// A new file's folder is fsynced so the file itself survives a crash.
     pub fn open(path: &Path, preallocate: u64) -> Result<Self, LogError> {
+        Self::open_with_lock_wait(path, preallocate, LOCK_WAIT)
+    }
+
+    /// [`FileStore::open`], waiting up to `lock_wait` (which may be zero) for a lock held
+    /// elsewhere to be released.
+    pub fn open_with_lock_wait(
+        path: &Path,
+        preallocate: u64,
+        lock_wait: Duration,
+    ) -> Result<Self, LogError> {
         let io = |source| LogError::Io {
             store: path.display().to_string(),
             source,
@@ -54,14 +87,24 @@ impl FileStore {
             .truncate(false)
             .open(path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(LogError::Locked {
-                    path: path.to_path_buf(),
-                });
+        let deadline = Instant::now().checked_add(lock_wait);
+        let mut pause = FIRST_LOCK_PAUSE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let now = Instant::now();
+                    let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+                    if left.is_zero() {
+                        return Err(LogError::Locked {
+                            path: path.to_path_buf(),
+                        });
+                    }
+                    std::thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(MAX_LOCK_PAUSE);
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         if !existed {
             File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;

@@ -12,7 +12,7 @@ mod redo;
 mod store;
 
 pub use error::LogError;
-pub use file::{FileStore, PREALLOCATE_CHUNK};
+pub use file::{FileStore, LOCK_WAIT, PREALLOCATE_CHUNK};
 pub use memory::MemoryStore;
 pub use redo::{
     DEFAULT_MAX_FRAME, FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, LogRecord, RecoveryMode,

@@ -630,3 +630,88 @@ async fn a_log_open_elsewhere_is_refused_with_a_typed_error() {
         .unwrap();
     assert!(chain.is_empty());
 }
+
+/// A file held by another open store of this process is refused with `Locked` (once the bounded
+/// wait for the lock is over), and opens again as soon as the holder is dropped.
+#[test]
+fn a_second_store_on_a_held_file_is_locked_until_the_holder_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held.log");
+    let holder = FileStore::open(&path, 0).unwrap();
+    match FileStore::open(&path, 0) {
+        Err(LogError::Locked { path: p }) => assert_eq!(p, path),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    drop(holder);
+    let again = FileStore::open(&path, 0).expect("open after the holder dropped");
+    assert_eq!(again.path(), path);
+}
+
+/// An open that waits for a lock takes it when the holder lets go during the wait.
+#[test]
+fn an_open_waiting_for_the_lock_takes_it_when_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("handover.log");
+    let holder = FileStore::open(&path, 0).unwrap();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            started_tx.send(()).unwrap();
+            // A wait far longer than this test needs: the outcome does not depend on timing.
+            FileStore::open_with_lock_wait(&path, 0, std::time::Duration::from_secs(600))
+        }
+    });
+    started.recv().unwrap();
+    drop(holder);
+    waiter
+        .join()
+        .unwrap()
+        .expect("the waiting open gets the lock");
+}
+
+/// A child process started by another thread shares this process's open files from its fork
+/// until its exec. Closing and reopening a chain meanwhile must not fail with `Locked`: the open
+/// waits for the starting child to let go of the lock.
+#[test]
+fn reopening_while_another_thread_starts_processes_is_never_locked() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const REOPENS: u64 = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let spawner = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut started = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut child = std::process::Command::new("true")
+                    .spawn()
+                    .expect("start a child process");
+                child.wait().expect("wait for it");
+                started += 1;
+            }
+            started
+        }
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let conf = file_config(dir.path());
+    let key = ChainKey::from("reopened");
+    let result = rt.block_on(async {
+        for i in 0..REOPENS {
+            // Not through `common::open`: nothing here keeps processes from starting.
+            let chain = registry(&conf).await.open(&key).await?;
+            assert_eq!(chain.len() as u64, i, "every earlier commit is there");
+            let mut dio = chain.dio(&session()).await;
+            dio.store(Note::new(i)).unwrap();
+            dio.commit().await.unwrap();
+        }
+        Ok::<_, OpenError>(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    let started = spawner.join().unwrap();
+    result.unwrap_or_else(|e| panic!("a reopen failed while processes started: {e}"));
+    assert!(started > 0);
+}

@@ -71,9 +71,11 @@ pub async fn registry(conf: &AteConfig) -> ChainRegistry {
 ///
 /// A log's lock belongs to its open file description, and a child process shares every
 /// descriptor of this process from its fork until its exec has closed them. A test that closes
-/// a chain and reopens it in that window would find its own log locked by the starting child;
-/// with this guard no log is opened while a child starts (`child::spawn` holds it until the
-/// child has printed its first line).
+/// a chain and reopens it in that window would find its own log locked by the starting child
+/// for a moment. `FileStore::open` waits for that (up to `LOCK_WAIT`, see
+/// `api::reopening_while_another_thread_starts_processes_is_never_locked`); this guard keeps the
+/// other tests independent of that bound on a loaded machine: no log is opened through [`open`]
+/// while a child starts (`child::spawn` holds it until the child has printed its first line).
 pub static FORK: parking_lot::RwLock<()> = parking_lot::RwLock::new(());
 
 /// Opens a chain through `reg` (see [`FORK`]).
