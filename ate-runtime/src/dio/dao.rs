@@ -164,6 +164,13 @@ impl<T: Storable> DerefMut for AuthMut<'_, T> {
 
 impl<T: Storable> Drop for AuthMut<'_, T> {
     fn drop(&mut self) {
+        // A record already staged with a value only needs its rules replaced (no re-encoding).
+        if let Some(staging) = self.dao.staging.upgrade() {
+            let mut s = staging.lock();
+            if s.set_auth(&self.dao.key, &self.dao.auth) {
+                return;
+            }
+        }
         self.dao.restage();
     }
 }

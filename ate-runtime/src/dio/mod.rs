@@ -280,6 +280,11 @@ impl Dio {
         let mut keys = self.chain.view().read().lookup(type_name, field, &wanted);
         {
             let staging = self.staging.lock();
+            if staging.is_empty() {
+                // The view's lists are in key order already.
+                drop(staging);
+                return keys.iter().map(|k| self.load_now(k)).collect();
+            }
             keys.retain(|k| staging.get(k).is_none());
             keys.extend(staging.keys().filter(|k| {
                 staging.get(k).is_some_and(|op| {

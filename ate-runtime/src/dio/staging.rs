@@ -69,6 +69,17 @@ impl Staging {
         }
     }
 
+    /// Replaces the rules of a record staged with a value; `false` when there is none.
+    pub fn set_auth(&mut self, key: &PrimaryKey, auth: &Authorization) -> bool {
+        match self.ops.get_mut(key) {
+            Some(op) if op.body.is_some() => {
+                op.auth = auth.clone();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Remembers a failure that happened where it could not be returned (a guard's drop).
     pub fn fail(&mut self, e: DioError) {
         self.error.get_or_insert(e);
