@@ -12,6 +12,7 @@
 mod config;
 mod error;
 mod key;
+mod replay;
 mod trust;
 mod validate;
 mod writer;
@@ -31,10 +32,10 @@ pub use key::{ChainKey, ChainKeyError};
 
 use crate::Dio;
 use crate::crypto::{Hash, PublicSignKey};
-use crate::event::{EventDraft, TxTrailer, decode_transaction};
+use crate::event::{EventDraft, TxTrailer};
 use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
 use crate::session::AteSession;
-use crate::trust::{Linter, Overlay, Transformer, TrustPolicy, Validator};
+use crate::trust::{Linter, Transformer, TrustPolicy, Validator};
 use crate::view::View;
 use trust::{ChainTrust, Plugins};
 
@@ -346,35 +347,9 @@ fn open_chain(
     if let Some(buffer) = log.take_buffer() {
         view.add_segment(buffer);
     }
-    for (expected, rec) in (1u64..).zip(records) {
-        let tx = decode_transaction(rec.payload).map_err(|source| OpenError::Malformed {
-            store: name.clone(),
-            offset: rec.offset,
-            source,
-        })?;
-        if tx.seq != expected {
-            return Err(OpenError::OutOfSequence {
-                store: name,
-                offset: rec.offset,
-                found: tx.seq,
-                expected,
-            });
-        }
-        // Every transaction is checked again: hashes, signatures, rights, versions.
-        let mut overlay = Overlay::new();
-        trust
-            .validate(&view, &mut overlay, &tx, tx.seq, None)
-            .map_err(|source| OpenError::Invalid {
-                store: name.clone(),
-                offset: rec.offset,
-                seq: tx.seq,
-                source,
-            })?;
-        for ev in &tx.events {
-            view.apply(ev, tx.seq);
-        }
-        view.set_last_seq(tx.seq);
-    }
+    // Every transaction is checked again: hashes, signatures, rights, versions.
+    replay::replay(&mut view, &trust, &records, &name)?;
+    drop(records);
     tracing::debug!(chain = %key, records = view.len(), "chain opened");
     let shared = Arc::new(Shared {
         key: key.clone(),

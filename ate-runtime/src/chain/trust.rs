@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use crate::crypto::Hash;
 use crate::event::Transaction;
+use crate::event::codec::TransactionRef;
+use crate::trust::EventKeys;
+use crate::trust::meta::{signatures_from, signatures_of};
 use crate::trust::{
     Linter, Overlay, Transformer, TrustError, TrustLookup, TrustPolicy, ValidationContext,
-    Validator,
+    Validator, Verified,
 };
 
 /// Plugins registered on a `ChainBuilder`.
@@ -62,21 +65,82 @@ impl ChainTrust {
         seq: u64,
         hashes: Option<&[Hash]>,
     ) -> Result<(), TrustError> {
-        let validated = self.policy.validate(base, overlay, tx, seq, hashes)?;
-        if !self.plugins.validators.is_empty() {
-            let lookup = overlay.over(base);
-            let ctx = ValidationContext {
-                policy: &self.policy,
-                lookup: &lookup,
-                seq,
-                signers: &validated.signers,
-            };
-            for v in &self.plugins.validators {
-                v.validate(&ctx, tx)
-                    .map_err(|reason| crate::trust::refuse(v.name(), reason))?;
-            }
+        let verified = self.policy.verify(&tx.events, signatures_of(tx)?, hashes)?;
+        let mut staged = Overlay::new();
+        self.policy
+            .check(base, overlay, &tx.events, &verified, seq, &mut staged)?;
+        self.run_validators(base, overlay, tx, seq, &verified)?;
+        overlay.merge(staged);
+        Ok(())
+    }
+
+    /// The checks of a replayed transaction that need no record: signatures over recomputed
+    /// hashes, and each event's trust metadata. Safe to run on any thread, ahead of
+    /// [`ChainTrust::check_replayed`].
+    pub fn verify_replayed(&self, tx: &TransactionRef<'_>) -> Result<Verified, TrustError> {
+        self.policy
+            .verify(&tx.events, signatures_from(tx.trailers)?, None)
+    }
+
+    /// Whether validator plugins are registered (they see replayed transactions as owned
+    /// values).
+    pub fn has_validators(&self) -> bool {
+        !self.plugins.validators.is_empty()
+    }
+
+    /// The rest of the checks of the replayed transaction `seq` (its `events`, verified by
+    /// [`ChainTrust::verify_replayed`]) against `base`, the transactions before it: versions,
+    /// parents, rights, read rules, then every validator plugin, which sees `owned` (required
+    /// when [`ChainTrust::has_validators`]). `staged` is scratch space, left holding the
+    /// transaction's effects.
+    pub fn check_replayed<E: EventKeys>(
+        &self,
+        base: &dyn TrustLookup,
+        events: &[E],
+        seq: u64,
+        verified: &Verified,
+        owned: Option<&Transaction>,
+        staged: &mut Overlay,
+    ) -> Result<(), TrustError> {
+        let before = Overlay::new();
+        self.policy
+            .check(base, &before, events, verified, seq, staged)?;
+        if self.has_validators() {
+            let tx = owned.ok_or_else(|| {
+                crate::trust::refuse(
+                    "replay",
+                    "the transaction was not decoded for the validators".into(),
+                )
+            })?;
+            self.run_validators(base, &before, tx, seq, verified)?;
         }
-        overlay.merge(validated.changes);
+        Ok(())
+    }
+
+    /// Every validator plugin, seeing the records as they are before `tx`.
+    fn run_validators(
+        &self,
+        base: &dyn TrustLookup,
+        overlay: &Overlay,
+        tx: &Transaction,
+        seq: u64,
+        verified: &Verified,
+    ) -> Result<(), TrustError> {
+        if self.plugins.validators.is_empty() {
+            return Ok(());
+        }
+        let signers = verified.signers.per_event(tx.events.len());
+        let lookup = overlay.over(base);
+        let ctx = ValidationContext {
+            policy: &self.policy,
+            lookup: &lookup,
+            seq,
+            signers: &signers,
+        };
+        for v in &self.plugins.validators {
+            v.validate(&ctx, tx)
+                .map_err(|reason| crate::trust::refuse(v.name(), reason))?;
+        }
         Ok(())
     }
 }

@@ -5,11 +5,12 @@
 //! trailing bytes, lengths past the end). That canonical form is what the event hash covers, so
 //! the same event always has the same identity.
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 
 use super::PrimaryKey;
 use super::error::DecodeError;
 use super::types::{BodyFormat, Event, EventDraft, MetaEntry, ParentLink, Transaction, TxTrailer};
+use crate::crypto::Hash;
 
 /// The first byte of a transaction payload.
 pub const PAYLOAD_TRANSACTION: u8 = 1;
@@ -104,149 +105,340 @@ pub fn encode_transaction(seq: u64, events: &[EventDraft], trailers: &[TxTrailer
     out
 }
 
-/// A bounds-checked cursor over a shared buffer: every slice it hands out shares the buffer.
-struct Reader {
-    buf: Bytes,
+/// A bounds-checked cursor over borrowed bytes.
+struct Reader<'a> {
+    buf: &'a [u8],
 }
 
-impl Reader {
-    fn need(&self, n: usize, what: &'static str) -> Result<(), DecodeError> {
-        if self.buf.remaining() < n {
-            Err(DecodeError::Truncated { what })
-        } else {
-            Ok(())
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        match self.buf.split_at_checked(n) {
+            Some((head, rest)) => {
+                self.buf = rest;
+                Ok(head)
+            }
+            None => Err(DecodeError::Truncated { what }),
+        }
+    }
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        match self.buf.split_first_chunk::<N>() {
+            Some((head, rest)) => {
+                self.buf = rest;
+                Ok(*head)
+            }
+            None => Err(DecodeError::Truncated { what }),
         }
     }
     fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        self.need(1, what)?;
-        Ok(self.buf.get_u8())
+        Ok(self.array::<1>(what)?[0])
     }
     fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
-        self.need(2, what)?;
-        Ok(self.buf.get_u16_le())
+        Ok(u16::from_le_bytes(self.array(what)?))
     }
     fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
-        self.need(4, what)?;
-        Ok(self.buf.get_u32_le())
+        Ok(u32::from_le_bytes(self.array(what)?))
     }
     fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        self.need(8, what)?;
-        Ok(self.buf.get_u64_le())
+        Ok(u64::from_le_bytes(self.array(what)?))
     }
     fn key(&mut self, what: &'static str) -> Result<PrimaryKey, DecodeError> {
-        self.need(16, what)?;
-        let mut b = [0u8; 16];
-        self.buf.copy_to_slice(&mut b);
-        Ok(PrimaryKey::from_bytes(b))
+        Ok(PrimaryKey::from_bytes(self.array(what)?))
     }
-    fn bytes(&mut self, n: usize, what: &'static str) -> Result<Bytes, DecodeError> {
-        self.need(n, what)?;
-        Ok(self.buf.split_to(n))
+    /// Skips `count` tagged entries (`tag u16 ‖ length u32 ‖ value`), checking each lies within
+    /// the input; returns the bytes they span.
+    fn entries(&mut self, count: usize, what: Entries) -> Result<&'a [u8], DecodeError> {
+        let all = self.buf;
+        for _ in 0..count {
+            self.u16(what.tag)?;
+            let len = self.u32(what.len)? as usize;
+            self.take(len, what.value)?;
+        }
+        Ok(&all[..all.len() - self.buf.len()])
     }
     fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 }
 
+/// The field names of a list of tagged entries, for errors.
+#[derive(Clone, Copy)]
+struct Entries {
+    tag: &'static str,
+    len: &'static str,
+    value: &'static str,
+}
+
+const META: Entries = Entries {
+    tag: "metadata tag",
+    len: "metadata length",
+    value: "metadata value",
+};
+
+const TRAILERS: Entries = Entries {
+    tag: "trailer tag",
+    len: "trailer length",
+    value: "trailer value",
+};
+
+/// Tagged entries (event metadata or transaction trailers) in their encoded form, already checked
+/// by the decoder; iterating yields `(tag, value)` in order without copying.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TaggedEntries<'a> {
+    bytes: &'a [u8],
+    count: u16,
+}
+
+impl<'a> TaggedEntries<'a> {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The entries, in order.
+    pub fn iter(&self) -> TaggedIter<'a> {
+        TaggedIter {
+            rest: self.bytes,
+            left: self.count,
+        }
+    }
+
+    /// The value of the first entry with this tag.
+    pub fn get(&self, tag: u16) -> Option<&'a [u8]> {
+        self.iter().find(|(t, _)| *t == tag).map(|(_, v)| v)
+    }
+}
+
+impl<'a> IntoIterator for TaggedEntries<'a> {
+    type Item = (u16, &'a [u8]);
+    type IntoIter = TaggedIter<'a>;
+    fn into_iter(self) -> TaggedIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over [`TaggedEntries`].
+#[derive(Debug, Clone)]
+pub struct TaggedIter<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> Iterator for TaggedIter<'a> {
+    type Item = (u16, &'a [u8]);
+    fn next(&mut self) -> Option<(u16, &'a [u8])> {
+        if self.left == 0 {
+            return None;
+        }
+        // The decoder checked every entry lies within the bytes; `None` is unreachable.
+        let mut r = Reader { buf: self.rest };
+        let tag = r.u16("").ok()?;
+        let len = r.u32("").ok()? as usize;
+        let value = r.take(len, "").ok()?;
+        self.rest = r.buf;
+        self.left -= 1;
+        Some((tag, value))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+/// An event decoded in place: every field borrows the bytes it was decoded from, so decoding
+/// allocates nothing and touches no reference count. The checks are exactly those of
+/// [`decode_event`] (which is built on this).
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    /// The exact encoded bytes (what the hash covers).
+    pub raw: &'a [u8],
+    /// The record this event is a version (or tombstone) of.
+    pub key: PrimaryKey,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// A tombstone deletes the record.
+    pub tombstone: bool,
+    /// The record's place in the tree.
+    pub parent: Option<ParentLink>,
+    /// The type name (checked to be UTF-8).
+    pub type_name: &'a str,
+    /// How the body is encoded.
+    pub format: BodyFormat,
+    /// Metadata entries, in order.
+    pub meta: TaggedEntries<'a>,
+    /// The encoded value; `None` for tombstones.
+    pub body: Option<&'a [u8]>,
+}
+
+impl<'a> EventRef<'a> {
+    /// Decodes one event from its canonical bytes.
+    pub fn decode(raw: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader { buf: raw };
+        let version = r.u8("event version")?;
+        if version != EVENT_VERSION {
+            return Err(DecodeError::UnsupportedEventVersion(version));
+        }
+        let flags = r.u8("event flags")?;
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(DecodeError::UnknownFlags(flags));
+        }
+        let key = r.key("event key")?;
+        let timestamp_ms = r.u64("timestamp")?;
+        let parent = if flags & FLAG_PARENT != 0 {
+            let parent = r.key("parent key")?;
+            let collection = r.u64("collection id")?;
+            Some(ParentLink { parent, collection })
+        } else {
+            None
+        };
+        let name_len = r.u16("type name length")? as usize;
+        if name_len > MAX_TYPE_NAME {
+            return Err(DecodeError::TooLong {
+                what: "type name",
+                len: name_len,
+            });
+        }
+        let type_name = std::str::from_utf8(r.take(name_len, "type name")?)
+            .map_err(|_| DecodeError::InvalidUtf8 { what: "type name" })?;
+        let format_id = r.u8("body format")?;
+        let format = BodyFormat::try_from(format_id)?;
+        let meta_count = r.u16("metadata count")?;
+        let meta = TaggedEntries {
+            bytes: r.entries(meta_count as usize, META)?,
+            count: meta_count,
+        };
+        let body = if flags & FLAG_BODY != 0 {
+            let len = r.u32("body length")? as usize;
+            Some(r.take(len, "body")?)
+        } else {
+            None
+        };
+        if !r.is_empty() {
+            return Err(DecodeError::TrailingBytes { what: "event" });
+        }
+        Ok(EventRef {
+            raw,
+            key,
+            timestamp_ms,
+            tombstone: flags & FLAG_TOMBSTONE != 0,
+            parent,
+            type_name,
+            format,
+            meta,
+            body,
+        })
+    }
+
+    /// The event's identity: SHA3-256 of its canonical bytes.
+    pub fn hash(&self) -> Hash {
+        Hash::of(self.raw)
+    }
+
+    /// The first metadata entry with this tag.
+    pub fn meta(&self, tag: u16) -> Option<&'a [u8]> {
+        self.meta.get(tag)
+    }
+
+    /// The owned event, sharing `buf`, which must be the buffer `raw` borrows from (or hold it).
+    pub(crate) fn to_event(self, buf: &Bytes) -> Event {
+        Event {
+            raw: buf.slice_ref(self.raw),
+            key: self.key,
+            timestamp_ms: self.timestamp_ms,
+            tombstone: self.tombstone,
+            parent: self.parent,
+            type_name: buf.slice_ref(self.type_name.as_bytes()),
+            format: self.format,
+            meta: self
+                .meta
+                .iter()
+                .map(|(tag, value)| MetaEntry {
+                    tag,
+                    value: buf.slice_ref(value),
+                })
+                .collect(),
+            body: self.body.map(|b| buf.slice_ref(b)),
+        }
+    }
+}
+
+/// A transaction decoded in place (see [`EventRef`]); the checks are exactly those of
+/// [`decode_transaction`].
+#[derive(Debug, Clone)]
+pub struct TransactionRef<'a> {
+    /// Position of the transaction in its chain.
+    pub seq: u64,
+    /// The events, in order.
+    pub events: Vec<EventRef<'a>>,
+    /// Whole-transaction entries (signatures).
+    pub trailers: TaggedEntries<'a>,
+}
+
+impl<'a> TransactionRef<'a> {
+    /// Decodes a transaction payload (the bytes inside one log frame).
+    pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader { buf: payload };
+        let kind = r.u8("payload kind")?;
+        if kind != PAYLOAD_TRANSACTION {
+            return Err(DecodeError::UnknownPayloadKind(kind));
+        }
+        let seq = r.u64("transaction sequence")?;
+        let count = r.u32("event count")? as usize;
+        // Each event takes at least 4 bytes of length prefix: a lying count fails fast, without
+        // a huge allocation.
+        if count > r.buf.len() / 4 {
+            return Err(DecodeError::Truncated { what: "events" });
+        }
+        let mut events = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = r.u32("event length")? as usize;
+            let raw = r.take(len, "event")?;
+            events.push(EventRef::decode(raw)?);
+        }
+        let trailer_count = r.u16("trailer count")?;
+        let trailers = TaggedEntries {
+            bytes: r.entries(trailer_count as usize, TRAILERS)?,
+            count: trailer_count,
+        };
+        if !r.is_empty() {
+            return Err(DecodeError::TrailingBytes {
+                what: "transaction",
+            });
+        }
+        Ok(TransactionRef {
+            seq,
+            events,
+            trailers,
+        })
+    }
+
+    /// The owned transaction, sharing `buf`, which must be the buffer the payload borrows from
+    /// (or hold it).
+    pub(crate) fn to_transaction(&self, buf: &Bytes) -> Transaction {
+        Transaction {
+            seq: self.seq,
+            events: self.events.iter().map(|e| e.to_event(buf)).collect(),
+            trailers: self
+                .trailers
+                .iter()
+                .map(|(tag, value)| TxTrailer {
+                    tag,
+                    value: buf.slice_ref(value),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Decodes one event from its canonical bytes; `raw` is kept so the hash covers exactly them.
 pub fn decode_event(raw: Bytes) -> Result<Event, DecodeError> {
-    let mut r = Reader { buf: raw.clone() };
-    let version = r.u8("event version")?;
-    if version != EVENT_VERSION {
-        return Err(DecodeError::UnsupportedEventVersion(version));
-    }
-    let flags = r.u8("event flags")?;
-    if flags & !KNOWN_FLAGS != 0 {
-        return Err(DecodeError::UnknownFlags(flags));
-    }
-    let key = r.key("event key")?;
-    let timestamp_ms = r.u64("timestamp")?;
-    let parent = if flags & FLAG_PARENT != 0 {
-        let parent = r.key("parent key")?;
-        let collection = r.u64("collection id")?;
-        Some(ParentLink { parent, collection })
-    } else {
-        None
-    };
-    let name_len = r.u16("type name length")? as usize;
-    if name_len > MAX_TYPE_NAME {
-        return Err(DecodeError::TooLong {
-            what: "type name",
-            len: name_len,
-        });
-    }
-    let type_name = r.bytes(name_len, "type name")?;
-    if std::str::from_utf8(&type_name).is_err() {
-        return Err(DecodeError::InvalidUtf8 { what: "type name" });
-    }
-    let format_id = r.u8("body format")?;
-    let format = BodyFormat::try_from(format_id)?;
-    let meta_count = r.u16("metadata count")? as usize;
-    let mut meta = Vec::with_capacity(meta_count.min(16));
-    for _ in 0..meta_count {
-        let tag = r.u16("metadata tag")?;
-        let len = r.u32("metadata length")? as usize;
-        let value = r.bytes(len, "metadata value")?;
-        meta.push(MetaEntry { tag, value });
-    }
-    let body = if flags & FLAG_BODY != 0 {
-        let len = r.u32("body length")? as usize;
-        Some(r.bytes(len, "body")?)
-    } else {
-        None
-    };
-    if !r.is_empty() {
-        return Err(DecodeError::TrailingBytes { what: "event" });
-    }
-    Ok(Event {
-        raw,
-        key,
-        timestamp_ms,
-        tombstone: flags & FLAG_TOMBSTONE != 0,
-        parent,
-        type_name,
-        format,
-        meta,
-        body,
-    })
+    Ok(EventRef::decode(&raw)?.to_event(&raw))
 }
 
 /// Decodes a transaction payload (the bytes inside one log frame).
 pub fn decode_transaction(payload: Bytes) -> Result<Transaction, DecodeError> {
-    let mut r = Reader { buf: payload };
-    let kind = r.u8("payload kind")?;
-    if kind != PAYLOAD_TRANSACTION {
-        return Err(DecodeError::UnknownPayloadKind(kind));
-    }
-    let seq = r.u64("transaction sequence")?;
-    let count = r.u32("event count")? as usize;
-    // Each event takes at least 4 bytes of length prefix: a lying count fails fast, without a
-    // huge allocation.
-    if count > r.buf.remaining() / 4 {
-        return Err(DecodeError::Truncated { what: "events" });
-    }
-    let mut events = Vec::with_capacity(count);
-    for _ in 0..count {
-        let len = r.u32("event length")? as usize;
-        let raw = r.bytes(len, "event")?;
-        events.push(decode_event(raw)?);
-    }
-    let trailer_count = r.u16("trailer count")? as usize;
-    let mut trailers = Vec::with_capacity(trailer_count.min(16));
-    for _ in 0..trailer_count {
-        let tag = r.u16("trailer tag")?;
-        let len = r.u32("trailer length")? as usize;
-        let value = r.bytes(len, "trailer value")?;
-        trailers.push(TxTrailer { tag, value });
-    }
-    if !r.is_empty() {
-        return Err(DecodeError::TrailingBytes {
-            what: "transaction",
-        });
-    }
-    Ok(Transaction {
-        seq,
-        events,
-        trailers,
-    })
+    Ok(TransactionRef::decode(&payload)?.to_transaction(&payload))
 }

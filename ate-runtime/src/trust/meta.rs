@@ -99,41 +99,47 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 impl EventTrust {
     /// Reads the trust metadata of an event, refusing unknown tags and duplicates.
     pub fn of(ev: &Event) -> Result<Self, TrustError> {
+        Self::from_entries(ev.meta.iter().map(|m| (m.tag, &m.value[..])))
+    }
+
+    /// Reads trust metadata from `(tag, value)` entries, as [`EventTrust::of`] does.
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = (u16, &'a [u8])>,
+    ) -> Result<Self, TrustError> {
         let mut t = EventTrust::default();
-        for m in &ev.meta {
-            match m.tag {
+        for (tag, value) in entries {
+            match tag {
                 TAG_AUTHORIZATION if t.auth.is_none() => {
-                    t.auth = Some(decode(m.tag, &m.value)?);
+                    t.auth = Some(decode(tag, value)?);
                 }
                 TAG_PREVIOUS if t.previous.is_none() => {
                     let b: [u8; 8] =
-                        m.value[..]
+                        value
                             .try_into()
                             .map_err(|_| TrustError::MalformedMetadata {
-                                tag: m.tag,
+                                tag,
                                 reason: "previous version is 8 bytes".into(),
                             })?;
                     t.previous = Some(u64::from_le_bytes(b));
                 }
                 TAG_CONFIDENTIALITY if t.confidentiality.is_none() => {
-                    t.confidentiality = Some(decode(m.tag, &m.value)?);
+                    t.confidentiality = Some(decode(tag, value)?);
                 }
                 TAG_TRANSFORMS if t.transforms.is_empty() => {
-                    if m.value.is_empty() || m.value.len() % 2 != 0 {
+                    if value.is_empty() || !value.len().is_multiple_of(2) {
                         return Err(TrustError::MalformedMetadata {
-                            tag: m.tag,
+                            tag,
                             reason: "transform ids are u16 values".into(),
                         });
                     }
-                    t.transforms = m
-                        .value
+                    t.transforms = value
                         .chunks(2)
                         .map(|c| u16::from_le_bytes([c[0], c[1]]))
                         .collect();
                 }
                 TAG_AUTHORIZATION | TAG_PREVIOUS | TAG_CONFIDENTIALITY | TAG_TRANSFORMS => {
                     return Err(TrustError::MalformedMetadata {
-                        tag: m.tag,
+                        tag,
                         reason: "duplicate entry".into(),
                     });
                 }
@@ -182,10 +188,17 @@ impl EventTrust {
 
 /// The signatures of a transaction, refusing unknown trailers.
 pub fn signatures_of(tx: &Transaction) -> Result<Vec<TxSignature>, TrustError> {
-    tx.trailers
-        .iter()
-        .map(|t| match t.tag {
-            TRAILER_SIGNATURE => decode(t.tag, &t.value),
+    signatures_from(tx.trailers.iter().map(|t| (t.tag, &t.value[..])))
+}
+
+/// The signatures in `(tag, value)` trailer entries, as [`signatures_of`] reads them.
+pub fn signatures_from<'a>(
+    trailers: impl IntoIterator<Item = (u16, &'a [u8])>,
+) -> Result<Vec<TxSignature>, TrustError> {
+    trailers
+        .into_iter()
+        .map(|(tag, value)| match tag {
+            TRAILER_SIGNATURE => decode(tag, value),
             other => Err(TrustError::UnknownMetadata(other)),
         })
         .collect()

@@ -22,6 +22,7 @@ pub use auth::{Authorization, ReadKey, ReadOption, WriteOption};
 pub use error::TrustError;
 pub(crate) use plugin::refuse;
 pub use plugin::{EXTENSION_TAG_BASE, Linter, Transformer, ValidationContext, Validator};
+pub(crate) use validate::{EventKeys, Verified};
 pub use validate::{
     MAX_INHERIT_DEPTH, Overlay, RecordState, TrustLookup, TrustPolicy, Validated, all_signers,
 };

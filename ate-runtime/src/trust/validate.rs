@@ -4,10 +4,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::crypto::Hash;
-use crate::event::{Event, PrimaryKey, Transaction};
+use crate::event::codec::EventRef;
+use crate::event::{Event, ParentLink, PrimaryKey, Transaction};
 
-use super::meta::{EventTrust, chain_hash, signatures_of, signed_message};
+use super::meta::{EventTrust, TxSignature, chain_hash, signatures_of, signed_message};
 use super::{Authorization, ReadOption, TrustError, WriteOption};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Deepest parent chain the rules are inherited through; deeper trees are refused writes.
 pub const MAX_INHERIT_DEPTH: usize = 256;
@@ -34,7 +37,7 @@ pub trait TrustLookup {
 /// Changes made by transactions validated earlier in the same group, over a base lookup.
 #[derive(Debug, Default)]
 pub struct Overlay {
-    records: HashMap<PrimaryKey, Option<RecordState>>,
+    records: FastMap<PrimaryKey, Option<RecordState>>,
 }
 
 impl Overlay {
@@ -80,16 +83,24 @@ pub struct TrustPolicy {
     chain_key: String,
     chain_hash: Hash,
     root_keys: Vec<Hash>,
+    /// [`TrustPolicy::root_write`], built once.
+    root_rule: WriteOption,
 }
 
 impl TrustPolicy {
     /// The policy of the chain `chain_key` whose root may be written by `root_keys` (public-key
     /// hashes; none means the root is open to everyone).
     pub fn new(chain_key: &str, root_keys: Vec<Hash>) -> Self {
+        let root_rule = if root_keys.is_empty() {
+            WriteOption::Everyone
+        } else {
+            WriteOption::Any(root_keys.clone())
+        };
         TrustPolicy {
             chain_key: chain_key.to_string(),
             chain_hash: chain_hash(chain_key),
             root_keys,
+            root_rule,
         }
     }
 
@@ -105,11 +116,7 @@ impl TrustPolicy {
 
     /// Who may write at the root.
     pub fn root_write(&self) -> WriteOption {
-        if self.root_keys.is_empty() {
-            WriteOption::Everyone
-        } else {
-            WriteOption::Any(self.root_keys.clone())
-        }
+        self.root_rule.clone()
     }
 
     /// Whether writes may need signatures at all.
@@ -119,43 +126,54 @@ impl TrustPolicy {
 
     /// The write rule in force for an existing record (its own, else inherited).
     pub fn effective_write(&self, lookup: &dyn TrustLookup, key: &PrimaryKey) -> WriteOption {
-        let mut at = *key;
+        self.write_rule(lookup, lookup.record(key))
+            .get(self)
+            .clone()
+    }
+
+    /// The write rule in force for the record whose state is `first` (`None`: no such record),
+    /// walking parent links through `lookup`.
+    fn write_rule(&self, lookup: &dyn TrustLookup, first: Option<RecordState>) -> Rule {
+        let mut rec = first;
         for _ in 0..MAX_INHERIT_DEPTH {
-            let Some(rec) = lookup.record(&at) else {
-                return self.root_write();
+            let Some(r) = rec else {
+                return Rule::Root;
             };
-            if let Some(a) = &rec.auth
+            if let Some(a) = r.auth
                 && a.write != WriteOption::Inherit
             {
-                return a.write.clone();
+                return Rule::Own(a);
             }
-            match rec.parent {
-                Some(p) => at = p,
-                None => return self.root_write(),
+            match r.parent {
+                Some(p) => rec = lookup.record(&p),
+                None => return Rule::Root,
             }
         }
-        WriteOption::Nobody
+        Rule::TooDeep
     }
 
     /// The read rule in force for an existing record (its own, else inherited; the root is
     /// `Everyone`).
     pub fn effective_read(&self, lookup: &dyn TrustLookup, key: &PrimaryKey) -> ReadOption {
+        match self.read_rule(lookup, key) {
+            Some(a) => a.read.clone(),
+            None => ReadOption::Everyone,
+        }
+    }
+
+    /// The rules that set the read rule in force for an existing record (`None`: `Everyone`).
+    fn read_rule(&self, lookup: &dyn TrustLookup, key: &PrimaryKey) -> Option<Arc<Authorization>> {
         let mut at = *key;
         for _ in 0..MAX_INHERIT_DEPTH {
-            let Some(rec) = lookup.record(&at) else {
-                return ReadOption::Everyone;
-            };
-            if let Some(a) = &rec.auth
+            let rec = lookup.record(&at)?;
+            if let Some(a) = rec.auth
                 && a.read != ReadOption::Inherit
             {
-                return a.read.clone();
+                return Some(a);
             }
-            match rec.parent {
-                Some(p) => at = p,
-                None => return ReadOption::Everyone,
-            }
+            at = rec.parent?;
         }
-        ReadOption::Everyone
+        None
     }
 
     /// The write rule a write to `key` must satisfy: the record's own (effective) rule when it
@@ -166,12 +184,24 @@ impl TrustPolicy {
         key: &PrimaryKey,
         parent: Option<&PrimaryKey>,
     ) -> WriteOption {
-        if lookup.record(key).is_some() {
-            self.effective_write(lookup, key)
+        self.required_rule(lookup, lookup.record(key), parent)
+            .get(self)
+            .clone()
+    }
+
+    /// [`TrustPolicy::required_write`] for a record whose current state is `current`.
+    fn required_rule(
+        &self,
+        lookup: &dyn TrustLookup,
+        current: Option<RecordState>,
+        parent: Option<&PrimaryKey>,
+    ) -> Rule {
+        if current.is_some() {
+            self.write_rule(lookup, current)
         } else if let Some(p) = parent {
-            self.effective_write(lookup, p)
+            self.write_rule(lookup, lookup.record(p))
         } else {
-            self.root_write()
+            Rule::Root
         }
     }
 
@@ -191,6 +221,27 @@ impl TrustPolicy {
         }
     }
 
+    /// The hash of the key a new version of a record must be encrypted for, under rules `auth`
+    /// and `parent` (`None`: it may be plaintext). The same rule as [`TrustPolicy::read_for`].
+    fn reader_for(
+        &self,
+        lookup: &dyn TrustLookup,
+        auth: Option<&Authorization>,
+        parent: Option<&PrimaryKey>,
+    ) -> Option<Hash> {
+        let specific = |r: &ReadOption| match r {
+            ReadOption::Specific(rk) => Some(rk.hash()),
+            _ => None,
+        };
+        match auth.map(|a| &a.read) {
+            Some(r) if *r != ReadOption::Inherit => specific(r),
+            _ => {
+                let inherited = self.read_rule(lookup, parent?)?;
+                specific(&inherited.read)
+            }
+        }
+    }
+
     /// Validates one transaction against `base` plus `overlay` (the accepted transactions ahead
     /// of it). `hashes`, when given, are the events' hashes computed by trusted local code;
     /// otherwise (events from a file or the network) they are recomputed. On success returns the
@@ -203,19 +254,35 @@ impl TrustPolicy {
         seq: u64,
         hashes: Option<&[Hash]>,
     ) -> Result<Validated, TrustError> {
-        let n = tx.events.len();
-        let mut signers: Vec<Vec<Hash>> = vec![Vec::new(); n];
-        let sigs = signatures_of(tx)?;
+        let verified = self.verify(&tx.events, signatures_of(tx)?, hashes)?;
+        let mut staged = Overlay::new();
+        self.check(base, overlay, &tx.events, &verified, seq, &mut staged)?;
+        Ok(Validated {
+            signers: verified.signers.per_event(tx.events.len()),
+            changes: staged,
+        })
+    }
+
+    /// The half of validation that depends only on the transaction: every signature is checked
+    /// against the events' hashes (recomputed unless `hashes` are given, as in
+    /// [`TrustPolicy::validate`]), and each event's trust metadata is decoded. It reads no record,
+    /// so transactions can go through it on any thread, ahead of [`TrustPolicy::check`].
+    pub(crate) fn verify<E: EventFields>(
+        &self,
+        events: &[E],
+        sigs: Vec<TxSignature>,
+        hashes: Option<&[Hash]>,
+    ) -> Result<Verified, TrustError> {
+        let n = events.len();
+        let mut signers = Signers::default();
         if !sigs.is_empty() {
-            let computed: Vec<Hash>;
-            let hashes = match hashes {
-                Some(h) if h.len() == n => h,
-                _ => {
-                    computed = tx.events.iter().map(Event::hash).collect();
-                    &computed
-                }
+            let given = hashes.filter(|h| h.len() == n);
+            // Hashed when a signature first needs them, each at most once.
+            let mut computed: Vec<Option<Hash>> = match given {
+                Some(_) => Vec::new(),
+                None => vec![None; n],
             };
-            for sig in &sigs {
+            for sig in sigs {
                 if sig.chain != self.chain_hash {
                     return Err(TrustError::WrongChain);
                 }
@@ -226,7 +293,12 @@ impl TrustPolicy {
                     return Err(TrustError::BadCoverage);
                 }
                 for (i, h) in sig.covers.iter().zip(&sig.hashes) {
-                    if hashes[*i as usize] != *h {
+                    let at = *i as usize;
+                    let actual = match given {
+                        Some(g) => g[at],
+                        None => *computed[at].get_or_insert_with(|| Hash::of(events[at].raw())),
+                    };
+                    if actual != *h {
                         return Err(TrustError::EventHashMismatch { index: *i });
                     }
                 }
@@ -241,79 +313,233 @@ impl TrustPolicy {
                 sig.public_key
                     .verify(&msg, &sig.signature)
                     .map_err(|_| TrustError::BadSignature { signer })?;
-                for i in &sig.covers {
-                    signers[*i as usize].push(signer);
-                }
+                signers.by_signature.push((signer, sig.covers));
             }
         }
+        // Decoded up to the first refusal, which `check` reports when it reaches that event.
+        // Events without metadata have the default (inherit, new record, plaintext).
+        let mut trust = Vec::new();
+        for (i, ev) in events.iter().enumerate() {
+            if !ev.has_meta() {
+                continue;
+            }
+            let t = ev.trust();
+            let failed = t.is_err();
+            trust.push((i, t));
+            if failed {
+                break;
+            }
+        }
+        Ok(Verified { signers, trust })
+    }
 
-        let mut staged = Overlay::new();
-        for (i, ev) in tx.events.iter().enumerate() {
-            let trust = EventTrust::of(ev)?;
+    /// The half of validation that reads the records: versions, parents, write rights and read
+    /// rules, event by event against `base` plus `overlay` plus the events ahead in the same
+    /// transaction. `verified` is the other half for the same events. On success `staged`
+    /// (cleared first) holds the transaction's effects.
+    pub(crate) fn check<E: EventKeys>(
+        &self,
+        base: &dyn TrustLookup,
+        overlay: &Overlay,
+        events: &[E],
+        verified: &Verified,
+        seq: u64,
+        staged: &mut Overlay,
+    ) -> Result<(), TrustError> {
+        staged.records.clear();
+        let plain = EventTrust::default();
+        let mut decoded = verified.trust.iter().peekable();
+        for (i, ev) in events.iter().enumerate() {
+            let trust = match decoded.next_if(|(at, _)| *at == i) {
+                Some((_, t)) => t.as_ref().map_err(Clone::clone)?,
+                None => &plain,
+            };
+            let (key, tombstone) = (ev.key(), ev.tombstone());
             let lookup = TwoLayer {
                 base,
                 older: overlay,
-                newer: &staged,
+                newer: staged,
             };
-            let current = lookup.record(&ev.key);
+            let current = lookup.record(&key);
             match (&current, trust.previous) {
                 (Some(c), Some(p)) if c.seq == p => {}
-                (None, None) if !ev.tombstone => {
-                    if lookup.was_deleted(&ev.key) {
-                        return Err(TrustError::Deleted { key: ev.key });
+                (None, None) if !tombstone => {
+                    if lookup.was_deleted(&key) {
+                        return Err(TrustError::Deleted { key });
                     }
                 }
                 (c, p) => {
                     return Err(TrustError::VersionMismatch {
-                        key: ev.key,
+                        key,
                         claimed: p,
                         current: c.as_ref().map(|c| c.seq),
                     });
                 }
             }
-            let parent = match (&current, ev.parent) {
+            let parent = match (&current, ev.parent()) {
                 (_, Some(link)) => {
                     if lookup.record(&link.parent).is_none() {
                         return Err(TrustError::MissingParent {
-                            key: ev.key,
+                            key,
                             parent: link.parent,
                         });
                     }
                     Some(link.parent)
                 }
-                (Some(c), None) if ev.tombstone => c.parent,
+                (Some(c), None) if tombstone => c.parent,
                 _ => None,
             };
-            let required = self.required_write(&lookup, &ev.key, parent.as_ref());
-            check_right(&required, &signers[i], ev.key)?;
-            if !ev.tombstone {
-                let read = self.read_for(&lookup, trust.auth.as_ref(), parent.as_ref());
-                if let ReadOption::Specific(rk) = &read {
-                    let expected = rk.hash();
-                    if trust.confidentiality.as_ref().map(|c| c.read_key) != Some(expected) {
-                        return Err(TrustError::NotEncryptedForReader {
-                            key: ev.key,
-                            expected,
-                        });
-                    }
-                }
+            let required = self.required_rule(&lookup, current, parent.as_ref());
+            check_right(required.get(self), verified.signers.of(i), key)?;
+            if !tombstone
+                && let Some(expected) =
+                    self.reader_for(&lookup, trust.auth.as_ref(), parent.as_ref())
+                && trust.confidentiality.as_ref().map(|c| c.read_key) != Some(expected)
+            {
+                return Err(TrustError::NotEncryptedForReader { key, expected });
             }
-            let next = if ev.tombstone {
+            let next = if tombstone {
                 None
             } else {
                 Some(RecordState {
                     seq,
                     parent,
-                    auth: trust.auth.map(Arc::new),
+                    auth: trust.auth.clone().map(Arc::new),
                 })
             };
-            staged.records.insert(ev.key, next);
+            staged.records.insert(key, next);
         }
-        Ok(Validated {
-            signers,
-            changes: staged,
-        })
+        Ok(())
     }
+}
+
+/// The write rule that applies, without copying it.
+enum Rule {
+    /// The chain root's ([`TrustPolicy::root_write`]).
+    Root,
+    /// A record's own rule (never `Inherit`).
+    Own(Arc<Authorization>),
+    /// The parent chain is deeper than [`MAX_INHERIT_DEPTH`]: no one may write.
+    TooDeep,
+}
+
+impl Rule {
+    fn get<'a>(&'a self, policy: &'a TrustPolicy) -> &'a WriteOption {
+        match self {
+            Rule::Root => &policy.root_rule,
+            Rule::Own(a) => &a.write,
+            Rule::TooDeep => &WriteOption::Nobody,
+        }
+    }
+}
+
+/// What the checks against the records read of an event.
+pub(crate) trait EventKeys {
+    /// The record written.
+    fn key(&self) -> PrimaryKey;
+    /// Whether it deletes the record.
+    fn tombstone(&self) -> bool;
+    /// Its place in the tree.
+    fn parent(&self) -> Option<ParentLink>;
+}
+
+/// What validation reads of an event, whether decoded in place or owned.
+pub(crate) trait EventFields: EventKeys {
+    /// The encoded bytes (what the hash covers).
+    fn raw(&self) -> &[u8];
+    /// Whether it carries metadata (without, its trust metadata is the default).
+    fn has_meta(&self) -> bool;
+    /// Its trust metadata, decoded.
+    fn trust(&self) -> Result<EventTrust, TrustError>;
+}
+
+impl EventKeys for Event {
+    fn key(&self) -> PrimaryKey {
+        self.key
+    }
+    fn tombstone(&self) -> bool {
+        self.tombstone
+    }
+    fn parent(&self) -> Option<ParentLink> {
+        self.parent
+    }
+}
+
+impl EventFields for Event {
+    fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+    fn has_meta(&self) -> bool {
+        !self.meta.is_empty()
+    }
+    fn trust(&self) -> Result<EventTrust, TrustError> {
+        EventTrust::of(self)
+    }
+}
+
+impl EventKeys for EventRef<'_> {
+    fn key(&self) -> PrimaryKey {
+        self.key
+    }
+    fn tombstone(&self) -> bool {
+        self.tombstone
+    }
+    fn parent(&self) -> Option<ParentLink> {
+        self.parent
+    }
+}
+
+impl EventFields for EventRef<'_> {
+    fn raw(&self) -> &[u8] {
+        self.raw
+    }
+    fn has_meta(&self) -> bool {
+        !self.meta.is_empty()
+    }
+    fn trust(&self) -> Result<EventTrust, TrustError> {
+        EventTrust::from_entries(self.meta)
+    }
+}
+
+/// The valid signatures of a transaction: each signer and the events it covers (ascending).
+#[derive(Debug, Default)]
+pub(crate) struct Signers {
+    by_signature: Vec<(Hash, Vec<u32>)>,
+}
+
+impl Signers {
+    /// The signers of event `i`, in signature order.
+    pub(crate) fn of(&self, i: usize) -> impl Iterator<Item = &Hash> + Clone {
+        self.by_signature
+            .iter()
+            .filter(move |(_, covers)| {
+                u32::try_from(i).is_ok_and(|i| covers.binary_search(&i).is_ok())
+            })
+            .map(|(signer, _)| signer)
+    }
+
+    /// For each of `n` events, its signers in signature order.
+    pub(crate) fn per_event(&self, n: usize) -> Vec<Vec<Hash>> {
+        let mut out = vec![Vec::new(); n];
+        for (signer, covers) in &self.by_signature {
+            for i in covers {
+                if let Some(s) = out.get_mut(*i as usize) {
+                    s.push(*signer);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The result of [`TrustPolicy::verify`].
+#[derive(Debug)]
+pub(crate) struct Verified {
+    /// Who signed which events.
+    pub(crate) signers: Signers,
+    /// The trust metadata of each event that has metadata, by event index (ascending), decoded
+    /// up to and including the first refusal.
+    pub(crate) trust: Vec<(usize, Result<EventTrust, TrustError>)>,
 }
 
 struct TwoLayer<'a> {
@@ -343,16 +569,16 @@ impl TrustLookup for TwoLayer<'_> {
     }
 }
 
-fn check_right(
+fn check_right<'a>(
     required: &WriteOption,
-    signers: &[Hash],
+    mut signers: impl Iterator<Item = &'a Hash> + Clone,
     key: PrimaryKey,
 ) -> Result<(), TrustError> {
     match required {
         WriteOption::Everyone => Ok(()),
         WriteOption::Nobody => Err(TrustError::Final { key }),
-        _ if signers.is_empty() => Err(TrustError::MissingSignature { key }),
-        r if signers.iter().any(|s| r.allows(s)) => Ok(()),
+        _ if signers.clone().next().is_none() => Err(TrustError::MissingSignature { key }),
+        r if signers.any(|s| r.allows(s)) => Ok(()),
         _ => Err(TrustError::Unauthorized { key }),
     }
 }

@@ -37,6 +37,11 @@ impl Indexes {
         }
     }
 
+    /// Whether the type has any index (most have none, and skip all index work).
+    pub(super) fn is_indexed(&self, type_id: u32) -> bool {
+        !self.by_type.is_empty() && self.by_type.contains_key(&type_id)
+    }
+
     pub(super) fn insert(&mut self, key: PrimaryKey, type_id: u32, body: &[u8]) {
         let Some(idx) = self.by_type.get_mut(&type_id) else {
             return;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, decode_event};
 use crate::trust::meta::{TAG_AUTHORIZATION, TAG_CONFIDENTIALITY};
 use crate::trust::{Authorization, RecordState, TrustLookup};
@@ -31,6 +32,55 @@ pub struct Entry {
     pub type_id: u32,
     /// Sequence number of the transaction that wrote this version (the record's version).
     pub seq: u64,
+}
+
+/// A replayed event, as the view needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Replayed<'a> {
+    /// The record written.
+    pub key: PrimaryKey,
+    /// Its place in the tree.
+    pub parent: Option<ParentLink>,
+    /// The encoded event, inside the view's current segment.
+    pub raw: &'a [u8],
+    /// Its type, interned.
+    pub type_id: u32,
+    /// Whether it deletes the record.
+    pub tombstone: bool,
+}
+
+/// A type by name or interned id.
+#[derive(Clone, Copy)]
+enum TypeRef<'a> {
+    Name(&'a str),
+    Id(u32),
+}
+
+/// What applying an event needs of it.
+struct Change<'a> {
+    key: PrimaryKey,
+    tombstone: bool,
+    parent: Option<ParentLink>,
+    type_name: TypeRef<'a>,
+    /// Length of the encoded event.
+    len: u32,
+    /// The plaintext body, for indexing (`None` when encrypted or absent).
+    index_body: Option<&'a [u8]>,
+}
+
+/// The body indexes see: none when it is encrypted.
+fn index_body(encrypted: bool, body: Option<&[u8]>) -> Option<&[u8]> {
+    if encrypted { None } else { body }
+}
+
+/// The plaintext body of a stored version, for indexing.
+fn stored_index_body<'s>(segments: &'s [Bytes], e: &Entry) -> Option<&'s [u8]> {
+    let start = e.off as usize;
+    let raw = segments
+        .get(e.seg as usize)?
+        .get(start..start.checked_add(e.len as usize)?)?;
+    let ev = EventRef::decode(raw).ok()?;
+    index_body(ev.meta(TAG_CONFIDENTIALITY).is_some(), ev.body)
 }
 
 /// Where a child sits: its collection and its place in commit order.
@@ -54,6 +104,11 @@ pub struct View {
     children: FastMap<ParentLink, BTreeMap<u64, PrimaryKey>>,
     type_names: Vec<Arc<str>>,
     type_ids: FastMap<Arc<str>, u32>,
+    /// The type interned last (most events have the type of the one before).
+    last_type: Option<u32>,
+    /// The rules set last: records written together usually share them, and then share one
+    /// allocation.
+    last_auth: Option<Arc<Authorization>>,
     indexes: Indexes,
     next_ordinal: u64,
     last_seq: u64,
@@ -66,9 +121,29 @@ impl View {
         Self::default()
     }
 
+    /// Makes room for `records` more live records, so a replay does not grow the tables step
+    /// by step. [`View::shrink_to_fit`] gives back what was not used.
+    pub fn reserve(&mut self, records: usize) {
+        self.entries.reserve(records);
+    }
+
+    /// Gives back table space reserved beyond what the live records need.
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
     /// Interns a type name.
     pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.last_type
+            && self
+                .type_names
+                .get(id as usize)
+                .is_some_and(|n| **n == *name)
+        {
+            return id;
+        }
         if let Some(id) = self.type_ids.get(name) {
+            self.last_type = Some(*id);
             return *id;
         }
         let id = self.type_names.len() as u32;
@@ -76,6 +151,7 @@ impl View {
         self.type_names.push(name.clone());
         self.type_ids.insert(name.clone(), id);
         self.indexes.register_type(id, &name);
+        self.last_type = Some(id);
         id
     }
 
@@ -90,23 +166,39 @@ impl View {
         self.segments.push(buffer);
     }
 
-    /// Finds `raw` inside the current segment (registering a new one when it is elsewhere or
-    /// beyond a 4 GiB offset).
-    fn locate(&mut self, body: &Bytes) -> (u32, u32) {
-        if let Some(seg) = self.segments.last() {
-            let base = seg.as_ptr() as usize;
-            let at = body.as_ptr() as usize;
-            if !body.is_empty() && at >= base && at + body.len() <= base + seg.len() {
-                let off = at - base;
-                if let Ok(off) = u32::try_from(off) {
-                    return ((self.segments.len() - 1) as u32, off);
-                }
-                let rest = seg.slice(off..);
-                self.segments.push(rest);
-                return ((self.segments.len() - 1) as u32, 0);
-            }
+    /// Finds `raw` inside the current segment (registering a new one when it is beyond a 4 GiB
+    /// offset); `None` when it is not in the current segment.
+    fn locate_in_segment(&mut self, raw: &[u8]) -> Option<(u32, u32)> {
+        let seg = self.segments.last()?;
+        let base = seg.as_ptr() as usize;
+        let at = raw.as_ptr() as usize;
+        if raw.is_empty() || at < base || at + raw.len() > base + seg.len() {
+            return None;
         }
-        self.segments.push(body.clone());
+        let off = at - base;
+        if let Ok(off) = u32::try_from(off) {
+            return Some(((self.segments.len() - 1) as u32, off));
+        }
+        let rest = seg.slice(off..);
+        self.segments.push(rest);
+        Some(((self.segments.len() - 1) as u32, 0))
+    }
+
+    /// Where `raw` is kept: inside the current segment, else as a segment of its own.
+    fn locate(&mut self, raw: &Bytes) -> (u32, u32) {
+        if let Some(at) = self.locate_in_segment(raw) {
+            return at;
+        }
+        self.segments.push(raw.clone());
+        ((self.segments.len() - 1) as u32, 0)
+    }
+
+    /// Where `raw` is kept: inside the current segment, else copied into a segment of its own.
+    fn locate_slice(&mut self, raw: &[u8]) -> (u32, u32) {
+        if let Some(at) = self.locate_in_segment(raw) {
+            return at;
+        }
+        self.segments.push(Bytes::copy_from_slice(raw));
         ((self.segments.len() - 1) as u32, 0)
     }
 
@@ -122,57 +214,121 @@ impl View {
         self.event(e).body.unwrap_or_default()
     }
 
-    /// The plaintext body for indexing, when the event is not encrypted.
-    fn index_body(&self, e: &Entry) -> Option<Bytes> {
-        let ev = self.event(e);
-        if ev.meta(TAG_CONFIDENTIALITY).is_some() {
-            None
-        } else {
-            ev.body
-        }
-    }
-
     /// Applies one committed event of the transaction `seq`.
     pub fn apply(&mut self, ev: &Event, seq: u64) {
+        let auth = if ev.tombstone {
+            None
+        } else {
+            ev.meta(TAG_AUTHORIZATION)
+                .and_then(|bytes| rmp_serde::from_slice::<Authorization>(bytes).ok())
+        };
+        let place = if ev.tombstone {
+            None
+        } else {
+            Some(self.locate(&ev.raw))
+        };
+        let change = Change {
+            key: ev.key,
+            tombstone: ev.tombstone,
+            parent: ev.parent,
+            type_name: TypeRef::Name(ev.type_name()),
+            len: ev.raw.len() as u32,
+            index_body: index_body(ev.meta(TAG_CONFIDENTIALITY).is_some(), ev.body.as_deref()),
+        };
+        self.apply_change(&change, place, auth, seq);
+    }
+
+    /// Applies one replayed event of the transaction `seq`, whose bytes lie in the current
+    /// segment (see [`View::add_segment`]). Its type is already interned and its authorization
+    /// metadata already decoded (by validation).
+    pub(crate) fn apply_replayed(
+        &mut self,
+        ev: &Replayed<'_>,
+        seq: u64,
+        auth: Option<Authorization>,
+    ) {
+        let place = if ev.tombstone {
+            None
+        } else {
+            Some(self.locate_slice(ev.raw))
+        };
+        // Only indexed types need the body: decode it then (it was decoded once already).
+        let index_body = if !ev.tombstone && self.indexes.is_indexed(ev.type_id) {
+            EventRef::decode(ev.raw)
+                .ok()
+                .and_then(|e| index_body(e.meta(TAG_CONFIDENTIALITY).is_some(), e.body))
+        } else {
+            None
+        };
+        let change = Change {
+            key: ev.key,
+            tombstone: ev.tombstone,
+            parent: ev.parent,
+            type_name: TypeRef::Id(ev.type_id),
+            len: ev.raw.len() as u32,
+            index_body,
+        };
+        self.apply_change(&change, place, auth, seq);
+    }
+
+    /// Applies a change; `place` is where the event's bytes are kept (`None` for a tombstone),
+    /// `auth` its decoded authorization metadata.
+    fn apply_change(
+        &mut self,
+        ev: &Change<'_>,
+        place: Option<(u32, u32)>,
+        auth: Option<Authorization>,
+        seq: u64,
+    ) {
         let ordinal = self.next_ordinal;
         self.next_ordinal += 1;
         self.events_applied += 1;
-        let old = if ev.tombstone {
-            self.deleted.insert(ev.key);
-            self.entries.remove(&ev.key)
-        } else {
-            let type_id = self.intern(ev.type_name());
-            let (seg, off) = self.locate(&ev.raw);
-            let entry = Entry {
-                seg,
-                off,
-                len: ev.raw.len() as u32,
-                type_id,
-                seq,
-            };
-            self.entries.insert(ev.key, entry)
-        };
-        if let Some(old) = old
-            && let Some(body) = self.index_body(&old)
-        {
-            self.indexes.remove(ev.key, old.type_id, &body);
-        }
-        if !ev.tombstone {
-            let e = self.entries[&ev.key];
-            if let Some(body) = self.index_body(&e) {
-                self.indexes.insert(ev.key, e.type_id, &body);
+        let (old, type_id) = match place {
+            Some((seg, off)) if !ev.tombstone => {
+                let type_id = match ev.type_name {
+                    TypeRef::Name(name) => self.intern(name),
+                    TypeRef::Id(id) => id,
+                };
+                let entry = Entry {
+                    seg,
+                    off,
+                    len: ev.len,
+                    type_id,
+                    seq,
+                };
+                (self.entries.insert(ev.key, entry), Some(type_id))
             }
+            _ => {
+                self.deleted.insert(ev.key);
+                (self.entries.remove(&ev.key), None)
+            }
+        };
+        // Secondary indexes, for the types that have some.
+        if let Some(old) = old
+            && self.indexes.is_indexed(old.type_id)
+            && let Some(body) = stored_index_body(&self.segments, &old)
+        {
+            self.indexes.remove(ev.key, old.type_id, body);
+        }
+        if let Some(type_id) = type_id
+            && self.indexes.is_indexed(type_id)
+            && let Some(body) = ev.index_body
+        {
+            self.indexes.insert(ev.key, type_id, body);
         }
         // Explicit rules; a version without them inherits again.
-        match ev.meta(TAG_AUTHORIZATION).filter(|_| !ev.tombstone) {
-            Some(bytes) => match rmp_serde::from_slice::<Authorization>(bytes) {
-                Ok(a) if !a.is_inherit() => {
-                    self.auth.insert(ev.key, Arc::new(a));
-                }
-                _ => {
-                    self.auth.remove(&ev.key);
-                }
-            },
+        match auth.filter(|a| !ev.tombstone && !a.is_inherit()) {
+            Some(a) => {
+                let shared = match &self.last_auth {
+                    Some(last) if **last == a => last.clone(),
+                    _ => {
+                        let new = Arc::new(a);
+                        self.last_auth = Some(new.clone());
+                        new
+                    }
+                };
+                self.auth.insert(ev.key, shared);
+            }
             None => {
                 self.auth.remove(&ev.key);
             }

@@ -1,0 +1,468 @@
+//! Replaying a log into the view when a chain is opened.
+//!
+//! Every transaction goes through two stages. The first needs nothing but the transaction
+//! itself: decoding it (in place, borrowing the log buffer), its sequence number, its signatures
+//! over the recomputed event hashes, and each event's trust metadata. The second reads and
+//! changes the view: versions, parents, rights and read rules, the validator plugins, and then
+//! the events are applied.
+//!
+//! The first stage is most of the work on a signed chain (every event is hashed), so for a log
+//! of some size it runs on worker threads, worker `k` of `W` taking transactions `k`, `k + W`,
+//! `k + 2W`, …, while the opening thread takes their results strictly in log order for the
+//! second stage. The outcome is that of a single pass in order: the first transaction that fails
+//! is the one reported, with the error a single pass reports, and nothing after it is applied.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+
+use crate::event::codec::TransactionRef;
+use crate::event::{ParentLink, PrimaryKey, Transaction};
+use crate::log::LogRecord;
+use crate::trust::{EventKeys, Overlay, TrustError, Verified};
+use crate::view::{Replayed, View};
+
+use super::OpenError;
+use super::trust::ChainTrust;
+
+/// Logs smaller than this are replayed on the opening thread alone.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+/// Most worker threads used for the first stage.
+const MAX_WORKERS: usize = 8;
+/// Transactions each worker may have ready ahead of the second stage.
+const QUEUE_DEPTH: usize = 4;
+/// The smallest encoded event with its length prefix: a bound on the events a payload can hold.
+const MIN_EVENT_BYTES: usize = 4 + 31;
+
+/// A transaction through the first stage, with what the second stage needs of its events in a
+/// compact form (it is handed from thread to thread).
+struct Prepared<'a> {
+    seq: u64,
+    /// The events; `type_id` is an index into `types`.
+    events: Vec<Replayed<'a>>,
+    /// The distinct type names of the events that are not tombstones, in order of appearance.
+    types: Vec<&'a str>,
+    verified: Verified,
+    /// The decoded transaction, kept only when validator plugins will need it.
+    tx: Option<TransactionRef<'a>>,
+}
+
+impl EventKeys for Replayed<'_> {
+    fn key(&self) -> PrimaryKey {
+        self.key
+    }
+    fn tombstone(&self) -> bool {
+        self.tombstone
+    }
+    fn parent(&self) -> Option<ParentLink> {
+        self.parent
+    }
+}
+
+/// Replays `records` (read from the store named `store`, their payloads slices of the view's
+/// current segment) into `view`, checking every transaction as a commit is checked.
+pub(super) fn replay(
+    view: &mut View,
+    trust: &ChainTrust,
+    records: &[LogRecord],
+    store: &str,
+) -> Result<(), OpenError> {
+    view.reserve(event_count_hint(records));
+    let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
+        .min(records.len());
+    let done = if workers < 2 || bytes < PARALLEL_MIN_BYTES {
+        replay_here(view, trust, records, store)
+    } else {
+        replay_with_workers(view, trust, records, store, workers)
+    };
+    view.shrink_to_fit();
+    done
+}
+
+/// Both stages on this thread.
+fn replay_here(
+    view: &mut View,
+    trust: &ChainTrust,
+    records: &[LogRecord],
+    store: &str,
+) -> Result<(), OpenError> {
+    let mut staged = Overlay::new();
+    for (i, rec) in records.iter().enumerate() {
+        let prepared = prepare(trust, rec, i as u64 + 1, store)?;
+        finish(view, trust, rec, prepared, &mut staged, store)?;
+    }
+    Ok(())
+}
+
+/// The first stage on `workers` threads, the second on this one, in log order.
+fn replay_with_workers(
+    view: &mut View,
+    trust: &ChainTrust,
+    records: &[LogRecord],
+    store: &str,
+    workers: usize,
+) -> Result<(), OpenError> {
+    std::thread::scope(|scope| {
+        let mut queues = Vec::with_capacity(workers);
+        for k in 0..workers {
+            let (sender, receiver) = mpsc::sync_channel(QUEUE_DEPTH);
+            std::thread::Builder::new()
+                .name(format!("ate-replay-{k}"))
+                .spawn_scoped(scope, move || {
+                    for i in (k..records.len()).step_by(workers) {
+                        let prepared = prepare(trust, &records[i], i as u64 + 1, store);
+                        let failed = prepared.is_err();
+                        // A closed queue: the opening thread stopped at an earlier failure.
+                        if sender.send(prepared).is_err() || failed {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| OpenError::Task(format!("cannot start a replay thread: {e}")))?;
+            queues.push(receiver);
+        }
+        let mut staged = Overlay::new();
+        for (i, rec) in records.iter().enumerate() {
+            let prepared = queues[i % workers]
+                .recv()
+                .map_err(|_| OpenError::Task("a replay thread stopped".into()))??;
+            finish(view, trust, rec, prepared, &mut staged, store)?;
+        }
+        Ok(())
+        // Returning drops the queues, so workers still running stop at their next send.
+    })
+}
+
+/// The first stage: decode, sequence number, signatures, trust metadata.
+fn prepare<'a>(
+    trust: &ChainTrust,
+    rec: &'a LogRecord,
+    expected: u64,
+    store: &str,
+) -> Result<Prepared<'a>, OpenError> {
+    let tx = TransactionRef::decode(&rec.payload).map_err(|source| OpenError::Malformed {
+        store: store.to_string(),
+        offset: rec.offset,
+        source,
+    })?;
+    if tx.seq != expected {
+        return Err(OpenError::OutOfSequence {
+            store: store.to_string(),
+            offset: rec.offset,
+            found: tx.seq,
+            expected,
+        });
+    }
+    let verified = trust
+        .verify_replayed(&tx)
+        .map_err(|source| invalid(store, rec, tx.seq, source))?;
+    let mut types: Vec<&str> = Vec::new();
+    let mut slots: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
+    let mut last: Option<(&str, u32)> = None;
+    let mut slot_of = |name: &'a str| -> u32 {
+        if let Some((n, slot)) = last
+            && n == name
+        {
+            return slot;
+        }
+        let slot = *slots.entry(name).or_insert_with(|| {
+            types.push(name);
+            (types.len() - 1) as u32
+        });
+        last = Some((name, slot));
+        slot
+    };
+    let events = tx
+        .events
+        .iter()
+        .map(|ev| Replayed {
+            key: ev.key,
+            parent: ev.parent,
+            raw: ev.raw,
+            type_id: if ev.tombstone {
+                0
+            } else {
+                slot_of(ev.type_name)
+            },
+            tombstone: ev.tombstone,
+        })
+        .collect();
+    Ok(Prepared {
+        seq: tx.seq,
+        events,
+        types,
+        verified,
+        tx: trust.has_validators().then_some(tx),
+    })
+}
+
+/// The second stage: the checks against the view, then the events are applied.
+fn finish(
+    view: &mut View,
+    trust: &ChainTrust,
+    rec: &LogRecord,
+    prepared: Prepared<'_>,
+    staged: &mut Overlay,
+    store: &str,
+) -> Result<(), OpenError> {
+    let Prepared {
+        seq,
+        events,
+        types,
+        verified,
+        tx,
+    } = prepared;
+    let owned: Option<Transaction> = tx.map(|tx| tx.to_transaction(&rec.payload));
+    trust
+        .check_replayed(&*view, &events, seq, &verified, owned.as_ref(), staged)
+        .map_err(|source| invalid(store, rec, seq, source))?;
+    let type_ids: Vec<u32> = types.iter().map(|name| view.intern(name)).collect();
+    // Every event passed, so every decoded metadata is valid. (Only the events with metadata
+    // are listed, in order; a cursor walks them without moving the others.)
+    let mut decoded = verified.trust.into_iter();
+    let mut next = decoded.next();
+    for (i, ev) in events.iter().enumerate() {
+        let auth = match &next {
+            Some((at, _)) if *at == i => {
+                let here = std::mem::replace(&mut next, decoded.next());
+                here.and_then(|(_, t)| t.ok()).and_then(|t| t.auth)
+            }
+            _ => None,
+        };
+        let type_id = if ev.tombstone {
+            0
+        } else {
+            type_ids.get(ev.type_id as usize).copied().unwrap_or(0)
+        };
+        view.apply_replayed(&Replayed { type_id, ..*ev }, seq, auth);
+    }
+    view.set_last_seq(seq);
+    Ok(())
+}
+
+fn invalid(store: &str, rec: &LogRecord, seq: u64, source: TrustError) -> OpenError {
+    OpenError::Invalid {
+        store: store.to_string(),
+        offset: rec.offset,
+        seq,
+        source,
+    }
+}
+
+/// How many events the records hold, read from their headers without decoding (an upper
+/// bound for a damaged payload, which fails to decode later).
+fn event_count_hint(records: &[LogRecord]) -> usize {
+    records
+        .iter()
+        .map(|r| {
+            let declared = r
+                .payload
+                .get(9..13)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            declared.min(r.payload.len() / MIN_EVENT_BYTES)
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::crypto::{Hash, KeySize, PrivateSignKey};
+    use crate::event::{BodyFormat, EventDraft, MetaEntry, TxTrailer, encode_transaction};
+    use crate::trust::TrustPolicy;
+    use crate::trust::meta::{TAG_PREVIOUS, TxSignature, signature_trailer, signed_message};
+
+    fn draft(key: u128, previous: Option<u64>, body: usize) -> EventDraft {
+        EventDraft {
+            key: PrimaryKey::from(key),
+            timestamp_ms: 1,
+            tombstone: false,
+            parent: None,
+            type_name: if key.is_multiple_of(3) { "t.A" } else { "t.B" }.into(),
+            format: BodyFormat::MessagePack,
+            meta: previous
+                .map(|p| MetaEntry {
+                    tag: TAG_PREVIOUS,
+                    value: Bytes::copy_from_slice(&p.to_le_bytes()),
+                })
+                .into_iter()
+                .collect(),
+            body: Some(Bytes::from(vec![key as u8; body])),
+        }
+    }
+
+    /// A log of `txs` transactions of 50 events of 1 KiB (so it is replayed in parallel),
+    /// each transaction updating the records of the one before; `edit` may change a
+    /// transaction's events or sequence number before it is encoded.
+    fn log(
+        txs: u64,
+        signer: Option<&PrivateSignKey>,
+        mut edit: impl FnMut(u64, &mut u64, &mut Vec<EventDraft>),
+    ) -> (Bytes, Vec<LogRecord>) {
+        let chain = TrustPolicy::new("replay", Vec::new())
+            .chain_hash()
+            .to_owned();
+        let mut payloads = Vec::new();
+        for t in 1..=txs {
+            let mut seq = t;
+            let mut events: Vec<EventDraft> = (0..50u128)
+                .map(|k| draft(k, (t > 1).then_some(t - 1), 1024))
+                .collect();
+            edit(t, &mut seq, &mut events);
+            let mut trailers: Vec<TxTrailer> = Vec::new();
+            if let Some(key) = signer {
+                let unsigned = decode(&encode_transaction(seq, &events, &[]));
+                let covers: Vec<u32> = (0..events.len() as u32).collect();
+                let hashes: Vec<Hash> = unsigned.iter().map(|e| e.hash()).collect();
+                let public = key.as_public_key();
+                let msg = signed_message(public.algorithm().as_u8(), &chain, &covers, &hashes);
+                trailers.push(signature_trailer(&TxSignature {
+                    chain,
+                    public_key: public,
+                    covers,
+                    hashes,
+                    signature: key.sign(&msg),
+                }));
+            }
+            payloads.push(encode_transaction(seq, &events, &trailers));
+        }
+        let mut buf = Vec::new();
+        let mut spans = Vec::new();
+        for p in &payloads {
+            spans.push((buf.len(), p.len()));
+            buf.extend_from_slice(p);
+        }
+        let buf = Bytes::from(buf);
+        let records = spans
+            .into_iter()
+            .map(|(at, len)| LogRecord {
+                offset: at as u64,
+                payload: buf.slice(at..at + len),
+            })
+            .collect();
+        (buf, records)
+    }
+
+    fn decode(payload: &[u8]) -> Vec<crate::event::Event> {
+        crate::event::decode_transaction(Bytes::copy_from_slice(payload))
+            .unwrap()
+            .events
+    }
+
+    fn trust(root: Option<&PrivateSignKey>) -> ChainTrust {
+        ChainTrust {
+            policy: TrustPolicy::new("replay", root.map(|k| vec![k.hash()]).unwrap_or_default()),
+            plugins: Default::default(),
+        }
+    }
+
+    /// Replays on this thread and with two workers; both must agree.
+    fn both(
+        trust: &ChainTrust,
+        buf: &Bytes,
+        records: &[LogRecord],
+    ) -> (Result<View, String>, Result<View, String>) {
+        let run = |parallel: bool| {
+            let mut view = View::new();
+            view.add_segment(buf.clone());
+            let done = if parallel {
+                replay_with_workers(&mut view, trust, records, "test", 2)
+            } else {
+                replay_here(&mut view, trust, records, "test")
+            };
+            done.map(|()| view).map_err(|e| e.to_string())
+        };
+        (run(false), run(true))
+    }
+
+    #[test]
+    fn workers_build_the_same_view() {
+        let (buf, records) = log(40, None, |_, _, _| {});
+        assert!(buf.len() > PARALLEL_MIN_BYTES);
+        let (here, workers) = both(&trust(None), &buf, &records);
+        let (here, workers) = (here.unwrap(), workers.unwrap());
+        assert_eq!(here.len(), 50);
+        assert_eq!(workers.len(), 50);
+        assert_eq!(workers.last_seq(), 40);
+        for k in 0..50u128 {
+            let (a, b) = (
+                here.get(&PrimaryKey::from(k)).unwrap(),
+                workers.get(&PrimaryKey::from(k)).unwrap(),
+            );
+            assert_eq!((a.seq, a.type_id), (b.seq, b.type_id));
+            assert_eq!(here.body(a), workers.body(b));
+            assert_eq!(here.type_name(b.type_id), workers.type_name(b.type_id));
+        }
+    }
+
+    #[test]
+    fn the_first_failure_in_log_order_is_reported() {
+        // Transaction 12 claims a stale version; transaction 13 does not decode; 14 is out of
+        // sequence. Only 12 is reported, whichever thread prepared what.
+        let (buf, mut records) = log(40, None, |t, seq, events| match t {
+            12 => events[7] = draft(7, Some(3), 1024),
+            14 => *seq = 99,
+            _ => {}
+        });
+        let cut = records[12].payload.len() - 1;
+        records[12].payload = records[12].payload.slice(..cut);
+        let (here, workers) = both(&trust(None), &buf, &records);
+        let (here, workers) = (here.err().unwrap(), workers.err().unwrap());
+        assert_eq!(here, workers);
+        assert!(here.contains("transaction 12 "), "{here}");
+        assert!(here.contains("version"), "{here}");
+
+        // Without it, the malformed one comes first.
+        let (buf, mut records) = log(40, None, |t, seq, _| {
+            if t == 14 {
+                *seq = 99;
+            }
+        });
+        records[12].payload = records[12].payload.slice(..cut);
+        let (here, workers) = both(&trust(None), &buf, &records);
+        let (here, workers) = (here.err().unwrap(), workers.err().unwrap());
+        assert_eq!(here, workers);
+        assert!(here.contains("malformed"), "{here}");
+    }
+
+    #[test]
+    fn signed_logs_verify_on_workers_and_tampering_is_found() {
+        let (root, other) = (
+            &PrivateSignKey::generate(KeySize::Bit128),
+            &PrivateSignKey::generate(KeySize::Bit128),
+        );
+        let (buf, records) = log(24, Some(root), |_, _, _| {});
+        let (here, workers) = both(&trust(Some(root)), &buf, &records);
+        assert_eq!(here.unwrap().len(), 50);
+        assert_eq!(workers.unwrap().len(), 50);
+
+        // Signed by a key that may not write at the root.
+        let (buf, records) = log(24, Some(other), |_, _, _| {});
+        let (here, workers) = both(&trust(Some(root)), &buf, &records);
+        let (here, workers) = (here.err().unwrap(), workers.err().unwrap());
+        assert_eq!(here, workers);
+        assert!(here.contains("transaction 1 "), "{here}");
+
+        // One flipped byte in an event body of transaction 17.
+        let (buf, mut records) = log(24, Some(root), |_, _, _| {});
+        let mut bytes = records[16].payload.to_vec();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 1;
+        let mut whole = buf.to_vec();
+        let start = records[16].offset as usize;
+        whole[start..start + bytes.len()].copy_from_slice(&bytes);
+        let buf = Bytes::from(whole);
+        for r in &mut records {
+            let start = r.offset as usize;
+            r.payload = buf.slice(start..start + r.payload.len());
+        }
+        let (here, workers) = both(&trust(Some(root)), &buf, &records);
+        let (here, workers) = (here.err().unwrap(), workers.err().unwrap());
+        assert_eq!(here, workers);
+        assert!(here.contains("transaction 17 "), "{here}");
+    }
+}
