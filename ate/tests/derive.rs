@@ -601,6 +601,49 @@ mod indexes {
         assert_eq!(m.chain.len(), 1);
     }
 
+    /// Reverses the bytes of every body (a stand-in for compression).
+    struct Reverse;
+
+    impl ate::trust::Transformer for Reverse {
+        fn id(&self) -> u16 {
+            7
+        }
+        fn encode(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+            Ok(body.iter().rev().copied().collect())
+        }
+        fn decode(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+            Ok(body.iter().rev().copied().collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_indexed_record_cannot_be_stored_transformed() {
+        let chains = ChainBuilder::new(&AteConfig::in_memory())
+            .await
+            .add_transformer(Reverse)
+            .build();
+        let chain = chains
+            .open(&ChainKey::from("transformed"))
+            .await
+            .expect("open");
+        let mut dio = chain.dio(&session()).await;
+        dio.store(account("1", 0)).expect("store");
+        assert!(matches!(
+            dio.commit().await,
+            Err(AteError::Dio(DioError::Unindexable {
+                why: "transformed",
+                ..
+            }))
+        ));
+        assert!(chain.is_empty());
+        dio.cancel();
+        let note = dio.store(Note { text: "n".into() }).expect("store");
+        dio.commit()
+            .await
+            .expect("a type without indexes is transformed as usual");
+        assert_eq!(dio.load::<Note>(note.key()).await.expect("load").text, "n");
+    }
+
     #[tokio::test]
     async fn a_type_without_indexes_has_no_finder_to_misuse() {
         let m = Memory::new().await;

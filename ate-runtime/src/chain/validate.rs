@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::event::{EventDraft, PrimaryKey};
 use crate::schema::{self, IndexKey};
+use crate::trust::meta::{TAG_CONFIDENTIALITY, TAG_TRANSFORMS};
 use crate::view::View;
 
 use super::CommitError;
@@ -30,6 +31,14 @@ fn unique_values(ev: &EventDraft) -> Vec<(&'static str, IndexKey)> {
     let Some(body) = &ev.body else {
         return Vec::new();
     };
+    // As in the view: an encrypted or transformed body is not indexed.
+    if ev
+        .meta
+        .iter()
+        .any(|m| m.tag == TAG_CONFIDENTIALITY || m.tag == TAG_TRANSFORMS)
+    {
+        return Vec::new();
+    }
     schema::indexes_for(&ev.type_name)
         .iter()
         .filter(|s| s.unique)

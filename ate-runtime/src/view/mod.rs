@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, decode_event};
-use crate::trust::meta::{TAG_AUTHORIZATION, TAG_CONFIDENTIALITY};
+use crate::trust::meta::{TAG_AUTHORIZATION, TAG_CONFIDENTIALITY, TAG_TRANSFORMS};
 use crate::trust::{Authorization, RecordState, TrustLookup};
 use index::Indexes;
 pub use index::{IndexKey, IndexSpec};
@@ -68,9 +68,10 @@ struct Change<'a> {
     index_body: Option<&'a [u8]>,
 }
 
-/// The body indexes see: none when it is encrypted.
-fn index_body(encrypted: bool, body: Option<&[u8]>) -> Option<&[u8]> {
-    if encrypted { None } else { body }
+/// The body indexes see: none when it is encrypted or transformed (the view holds no keys and
+/// runs no transformers, so such a body is not the plaintext the index extracts from).
+fn index_body(sealed: bool, body: Option<&[u8]>) -> Option<&[u8]> {
+    if sealed { None } else { body }
 }
 
 /// The plaintext body of a stored version, for indexing.
@@ -80,7 +81,10 @@ fn stored_index_body<'s>(segments: &'s [Bytes], e: &Entry) -> Option<&'s [u8]> {
         .get(e.seg as usize)?
         .get(start..start.checked_add(e.len as usize)?)?;
     let ev = EventRef::decode(raw).ok()?;
-    index_body(ev.meta(TAG_CONFIDENTIALITY).is_some(), ev.body)
+    index_body(
+        ev.meta(TAG_CONFIDENTIALITY).is_some() || ev.meta(TAG_TRANSFORMS).is_some(),
+        ev.body,
+    )
 }
 
 /// Where a child sits: its collection and its place in commit order.
@@ -102,6 +106,8 @@ pub struct View {
     /// Keys of deleted records (never reused).
     deleted: HashSet<PrimaryKey, foldhash::fast::RandomState>,
     children: FastMap<ParentLink, BTreeMap<u64, PrimaryKey>>,
+    /// The collections of each record that have children (for deleting a subtree).
+    collections: FastMap<PrimaryKey, Vec<u64>>,
     type_names: Vec<Arc<str>>,
     type_ids: FastMap<Arc<str>, u32>,
     /// The type interned last (most events have the type of the one before).
@@ -233,7 +239,10 @@ impl View {
             parent: ev.parent,
             type_name: TypeRef::Name(ev.type_name()),
             len: ev.raw.len() as u32,
-            index_body: index_body(ev.meta(TAG_CONFIDENTIALITY).is_some(), ev.body.as_deref()),
+            index_body: index_body(
+                ev.meta(TAG_CONFIDENTIALITY).is_some() || ev.meta(TAG_TRANSFORMS).is_some(),
+                ev.body.as_deref(),
+            ),
         };
         self.apply_change(&change, place, auth, seq);
     }
@@ -254,9 +263,12 @@ impl View {
         };
         // Only indexed types need the body: decode it then (it was decoded once already).
         let index_body = if !ev.tombstone && self.indexes.is_indexed(ev.type_id) {
-            EventRef::decode(ev.raw)
-                .ok()
-                .and_then(|e| index_body(e.meta(TAG_CONFIDENTIALITY).is_some(), e.body))
+            EventRef::decode(ev.raw).ok().and_then(|e| {
+                index_body(
+                    e.meta(TAG_CONFIDENTIALITY).is_some() || e.meta(TAG_TRANSFORMS).is_some(),
+                    e.body,
+                )
+            })
         } else {
             None
         };
@@ -342,10 +354,14 @@ impl View {
             }
             if let Some(link) = new_link {
                 self.parents.insert(ev.key, ChildSlot { link, ordinal });
-                self.children
-                    .entry(link)
-                    .or_default()
-                    .insert(ordinal, ev.key);
+                let kids = self.children.entry(link).or_default();
+                if kids.is_empty() {
+                    self.collections
+                        .entry(link.parent)
+                        .or_default()
+                        .push(link.collection);
+                }
+                kids.insert(ordinal, ev.key);
             }
         }
     }
@@ -356,6 +372,12 @@ impl View {
             kids.remove(&slot.ordinal);
             if kids.is_empty() {
                 self.children.remove(&slot.link);
+                if let Some(ids) = self.collections.get_mut(&slot.link.parent) {
+                    ids.retain(|c| *c != slot.link.collection);
+                    if ids.is_empty() {
+                        self.collections.remove(&slot.link.parent);
+                    }
+                }
             }
         }
     }
@@ -400,10 +422,14 @@ impl View {
 
     /// The collections of `parent` that have children.
     pub fn collections_of(&self, parent: &PrimaryKey) -> Vec<ParentLink> {
-        self.children
-            .keys()
-            .filter(|l| l.parent == *parent)
-            .copied()
+        self.collections
+            .get(parent)
+            .into_iter()
+            .flatten()
+            .map(|&collection| ParentLink {
+                parent: *parent,
+                collection,
+            })
             .collect()
     }
 

@@ -108,3 +108,33 @@ fn bodies_are_slices_of_their_segment() {
     assert_eq!(v.segments.len(), 1, "no copy, no extra segment");
     assert_eq!(std::mem::size_of::<Entry>(), 24);
 }
+
+#[test]
+fn collections_of_a_record_follow_its_children() {
+    let mut v = View::new();
+    let colls = |v: &View, p: u128| {
+        let mut c: Vec<u64> = v
+            .collections_of(&PrimaryKey::from(p))
+            .iter()
+            .map(|l| l.collection)
+            .collect();
+        c.sort();
+        c
+    };
+    v.apply_test(&ev(1, None, Some(b"p")));
+    assert!(colls(&v, 1).is_empty());
+    v.apply_test(&ev(2, Some((1, 7)), Some(b"a")));
+    v.apply_test(&ev(3, Some((1, 7)), Some(b"b")));
+    v.apply_test(&ev(4, Some((1, 9)), Some(b"c")));
+    assert_eq!(colls(&v, 1), [7, 9]);
+    // An update keeps the child where it is; deleting the last child of a collection drops it.
+    v.apply_test(&ev(4, Some((1, 9)), Some(b"C")));
+    assert_eq!(colls(&v, 1), [7, 9]);
+    v.apply_test(&ev(4, None, None));
+    assert_eq!(colls(&v, 1), [7]);
+    v.apply_test(&ev(2, None, None));
+    assert_eq!(colls(&v, 1), [7]);
+    v.apply_test(&ev(3, None, None));
+    assert!(colls(&v, 1).is_empty());
+    assert!(v.collections.is_empty());
+}
