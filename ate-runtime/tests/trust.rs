@@ -647,3 +647,98 @@ async fn versions_catch_lost_updates_and_allow_repeated_changes() {
     c.commit().await.unwrap();
     assert_eq!(a.load::<Secret>(&key).await.unwrap().text, "c");
 }
+
+/// Centralized integrity: a trusted server vouches for the writers of a transaction it received
+/// on an authenticated connection; the writers' rights are still checked event by event, and
+/// only chains in that mode accept (or reopen) such transactions.
+#[tokio::test]
+async fn vouched_transactions_need_centralized_integrity() {
+    use ate_runtime::trust::IntegrityMode;
+    use ate_runtime::trust::meta::{TxVouch, vouch_trailer};
+
+    // The events of a plain new record, built by an open chain.
+    let open_reg = ChainBuilder::new(&AteConfig::in_memory()).await.build();
+    let scratch = MemoryStore::new();
+    let source = open(&open_reg, "vouch", &scratch);
+    let mut dio = source.dio(&AteSession::default()).await;
+    let key = *dio
+        .store(Secret {
+            text: "vouched".into(),
+        })
+        .unwrap()
+        .key();
+    dio.commit().await.unwrap();
+    let events = drafts(&transactions(&scratch)[0]);
+
+    // A distributed chain accepts signatures only.
+    let store = MemoryStore::new();
+    let distributed = open(&registry().await, "vouch", &store);
+    let e = trust_err(
+        distributed
+            .commit_vouched(events.clone(), vec![keys().root.hash()])
+            .await,
+    );
+    assert_eq!(e, TrustError::VouchRefused);
+    assert!(distributed.is_empty());
+    drop(distributed);
+
+    let centralized_reg = ChainBuilder::new(&AteConfig::in_memory())
+        .await
+        .add_root_public_key(&keys().root.as_public_key())
+        .integrity(IntegrityMode::Centralized)
+        .build();
+    let chain = open(&centralized_reg, "vouch", &store);
+    // A vouched writer without the right is refused, as a signer would be.
+    let e = trust_err(
+        chain
+            .commit_vouched(events.clone(), vec![keys().other.hash()])
+            .await,
+    );
+    assert!(matches!(e, TrustError::Unauthorized { .. }), "{e:?}");
+    // No writer at all: nobody holds the right.
+    let e = trust_err(chain.commit_vouched(events.clone(), vec![]).await);
+    assert!(matches!(e, TrustError::MissingSignature { .. }), "{e:?}");
+    // A vouch made for another chain does not move.
+    let foreign = TxVouch {
+        chain: *source.policy().chain_hash(),
+        writers: vec![keys().root.hash()],
+    };
+    let other_chain = open(&centralized_reg, "elsewhere", &MemoryStore::new());
+    let e = trust_err(
+        other_chain
+            .commit_transaction(events.clone(), vec![vouch_trailer(&foreign)])
+            .await,
+    );
+    assert_eq!(e, TrustError::WrongChain);
+    // The root writer, vouched for, may write at the root.
+    chain
+        .commit_vouched(events, vec![keys().root.hash()])
+        .await
+        .unwrap();
+    assert_eq!(
+        chain
+            .dio(&AteSession::default())
+            .await
+            .load::<Secret>(&key)
+            .await
+            .unwrap()
+            .text,
+        "vouched"
+    );
+    drop(chain);
+
+    // The log reopens in centralized mode, and is refused by a chain that trusts no server.
+    let reopened = open(&centralized_reg, "vouch", &store);
+    assert_eq!(reopened.len(), 1);
+    drop(reopened);
+    match registry()
+        .await
+        .open_store(&ChainKey::from("vouch"), Box::new(store.clone()))
+    {
+        Err(OpenError::Invalid { source, seq, .. }) => {
+            assert_eq!(source, TrustError::VouchRefused);
+            assert_eq!(seq, 1);
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}

@@ -35,7 +35,8 @@ use crate::crypto::{Hash, PublicSignKey};
 use crate::event::{EventDraft, TxTrailer};
 use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
 use crate::session::AteSession;
-use crate::trust::{Linter, Transformer, TrustPolicy, Validator};
+use crate::trust::meta::{TxVouch, vouch_trailer};
+use crate::trust::{IntegrityMode, Linter, Transformer, TrustPolicy, Validator};
 use crate::view::View;
 use trust::{ChainTrust, Plugins};
 
@@ -145,6 +146,22 @@ impl Chain {
         self.commit(events, trailers, None).await
     }
 
+    /// Writes a transaction on behalf of `writers` (public-key hashes) that a trusted server
+    /// authenticated, without signatures: the seam of [`IntegrityMode::Centralized`]. Every
+    /// other check runs as usual (each event needs one of the writers to hold its write right).
+    /// A chain in [`IntegrityMode::Distributed`] refuses it with `TrustError::VouchRefused`.
+    pub async fn commit_vouched(
+        &self,
+        events: Vec<EventDraft>,
+        writers: Vec<Hash>,
+    ) -> Result<u64, CommitError> {
+        let vouch = TxVouch {
+            chain: *self.policy().chain_hash(),
+            writers,
+        };
+        self.commit(events, vec![vouch_trailer(&vouch)], None).await
+    }
+
     /// Writes a transaction: returns its sequence number once it is durable and in the view.
     pub(crate) async fn commit(
         &self,
@@ -174,6 +191,7 @@ impl Chain {
 pub struct ChainBuilder {
     conf: AteConfig,
     root_keys: Vec<Hash>,
+    integrity: IntegrityMode,
     plugins: Plugins,
 }
 
@@ -183,8 +201,18 @@ impl ChainBuilder {
         ChainBuilder {
             conf: conf.clone(),
             root_keys: Vec::new(),
+            integrity: IntegrityMode::default(),
             plugins: Plugins::default(),
         }
+    }
+
+    /// How the chains establish who wrote each transaction (default
+    /// [`IntegrityMode::Distributed`]: every transaction signed, verifiable by anyone).
+    /// [`IntegrityMode::Centralized`] also accepts transactions a trusted server vouches for
+    /// ([`Chain::commit_vouched`]); a log holding them opens only in that mode.
+    pub fn integrity(mut self, mode: IntegrityMode) -> Self {
+        self.integrity = mode;
+        self
     }
 
     /// Pins a key allowed to write at the root of the chains opened. A chain without root keys
@@ -218,6 +246,7 @@ impl ChainBuilder {
             inner: Arc::new(RegistryInner {
                 conf: self.conf,
                 root_keys: self.root_keys,
+                integrity: self.integrity,
                 plugins: self.plugins,
                 memory: Mutex::new(HashMap::new()),
             }),
@@ -228,6 +257,7 @@ impl ChainBuilder {
 struct RegistryInner {
     conf: AteConfig,
     root_keys: Vec<Hash>,
+    integrity: IntegrityMode,
     plugins: Plugins,
     memory: Mutex<HashMap<ChainKey, Weak<ChainInner>>>,
 }
@@ -235,7 +265,8 @@ struct RegistryInner {
 impl RegistryInner {
     fn trust(&self, key: &ChainKey) -> ChainTrust {
         ChainTrust {
-            policy: TrustPolicy::new(key.as_str(), self.root_keys.clone()),
+            policy: TrustPolicy::new(key.as_str(), self.root_keys.clone())
+                .with_integrity(self.integrity),
             plugins: self.plugins.clone(),
         }
     }

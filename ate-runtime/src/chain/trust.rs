@@ -6,7 +6,7 @@ use crate::crypto::Hash;
 use crate::event::Transaction;
 use crate::event::codec::TransactionRef;
 use crate::trust::EventKeys;
-use crate::trust::meta::{signatures_from, signatures_of};
+use crate::trust::meta::{proofs_from, proofs_of};
 use crate::trust::{
     Linter, Overlay, Transformer, TrustError, TrustLookup, TrustPolicy, ValidationContext,
     Validator, Verified,
@@ -65,7 +65,7 @@ impl ChainTrust {
         seq: u64,
         hashes: Option<&[Hash]>,
     ) -> Result<(), TrustError> {
-        let verified = self.policy.verify(&tx.events, signatures_of(tx)?, hashes)?;
+        let verified = self.policy.verify(&tx.events, proofs_of(tx)?, hashes)?;
         let mut staged = Overlay::new();
         self.policy
             .check(base, overlay, &tx.events, &verified, seq, &mut staged)?;
@@ -79,7 +79,7 @@ impl ChainTrust {
     /// [`ChainTrust::check_replayed`].
     pub fn verify_replayed(&self, tx: &TransactionRef<'_>) -> Result<Verified, TrustError> {
         self.policy
-            .verify(&tx.events, signatures_from(tx.trailers)?, None)
+            .verify(&tx.events, proofs_from(tx.trailers)?, None)
     }
 
     /// Whether validator plugins are registered (they see replayed transactions as owned

@@ -92,6 +92,12 @@ pub enum TrustError {
         /// The read key required.
         expected: Hash,
     },
+    /// A transaction vouched for by a server (instead of signed) reached a chain in distributed
+    /// integrity mode, where every transaction must carry its own signatures.
+    #[error(
+        "the transaction is vouched for by a server, but this chain accepts only signed transactions (IntegrityMode::Distributed)"
+    )]
+    VouchRefused,
     /// A custom validator refused the transaction.
     #[error("refused by validator {validator}: {reason}")]
     Refused {

@@ -14,6 +14,7 @@
 //! | tag | name | value |
 //! |---|---|---|
 //! | 1 | signature | MessagePack of [`TxSignature`] |
+//! | 2 | vouch | MessagePack of [`TxVouch`]: writers a trusted server authenticated (accepted only on chains in [`IntegrityMode::Centralized`](super::IntegrityMode::Centralized)) |
 //!
 //! An event or transaction carrying a tag this build does not know is refused
 //! ([`TrustError::UnknownMetadata`]): metadata can change who may read or write, so it is never
@@ -36,6 +37,29 @@ pub const TAG_CONFIDENTIALITY: u16 = 3;
 pub const TAG_TRANSFORMS: u16 = 4;
 /// Transaction trailer: a signature over event hashes.
 pub const TRAILER_SIGNATURE: u16 = 1;
+/// Transaction trailer: writers vouched for by a trusted server (centralized integrity).
+pub const TRAILER_VOUCH: u16 = 2;
+
+/// The writers a trusted server vouches for: it authenticated the connection the transaction
+/// came on as these keys, so their rights count for every event of the transaction without a
+/// signature. Only chains in [`IntegrityMode::Centralized`](super::IntegrityMode::Centralized)
+/// accept it; a log holding one is verifiable only by those who trust that server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxVouch {
+    /// The chain (as in signatures: a vouch cannot move to another chain).
+    pub chain: Hash,
+    /// Hashes of the public keys the connection was authenticated as.
+    pub writers: Vec<Hash>,
+}
+
+/// What a transaction's trailers say about who wrote it.
+#[derive(Debug, Clone, Default)]
+pub struct TxProofs {
+    /// Signatures over event hashes.
+    pub signatures: Vec<TxSignature>,
+    /// A server's vouch, at most one.
+    pub vouch: Option<TxVouch>,
+}
 
 /// How an event's body is encrypted: a fresh data key, wrapped for the read key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,22 +210,38 @@ impl EventTrust {
     }
 }
 
-/// The signatures of a transaction, refusing unknown trailers.
-pub fn signatures_of(tx: &Transaction) -> Result<Vec<TxSignature>, TrustError> {
-    signatures_from(tx.trailers.iter().map(|t| (t.tag, &t.value[..])))
+/// The signatures and vouch of a transaction, refusing unknown trailers.
+pub fn proofs_of(tx: &Transaction) -> Result<TxProofs, TrustError> {
+    proofs_from(tx.trailers.iter().map(|t| (t.tag, &t.value[..])))
 }
 
-/// The signatures in `(tag, value)` trailer entries, as [`signatures_of`] reads them.
-pub fn signatures_from<'a>(
+/// The proofs in `(tag, value)` trailer entries, as [`proofs_of`] reads them.
+pub fn proofs_from<'a>(
     trailers: impl IntoIterator<Item = (u16, &'a [u8])>,
-) -> Result<Vec<TxSignature>, TrustError> {
-    trailers
-        .into_iter()
-        .map(|(tag, value)| match tag {
-            TRAILER_SIGNATURE => decode(tag, value),
-            other => Err(TrustError::UnknownMetadata(other)),
-        })
-        .collect()
+) -> Result<TxProofs, TrustError> {
+    let mut proofs = TxProofs::default();
+    for (tag, value) in trailers {
+        match tag {
+            TRAILER_SIGNATURE => proofs.signatures.push(decode(tag, value)?),
+            TRAILER_VOUCH if proofs.vouch.is_none() => proofs.vouch = Some(decode(tag, value)?),
+            TRAILER_VOUCH => {
+                return Err(TrustError::MalformedMetadata {
+                    tag,
+                    reason: "more than one vouch".into(),
+                });
+            }
+            other => return Err(TrustError::UnknownMetadata(other)),
+        }
+    }
+    Ok(proofs)
+}
+
+/// The trailer carrying a vouch.
+pub fn vouch_trailer(vouch: &TxVouch) -> TxTrailer {
+    TxTrailer {
+        tag: TRAILER_VOUCH,
+        value: encode(vouch).into(),
+    }
 }
 
 /// The trailer carrying a signature.

@@ -24,5 +24,6 @@ pub(crate) use plugin::refuse;
 pub use plugin::{EXTENSION_TAG_BASE, Linter, Transformer, ValidationContext, Validator};
 pub(crate) use validate::{EventKeys, Verified};
 pub use validate::{
-    MAX_INHERIT_DEPTH, Overlay, RecordState, TrustLookup, TrustPolicy, Validated, all_signers,
+    IntegrityMode, MAX_INHERIT_DEPTH, Overlay, RecordState, TrustLookup, TrustPolicy, Validated,
+    all_signers,
 };

@@ -7,7 +7,7 @@ use crate::crypto::Hash;
 use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, Transaction};
 
-use super::meta::{EventTrust, TxSignature, chain_hash, signatures_of, signed_message};
+use super::meta::{EventTrust, TxProofs, chain_hash, proofs_of, signed_message};
 use super::{Authorization, ReadOption, TrustError, WriteOption};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -77,12 +77,28 @@ pub struct Validated {
     pub changes: Overlay,
 }
 
-/// The chain-wide rules: the chain's identity and its root writers.
+/// How a chain establishes who wrote each transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IntegrityMode {
+    /// Every transaction carries Falcon signatures over its events' hashes: anyone holding the
+    /// log can verify it offline, with no trusted party.
+    #[default]
+    Distributed,
+    /// Transactions may instead carry a server's vouch ([`TxVouch`](super::meta::TxVouch)): the
+    /// server authenticated the connection they arrived on, and the writers it names hold
+    /// their rights for every event without signing. Cheaper for writers; the log is then only
+    /// as trustworthy as that server. Signed transactions are accepted too.
+    Centralized,
+}
+
+/// The chain-wide rules: the chain's identity, its root writers and its integrity mode.
 #[derive(Debug, Clone)]
 pub struct TrustPolicy {
     chain_key: String,
     chain_hash: Hash,
     root_keys: Vec<Hash>,
+    integrity: IntegrityMode,
     /// [`TrustPolicy::root_write`], built once.
     root_rule: WriteOption,
 }
@@ -100,8 +116,20 @@ impl TrustPolicy {
             chain_key: chain_key.to_string(),
             chain_hash: chain_hash(chain_key),
             root_keys,
+            integrity: IntegrityMode::Distributed,
             root_rule,
         }
+    }
+
+    /// The same policy in integrity mode `mode`.
+    pub fn with_integrity(mut self, mode: IntegrityMode) -> Self {
+        self.integrity = mode;
+        self
+    }
+
+    /// The integrity mode.
+    pub fn integrity(&self) -> IntegrityMode {
+        self.integrity
     }
 
     /// The chain key.
@@ -254,7 +282,7 @@ impl TrustPolicy {
         seq: u64,
         hashes: Option<&[Hash]>,
     ) -> Result<Validated, TrustError> {
-        let verified = self.verify(&tx.events, signatures_of(tx)?, hashes)?;
+        let verified = self.verify(&tx.events, proofs_of(tx)?, hashes)?;
         let mut staged = Overlay::new();
         self.check(base, overlay, &tx.events, &verified, seq, &mut staged)?;
         Ok(Validated {
@@ -270,11 +298,27 @@ impl TrustPolicy {
     pub(crate) fn verify<E: EventFields>(
         &self,
         events: &[E],
-        sigs: Vec<TxSignature>,
+        proofs: TxProofs,
         hashes: Option<&[Hash]>,
     ) -> Result<Verified, TrustError> {
         let n = events.len();
         let mut signers = Signers::default();
+        let TxProofs {
+            signatures: sigs,
+            vouch,
+        } = proofs;
+        if let Some(v) = vouch {
+            if self.integrity != IntegrityMode::Centralized {
+                return Err(TrustError::VouchRefused);
+            }
+            if v.chain != self.chain_hash {
+                return Err(TrustError::WrongChain);
+            }
+            let all: Vec<u32> = (0..n as u32).collect();
+            for w in v.writers {
+                signers.by_signature.push((w, all.clone()));
+            }
+        }
         if !sigs.is_empty() {
             let given = hashes.filter(|h| h.len() == n);
             // Hashed when a signature first needs them, each at most once.
