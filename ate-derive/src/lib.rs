@@ -10,9 +10,10 @@ mod dao;
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
 
-/// Makes a struct with named fields a typed model of ATE.
+/// Makes a struct with named fields a typed model of ATE. (A complete, compiled example is in
+/// the `ate` crate's documentation.)
 ///
-/// ```ignore
+/// ```text
 /// use ate::prelude::*;
 /// use serde::{Deserialize, Serialize};
 ///

@@ -26,6 +26,54 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Models deriving [`Dao`](derive@Dao) get typed relations, indexed finders and access defaults:
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use ate::prelude::*;
+//!
+//! #[derive(Dao, Clone, Serialize, Deserialize)]
+//! #[dao(name = "bank.Person", read = "everyone")]
+//! struct Person {
+//!     name: String,
+//! }
+//!
+//! #[derive(Dao, Clone, Serialize, Deserialize)]
+//! #[dao(name = "bank.Transaction", write = "nobody")]
+//! struct Transaction {
+//!     amount: i64,
+//! }
+//!
+//! #[derive(Dao, Clone, Serialize, Deserialize)]
+//! #[dao(name = "bank.Account")]
+//! struct Account {
+//!     #[dao(index, unique)]
+//!     number: String,
+//!     owner: DaoRef<Person>,
+//!     transactions: DaoVec<Transaction>,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), AteError> {
+//! # let chain = ChainBuilder::new(&AteConfig::in_memory()).await.build()
+//! #     .open(&ChainKey::from("bank")).await?;
+//! let mut dio = chain.dio(&AteSession::default()).await;
+//! let ada = dio.store(Person { name: "Ada".into() })?;
+//! let account = dio.store(Account {
+//!     number: "42".into(),
+//!     owner: DaoRef::from(&ada),
+//!     transactions: DaoVec::new(),
+//! })?;
+//! account.transactions.push(&mut dio, Transaction { amount: 10 })?;
+//! dio.commit().await?;
+//!
+//! let found = Account::find_by_number(&dio, "42").await?.expect("indexed");
+//! assert_eq!(found.owner.load(&dio).await?.name, "Ada");
+//! assert_eq!(found.transactions.iter(&dio).await?[0].amount, 10);
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 
