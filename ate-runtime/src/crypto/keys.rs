@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hash::Hash;
 use super::secret::SecretBytes;
 
 /// A public key, borrowed for serialization.
@@ -53,11 +54,47 @@ pub(crate) struct PrivateOwned<A> {
 /// equality and hashing over algorithm and bytes, a `Debug` showing algorithm and id, serde.
 /// For the private type: `generate`, `generate_for`, `algorithm`, `public_key`, `as_public_key`, `hash`, `secret_bytes`, a
 /// `Debug` showing only algorithm and public id, serde.
+/// How many recently named public keys each thread remembers (see [`key_id`]).
+const KEY_ID_CACHE: usize = 4;
+
+/// A public key's id, `Hash::of_parts([tag, [alg], bytes])`.
+///
+/// The same few public keys are decoded over and over (the signer of every transaction, the
+/// reader named by every event's rules), and hashing one costs microseconds while comparing its
+/// bytes costs nanoseconds; so each thread remembers the last few keys it named, by their exact
+/// bytes, and only hashes a key it has not seen. The bytes are public; a hit returns exactly the
+/// hash that would have been computed.
+pub(crate) fn key_id(tag: &'static [u8], alg: u8, bytes: &[u8]) -> Hash {
+    type Entry = (&'static [u8], u8, Box<[u8]>, Hash);
+    thread_local! {
+        static RECENT: std::cell::RefCell<Vec<Entry>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let hit = RECENT.with_borrow_mut(|recent| {
+        let at = recent
+            .iter()
+            .position(|(t, a, b, _)| *t == tag && *a == alg && &b[..] == bytes)?;
+        // Most recently used first.
+        let entry = recent.remove(at);
+        let id = entry.3;
+        recent.insert(0, entry);
+        Some(id)
+    });
+    if let Some(id) = hit {
+        return id;
+    }
+    let id = Hash::of_parts(&[tag, &[alg], bytes]);
+    RECENT.with_borrow_mut(|recent| {
+        recent.truncate(KEY_ID_CACHE - 1);
+        recent.insert(0, (tag, alg, bytes.into(), id));
+    });
+    id
+}
+
 macro_rules! key_pair_impls {
     ($public:ident, $private:ident, $alg:ty, $tag:expr) => {
         impl $public {
             fn new(alg: $alg, bytes: Box<[u8]>) -> Self {
-                let id = Hash::of_parts(&[$tag, &[alg.as_u8()], &bytes]);
+                let id = $crate::crypto::keys::key_id($tag, alg.as_u8(), &bytes);
                 $public { alg, bytes, id }
             }
 
@@ -191,3 +228,26 @@ macro_rules! key_pair_impls {
 }
 
 pub(crate) use key_pair_impls;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_key_ids_are_the_computed_ones() {
+        let keys: Vec<Vec<u8>> = (0..KEY_ID_CACHE as u8 + 3).map(|i| vec![i; 64]).collect();
+        for _ in 0..3 {
+            for (i, k) in keys.iter().enumerate() {
+                for (tag, alg) in [
+                    (b"tag-a" as &'static [u8], 1u8),
+                    (b"tag-b", 1),
+                    (b"tag-a", 2),
+                ] {
+                    let expected = Hash::of_parts(&[tag, &[alg], k]);
+                    assert_eq!(key_id(tag, alg, k), expected, "key {i}");
+                    assert_eq!(key_id(tag, alg, k), expected, "key {i} again");
+                }
+            }
+        }
+    }
+}
