@@ -5,6 +5,9 @@
 //! same transaction (under the view's read lock, which is cheap); then, without the lock, bodies
 //! are transformed and encrypted (one fresh data key per read key per transaction, wrapped once),
 //! events are encoded and hashed, and each signing key signs once over the hashes it covers.
+//! The per-event work of a large transaction (from [`PARALLEL_MIN_EVENTS`] events) is split in
+//! contiguous chunks over the available cores; the result, and the error reported when an event
+//! fails, are the same as when sealed on one thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
