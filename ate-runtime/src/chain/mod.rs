@@ -35,7 +35,7 @@ use crate::crypto::{Hash, PublicSignKey};
 use crate::event::{EventDraft, TxTrailer};
 use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
 use crate::session::AteSession;
-use crate::trust::meta::{TxVouch, vouch_trailer};
+use crate::trust::meta::{CheckedMeta, TxVouch, vouch_trailer};
 use crate::trust::{IntegrityMode, Linter, Transformer, TrustPolicy, Validator};
 use crate::view::View;
 use trust::{ChainTrust, Plugins};
@@ -143,7 +143,7 @@ impl Chain {
         events: Vec<EventDraft>,
         trailers: Vec<TxTrailer>,
     ) -> Result<u64, CommitError> {
-        self.commit(events, trailers, None).await
+        self.commit(events, trailers, None, None).await
     }
 
     /// Writes a transaction on behalf of `writers` (public-key hashes) that a trusted server
@@ -159,15 +159,19 @@ impl Chain {
             chain: *self.policy().chain_hash(),
             writers,
         };
-        self.commit(events, vec![vouch_trailer(&vouch)], None).await
+        self.commit(events, vec![vouch_trailer(&vouch)], None, None)
+            .await
     }
 
     /// Writes a transaction: returns its sequence number once it is durable and in the view.
+    /// `hashes` and `trust` are the events' hashes and trust metadata as the committing Dio
+    /// computed them in this process (`None`: recomputed, decoded).
     pub(crate) async fn commit(
         &self,
         drafts: Vec<EventDraft>,
         trailers: Vec<TxTrailer>,
         hashes: Option<Vec<Hash>>,
+        trust: Option<Vec<CheckedMeta>>,
     ) -> Result<u64, CommitError> {
         let (reply, rx) = oneshot::channel();
         {
@@ -178,6 +182,7 @@ impl Chain {
                     drafts,
                     trailers,
                     hashes,
+                    trust,
                     reply,
                 })
                 .map_err(|_| CommitError::Closed)?;

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::crypto::Hash;
 use crate::event::Transaction;
 use crate::event::codec::TransactionRef;
 use crate::trust::EventKeys;
-use crate::trust::meta::{proofs_from, proofs_of};
+use crate::trust::meta::{CheckedMeta, proofs_from};
 use crate::trust::{
     Linter, Overlay, Transformer, TrustError, TrustLookup, TrustPolicy, ValidationContext,
     Validator, Verified,
@@ -55,23 +57,34 @@ pub(crate) struct ChainTrust {
 }
 
 impl ChainTrust {
-    /// Runs the built-in checks, then every validator plugin; merges the transaction's effects
-    /// into `overlay` only when all pass.
+    /// Runs the built-in checks, then every validator plugin, on the transaction `tx` decoded
+    /// in place from `payload`; merges its effects into `overlay` only when all pass. `hashes`
+    /// and `local` are what the committing Dio computed in this process (see
+    /// [`TrustPolicy::verify`](crate::trust::TrustPolicy)); `None` for transactions from
+    /// elsewhere, whose hashes are recomputed and metadata decoded. Returns what was verified
+    /// (the decoded rules of each event, for the view).
     pub fn validate(
         &self,
         base: &dyn TrustLookup,
         overlay: &mut Overlay,
-        tx: &Transaction,
-        seq: u64,
+        tx: &TransactionRef<'_>,
+        payload: &Bytes,
         hashes: Option<&[Hash]>,
-    ) -> Result<(), TrustError> {
-        let verified = self.policy.verify(&tx.events, proofs_of(tx)?, hashes)?;
+        local: Option<Vec<CheckedMeta>>,
+    ) -> Result<Verified, TrustError> {
+        let verified = self
+            .policy
+            .verify(&tx.events, proofs_from(tx.trailers)?, hashes, local)?;
         let mut staged = Overlay::new();
         self.policy
-            .check(base, overlay, &tx.events, &verified, seq, &mut staged)?;
-        self.run_validators(base, overlay, tx, seq, &verified)?;
+            .check(base, overlay, &tx.events, &verified, tx.seq, &mut staged)?;
+        if self.has_validators() {
+            // Plugins see owned values; only then is the transaction copied out of the payload.
+            let owned = tx.to_transaction(payload);
+            self.run_validators(base, overlay, &owned, tx.seq, &verified)?;
+        }
         overlay.merge(staged);
-        Ok(())
+        Ok(verified)
     }
 
     /// The checks of a replayed transaction that need no record: signatures over recomputed
@@ -79,7 +92,7 @@ impl ChainTrust {
     /// [`ChainTrust::check_replayed`].
     pub fn verify_replayed(&self, tx: &TransactionRef<'_>) -> Result<Verified, TrustError> {
         self.policy
-            .verify(&tx.events, proofs_from(tx.trailers)?, None)
+            .verify(&tx.events, proofs_from(tx.trailers)?, None, None)
     }
 
     /// Whether validator plugins are registered (they see replayed transactions as owned

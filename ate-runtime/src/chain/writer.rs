@@ -13,6 +13,11 @@
 //! [`CommitError::Log`] with the cause (the first one the original error, the others a
 //! [`LogError::duplicate`](crate::log::LogError::duplicate) of it), the chain is poisoned, and
 //! every later commit gets [`CommitError::Poisoned`] without touching the log.
+//!
+//! Each transaction is decoded once, in place, for validation; what the view needs of each event
+//! (key, place in the tree, type, decoded rules, and where its bytes lie in the payload) is kept
+//! from that decode, and applied from the appended frame buffer, which holds the payload bytes
+//! unchanged.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,9 +26,12 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::crypto::Hash;
-use crate::event::{EventDraft, Transaction, TxTrailer, decode_transaction, encode_transaction};
+use crate::event::codec::TransactionRef;
+use crate::event::{EventDraft, ParentLink, PrimaryKey, TxTrailer, encode_transaction};
 use crate::log::{LogStore, RedoLog};
-use crate::trust::Overlay;
+use crate::trust::meta::CheckedMeta;
+use crate::trust::{Authorization, Overlay, Verified};
+use crate::view::Replayed;
 
 use super::validate::GroupValidator;
 use super::{CommitError, Shared};
@@ -35,7 +43,70 @@ pub(super) struct CommitRequest {
     /// The events' hashes, computed by the committing Dio in this process (trusted; saves
     /// hashing every event twice). `None`: recompute.
     pub hashes: Option<Vec<Hash>>,
+    /// What the committing Dio wrote into each event's trust metadata, in this process
+    /// (trusted, like `hashes`; saves decoding it again). `None`: decode it.
+    pub trust: Option<Vec<CheckedMeta>>,
     pub reply: oneshot::Sender<Result<u64, CommitError>>,
+}
+
+/// One validated event, as the view applies it once its transaction is durable.
+struct Pending {
+    key: PrimaryKey,
+    parent: Option<ParentLink>,
+    tombstone: bool,
+    /// Where the event's bytes start in its transaction's payload, and their length.
+    at: usize,
+    len: usize,
+    /// Index of its type in [`Accepted::types`].
+    type_at: usize,
+    /// Its explicit rules, decoded by validation.
+    auth: Option<Authorization>,
+}
+
+/// A transaction that passed validation, waiting for its group to be durable.
+struct Accepted {
+    reply: oneshot::Sender<Result<u64, CommitError>>,
+    payload: Bytes,
+    seq: u64,
+    events: Vec<Pending>,
+    /// The distinct type names of its events.
+    types: Vec<Box<str>>,
+}
+
+/// The events of a transaction and their distinct type names, as the view applies them.
+type ForView = (Vec<Pending>, Vec<Box<str>>);
+
+/// What the view needs of each event of `tx` (decoded from `payload`), taking each event's
+/// rules out of `verified`.
+fn pending(tx: &TransactionRef<'_>, payload: &[u8], verified: Verified) -> ForView {
+    let base = payload.as_ptr() as usize;
+    let mut types: Vec<Box<str>> = Vec::new();
+    let mut events = Vec::with_capacity(tx.events.len());
+    let mut decoded = verified.trust.into_iter().peekable();
+    for (i, ev) in tx.events.iter().enumerate() {
+        let auth = decoded
+            .next_if(|(at, _)| *at == i)
+            .and_then(|(_, t)| t.ok())
+            .and_then(|t| t.auth);
+        let type_at = match types.iter().rposition(|t| **t == *ev.type_name) {
+            Some(at) => at,
+            None => {
+                types.push(ev.type_name.into());
+                types.len() - 1
+            }
+        };
+        events.push(Pending {
+            key: ev.key,
+            parent: ev.parent,
+            tombstone: ev.tombstone,
+            // `raw` borrows `payload`: the subtraction cannot underflow.
+            at: (ev.raw.as_ptr() as usize).saturating_sub(base),
+            len: ev.raw.len(),
+            type_at,
+            auth,
+        });
+    }
+    (events, types)
 }
 
 pub(super) fn run(
@@ -64,8 +135,7 @@ pub(super) fn run(
         }
 
         // Validate in order, each against the view plus the accepted ones ahead of it.
-        let mut accepted: Vec<(oneshot::Sender<Result<u64, CommitError>>, Bytes)> =
-            Vec::with_capacity(group.len());
+        let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
         {
             let view = shared.view.read();
             let mut unique = GroupValidator::new(&view);
@@ -81,24 +151,31 @@ pub(super) fn run(
                     }));
                     continue;
                 }
-                let checked = decode_transaction(payload.clone())
+                let checked = TransactionRef::decode(&payload)
                     .map_err(|e| CommitError::Refused(format!("malformed transaction: {e}")))
                     .and_then(|tx| {
-                        let pending = unique.check(&req.drafts)?;
-                        shared.trust.validate(
+                        let pending_unique = unique.check(&req.drafts)?;
+                        let verified = shared.trust.validate(
                             &*view,
                             &mut overlay,
                             &tx,
-                            seq,
+                            &payload,
                             req.hashes.as_deref(),
+                            req.trust,
                         )?;
-                        unique.accept(pending);
-                        Ok(())
+                        unique.accept(pending_unique);
+                        Ok(pending(&tx, &payload, verified))
                     });
                 match checked {
-                    Ok(()) => {
+                    Ok((events, types)) => {
                         next_seq += 1;
-                        accepted.push((req.reply, payload));
+                        accepted.push(Accepted {
+                            reply: req.reply,
+                            payload,
+                            seq,
+                            events,
+                            types,
+                        });
                     }
                     Err(e) => {
                         let _ = req.reply.send(Err(e));
@@ -110,7 +187,7 @@ pub(super) fn run(
             continue;
         }
 
-        let payloads: Vec<&[u8]> = accepted.iter().map(|(_, p)| &p[..]).collect();
+        let payloads: Vec<&[u8]> = accepted.iter().map(|a| &a.payload[..]).collect();
         let written = log.append(&payloads).and_then(|frames| {
             log.sync()?;
             Ok(frames)
@@ -123,7 +200,7 @@ pub(super) fn run(
                 // transaction of this group learns the cause; later ones get `Poisoned`.
                 tracing::error!(chain = %shared.key, error = %e, "log write failed; chain poisoned");
                 shared.poisoned.store(true, Ordering::Release);
-                let mut replies = accepted.into_iter().map(|(reply, _)| reply);
+                let mut replies = accepted.into_iter().map(|a| a.reply);
                 let first = replies.next();
                 for reply in replies {
                     let _ = reply.send(Err(CommitError::Log(e.duplicate())));
@@ -135,25 +212,37 @@ pub(super) fn run(
             }
         };
 
-        let txs: Vec<Transaction> = frames
-            .payloads
-            .into_iter()
-            .map(|payload| {
-                decode_transaction(payload).expect("a transaction we just encoded decodes")
-            })
-            .collect();
         {
             let mut view = shared.view.write();
             view.add_segment(frames.buffer);
-            for tx in &txs {
-                for ev in &tx.events {
-                    view.apply(ev, tx.seq);
+            for (i, tx) in accepted.iter_mut().enumerate() {
+                // The appended frame holds the payload unchanged; were it ever not there, the
+                // view keeps a copy of the payload's bytes instead.
+                let appended = frames
+                    .payloads
+                    .get(i)
+                    .filter(|p| p.len() == tx.payload.len())
+                    .unwrap_or(&tx.payload);
+                let type_ids: Vec<u32> = tx.types.iter().map(|t| view.intern(t)).collect();
+                for ev in &mut tx.events {
+                    let range = ev.at..ev.at + ev.len;
+                    let Some(raw) = appended.get(range.clone()).or(tx.payload.get(range)) else {
+                        continue;
+                    };
+                    let replayed = Replayed {
+                        key: ev.key,
+                        parent: ev.parent,
+                        raw,
+                        type_id: type_ids.get(ev.type_at).copied().unwrap_or(0),
+                        tombstone: ev.tombstone,
+                    };
+                    view.apply_replayed(&replayed, tx.seq, ev.auth.take());
                 }
                 view.set_last_seq(tx.seq);
             }
         }
-        for ((reply, _), tx) in accepted.into_iter().zip(&txs) {
-            let _ = reply.send(Ok(tx.seq));
+        for tx in accepted {
+            let _ = tx.reply.send(Ok(tx.seq));
         }
     }
 }

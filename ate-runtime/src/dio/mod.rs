@@ -328,7 +328,7 @@ impl Dio {
         let sealed = seal::seal(&self.chain, &self.session, &versions, ops)?;
         let seq = self
             .chain
-            .commit(sealed.drafts, sealed.trailers, sealed.hashes)
+            .commit(sealed.drafts, sealed.trailers, sealed.hashes, sealed.trust)
             .await?;
         self.staging.lock().committed(seq);
         Ok(())

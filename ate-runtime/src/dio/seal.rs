@@ -21,7 +21,7 @@ use crate::crypto::{Cipher, EncryptKey, Hash, NONCE_LEN, PrivateSignKey, TAG_LEN
 use crate::event::{BodyFormat, EventDraft, MetaEntry, PrimaryKey, TxTrailer, codec, now_ms};
 use crate::session::AteSession;
 use crate::trust::meta::{
-    Confidentiality, EventTrust, TAG_AUTHORIZATION, TAG_CONFIDENTIALITY, TAG_PREVIOUS,
+    CheckedMeta, Confidentiality, EventTrust, TAG_AUTHORIZATION, TAG_CONFIDENTIALITY, TAG_PREVIOUS,
     TAG_TRANSFORMS, TxSignature, body_aad, signature_trailer, signed_message,
 };
 use crate::trust::{
@@ -33,6 +33,9 @@ pub(super) struct Sealed {
     pub drafts: Vec<EventDraft>,
     pub trailers: Vec<TxTrailer>,
     pub hashes: Option<Vec<Hash>>,
+    /// What each event's trust metadata says, as written here (`None` when linters added
+    /// metadata of their own: the writer then decodes it all).
+    pub trust: Option<Vec<CheckedMeta>>,
 }
 
 struct Planned {
@@ -136,14 +139,16 @@ pub(super) fn seal(
         timestamp_ms: now_ms(),
         hash: !signers.is_empty(),
     };
-    let (drafts, hashes) = ctx.seal_all(jobs)?;
+    let (drafts, hashes, trust) = ctx.seal_all(jobs)?;
     drop(readers);
+    let trust = chain.linters().is_empty().then_some(trust);
 
     let Some(hashes) = hashes else {
         return Ok(Sealed {
             drafts,
             trailers: Vec::new(),
             hashes: None,
+            trust,
         });
     };
     let chain_hash = *policy.chain_hash();
@@ -171,6 +176,7 @@ pub(super) fn seal(
         drafts,
         trailers,
         hashes: Some(hashes),
+        trust,
     })
 }
 
@@ -286,7 +292,7 @@ struct Scratch {
     auth: Option<(Authorization, Bytes)>,
 }
 
-type SealedEvents = (Vec<EventDraft>, Option<Vec<Hash>>);
+type SealedEvents = (Vec<EventDraft>, Option<Vec<Hash>>, Vec<CheckedMeta>);
 
 impl EventSealer<'_> {
     /// Seals every event, in order; the error is the one of the first event that fails.
@@ -328,22 +334,26 @@ impl EventSealer<'_> {
         });
         let mut drafts = Vec::with_capacity(n);
         let mut hashes = self.hash.then(|| Vec::with_capacity(n));
+        let mut trust = Vec::with_capacity(n);
         for r in results {
-            let (d, h) = r?;
+            let (d, h, t) = r?;
             drafts.extend(d);
             if let (Some(all), Some(h)) = (hashes.as_mut(), h) {
                 all.extend(h);
             }
+            trust.extend(t);
         }
-        Ok((drafts, hashes))
+        Ok((drafts, hashes, trust))
     }
 
     fn seal_chunk(&self, jobs: Vec<Planned>) -> Result<SealedEvents, DioError> {
         let mut scratch = Scratch::default();
         let mut drafts = Vec::with_capacity(jobs.len());
         let mut hashes = self.hash.then(|| Vec::with_capacity(jobs.len()));
+        let mut trust = Vec::with_capacity(jobs.len());
         for p in jobs {
-            let draft = self.seal_event(p, &mut scratch)?;
+            let (draft, t) = self.seal_event(p, &mut scratch)?;
+            trust.push(t);
             if let Some(h) = hashes.as_mut() {
                 scratch.encoded.clear();
                 scratch.encoded.reserve(codec::encoded_event_len(&draft));
@@ -352,12 +362,17 @@ impl EventSealer<'_> {
             }
             drafts.push(draft);
         }
-        Ok((drafts, hashes))
+        Ok((drafts, hashes, trust))
     }
 
     /// Transforms and encrypts one body, and builds the event's metadata (the entries of
-    /// `EventTrust::to_meta`, in the same order and encoding).
-    fn seal_event(&self, p: Planned, scratch: &mut Scratch) -> Result<EventDraft, DioError> {
+    /// `EventTrust::to_meta`, in the same order and encoding), with what the writer's checks
+    /// read of that metadata.
+    fn seal_event(
+        &self,
+        p: Planned,
+        scratch: &mut Scratch,
+    ) -> Result<(EventDraft, CheckedMeta), DioError> {
         let chain = self.chain;
         let mut meta = Vec::new();
         if !p.op.auth.is_inherit() {
@@ -383,6 +398,7 @@ impl EventSealer<'_> {
             });
         }
         let mut transforms: Vec<u16> = Vec::new();
+        let mut reader_key = None;
         let body = match p.op.body {
             None => None,
             Some(plain) => {
@@ -431,6 +447,7 @@ impl EventSealer<'_> {
                         tag: TAG_CONFIDENTIALITY,
                         value: Bytes::from(reader.confidentiality(nonce)),
                     });
+                    reader_key = Some(read_key);
                     Some(Bytes::from(sealed))
                 } else {
                     Some(transformed.map_or(plain, Bytes::from))
@@ -457,7 +474,12 @@ impl EventSealer<'_> {
         for l in chain.linters() {
             draft.meta.extend(l.lint(&draft));
         }
-        Ok(draft)
+        let checked = CheckedMeta {
+            auth: (!p.op.auth.is_inherit()).then_some(p.op.auth),
+            previous: p.previous,
+            reader: reader_key,
+        };
+        Ok((draft, checked))
     }
 }
 

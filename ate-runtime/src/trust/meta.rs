@@ -109,6 +109,29 @@ pub struct EventTrust {
     pub transforms: Vec<u16>,
 }
 
+/// What the checks of a commit read of an event's trust metadata: its rules, the version it
+/// replaces and the read key its body is encrypted for. Decoded from the metadata
+/// ([`EventTrust`]), or handed over by the Dio that just wrote that metadata in this process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CheckedMeta {
+    /// Explicit read/write rules (`None`: inherit / inherit).
+    pub auth: Option<Authorization>,
+    /// The sequence number of the version replaced (`None`: a new record).
+    pub previous: Option<u64>,
+    /// The read key the body is encrypted for (`None`: plaintext).
+    pub reader: Option<Hash>,
+}
+
+impl From<EventTrust> for CheckedMeta {
+    fn from(t: EventTrust) -> Self {
+        CheckedMeta {
+            auth: t.auth,
+            previous: t.previous,
+            reader: t.confidentiality.map(|c| c.read_key),
+        }
+    }
+}
+
 fn decode<T: serde::de::DeserializeOwned>(tag: u16, bytes: &[u8]) -> Result<T, TrustError> {
     rmp_serde::from_slice(bytes).map_err(|e| TrustError::MalformedMetadata {
         tag,

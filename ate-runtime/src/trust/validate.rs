@@ -7,7 +7,7 @@ use crate::crypto::Hash;
 use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, Transaction};
 
-use super::meta::{EventTrust, TxProofs, chain_hash, proofs_of, signed_message};
+use super::meta::{CheckedMeta, EventTrust, TxProofs, chain_hash, proofs_of, signed_message};
 use super::{Authorization, ReadOption, TrustError, WriteOption};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -282,7 +282,7 @@ impl TrustPolicy {
         seq: u64,
         hashes: Option<&[Hash]>,
     ) -> Result<Validated, TrustError> {
-        let verified = self.verify(&tx.events, proofs_of(tx)?, hashes)?;
+        let verified = self.verify(&tx.events, proofs_of(tx)?, hashes, None)?;
         let mut staged = Overlay::new();
         self.check(base, overlay, &tx.events, &verified, seq, &mut staged)?;
         Ok(Validated {
@@ -295,11 +295,16 @@ impl TrustPolicy {
     /// against the events' hashes (recomputed unless `hashes` are given, as in
     /// [`TrustPolicy::validate`]), and each event's trust metadata is decoded. It reads no record,
     /// so transactions can go through it on any thread, ahead of [`TrustPolicy::check`].
+    ///
+    /// `local`, when given (one per event), is what the committing Dio wrote into each event's
+    /// metadata in this process (trusted, like `hashes`): it is taken instead of decoding the
+    /// metadata again. Everything else is checked as usual.
     pub(crate) fn verify<E: EventFields>(
         &self,
         events: &[E],
         proofs: TxProofs,
         hashes: Option<&[Hash]>,
+        local: Option<Vec<CheckedMeta>>,
     ) -> Result<Verified, TrustError> {
         let n = events.len();
         let mut signers = Signers::default();
@@ -360,18 +365,38 @@ impl TrustPolicy {
                 signers.by_signature.push((signer, sig.covers));
             }
         }
-        // Decoded up to the first refusal, which `check` reports when it reaches that event.
         // Events without metadata have the default (inherit, new record, plaintext).
         let mut trust = Vec::new();
-        for (i, ev) in events.iter().enumerate() {
-            if !ev.has_meta() {
-                continue;
+        match local.filter(|l| l.len() == n) {
+            Some(local) => {
+                trust.reserve(n);
+                for (i, (ev, t)) in events.iter().zip(local).enumerate() {
+                    // Tests run every commit through this: what the Dio hands over is what
+                    // decoding its metadata gives.
+                    debug_assert_eq!(
+                        ev.trust().map(CheckedMeta::from).ok().as_ref(),
+                        Some(&t),
+                        "metadata handed over differs from the metadata written"
+                    );
+                    if ev.has_meta() {
+                        trust.push((i, Ok(t)));
+                    }
+                }
             }
-            let t = ev.trust();
-            let failed = t.is_err();
-            trust.push((i, t));
-            if failed {
-                break;
+            None => {
+                // Decoded up to the first refusal, which `check` reports when it reaches that
+                // event.
+                for (i, ev) in events.iter().enumerate() {
+                    if !ev.has_meta() {
+                        continue;
+                    }
+                    let t = ev.trust().map(CheckedMeta::from);
+                    let failed = t.is_err();
+                    trust.push((i, t));
+                    if failed {
+                        break;
+                    }
+                }
             }
         }
         Ok(Verified { signers, trust })
@@ -391,7 +416,9 @@ impl TrustPolicy {
         staged: &mut Overlay,
     ) -> Result<(), TrustError> {
         staged.records.clear();
-        let plain = EventTrust::default();
+        let plain = CheckedMeta::default();
+        // Records written together mostly share their rules: they then share one allocation.
+        let mut last_auth: Option<Arc<Authorization>> = None;
         let mut decoded = verified.trust.iter().peekable();
         for (i, ev) in events.iter().enumerate() {
             let trust = match decoded.next_if(|(at, _)| *at == i) {
@@ -438,18 +465,22 @@ impl TrustPolicy {
             if !tombstone
                 && let Some(expected) =
                     self.reader_for(&lookup, trust.auth.as_ref(), parent.as_ref())
-                && trust.confidentiality.as_ref().map(|c| c.read_key) != Some(expected)
+                && trust.reader != Some(expected)
             {
                 return Err(TrustError::NotEncryptedForReader { key, expected });
             }
             let next = if tombstone {
                 None
             } else {
-                Some(RecordState {
-                    seq,
-                    parent,
-                    auth: trust.auth.clone().map(Arc::new),
-                })
+                let auth = trust.auth.as_ref().map(|a| match &last_auth {
+                    Some(last) if **last == *a => last.clone(),
+                    _ => {
+                        let new = Arc::new(a.clone());
+                        last_auth = Some(new.clone());
+                        new
+                    }
+                });
+                Some(RecordState { seq, parent, auth })
             };
             staged.records.insert(key, next);
         }
@@ -583,7 +614,7 @@ pub(crate) struct Verified {
     pub(crate) signers: Signers,
     /// The trust metadata of each event that has metadata, by event index (ascending), decoded
     /// up to and including the first refusal.
-    pub(crate) trust: Vec<(usize, Result<EventTrust, TrustError>)>,
+    pub(crate) trust: Vec<(usize, Result<CheckedMeta, TrustError>)>,
 }
 
 struct TwoLayer<'a> {
