@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::event::{EventDraft, PrimaryKey};
 use crate::schema::{self, IndexKey};
-use crate::trust::meta::{TAG_CONFIDENTIALITY, TAG_TRANSFORMS};
+use crate::trust::meta::is_sealed;
 use crate::view::View;
 
 use super::CommitError;
@@ -32,11 +32,7 @@ fn unique_values(ev: &EventDraft) -> Vec<(&'static str, IndexKey)> {
         return Vec::new();
     };
     // As in the view: an encrypted or transformed body is not indexed.
-    if ev
-        .meta
-        .iter()
-        .any(|m| m.tag == TAG_CONFIDENTIALITY || m.tag == TAG_TRANSFORMS)
-    {
+    if is_sealed(|t| ev.meta.iter().any(|m| m.tag == t)) {
         return Vec::new();
     }
     schema::indexes_for(&ev.type_name)

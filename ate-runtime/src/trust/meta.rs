@@ -35,6 +35,12 @@ pub const TAG_PREVIOUS: u16 = 2;
 pub const TAG_CONFIDENTIALITY: u16 = 3;
 /// Event metadata: body transformers applied.
 pub const TAG_TRANSFORMS: u16 = 4;
+/// Whether a body is not the plaintext (encrypted or transformed), given which metadata tags an
+/// event carries: such bodies are not indexed.
+pub fn is_sealed(mut has: impl FnMut(u16) -> bool) -> bool {
+    has(TAG_CONFIDENTIALITY) || has(TAG_TRANSFORMS)
+}
+
 /// Transaction trailer: a signature over event hashes.
 pub const TRAILER_SIGNATURE: u16 = 1;
 /// Transaction trailer: writers vouched for by a trusted server (centralized integrity).

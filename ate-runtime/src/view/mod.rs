@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, decode_event};
-use crate::trust::meta::{TAG_AUTHORIZATION, TAG_CONFIDENTIALITY, TAG_TRANSFORMS};
+use crate::trust::meta::{TAG_AUTHORIZATION, is_sealed};
 use crate::trust::{Authorization, RecordState, TrustLookup};
 use index::Indexes;
 pub use index::{IndexKey, IndexSpec};
@@ -81,10 +81,7 @@ fn stored_index_body<'s>(segments: &'s [Bytes], e: &Entry) -> Option<&'s [u8]> {
         .get(e.seg as usize)?
         .get(start..start.checked_add(e.len as usize)?)?;
     let ev = EventRef::decode(raw).ok()?;
-    index_body(
-        ev.meta(TAG_CONFIDENTIALITY).is_some() || ev.meta(TAG_TRANSFORMS).is_some(),
-        ev.body,
-    )
+    index_body(is_sealed(|t| ev.meta(t).is_some()), ev.body)
 }
 
 /// Where a child sits: its collection and its place in commit order.
@@ -239,10 +236,7 @@ impl View {
             parent: ev.parent,
             type_name: TypeRef::Name(ev.type_name()),
             len: ev.raw.len() as u32,
-            index_body: index_body(
-                ev.meta(TAG_CONFIDENTIALITY).is_some() || ev.meta(TAG_TRANSFORMS).is_some(),
-                ev.body.as_deref(),
-            ),
+            index_body: index_body(is_sealed(|t| ev.meta(t).is_some()), ev.body.as_deref()),
         };
         self.apply_change(&change, place, auth, seq);
     }
@@ -263,12 +257,9 @@ impl View {
         };
         // Only indexed types need the body: decode it then (it was decoded once already).
         let index_body = if !ev.tombstone && self.indexes.is_indexed(ev.type_id) {
-            EventRef::decode(ev.raw).ok().and_then(|e| {
-                index_body(
-                    e.meta(TAG_CONFIDENTIALITY).is_some() || e.meta(TAG_TRANSFORMS).is_some(),
-                    e.body,
-                )
-            })
+            EventRef::decode(ev.raw)
+                .ok()
+                .and_then(|e| index_body(is_sealed(|t| e.meta(t).is_some()), e.body))
         } else {
             None
         };
