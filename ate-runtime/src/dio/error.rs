@@ -114,6 +114,15 @@ pub enum DioError {
         /// "encrypted" or "transformed".
         why: &'static str,
     },
+    /// A signature this session just made does not verify under its own public key (a fault
+    /// while signing). Nothing was written; committing again signs again.
+    #[error("the signature just made with key {signer:?} does not verify: {reason}")]
+    SignatureSelfCheck {
+        /// The id of the signing key.
+        signer: Hash,
+        /// The crypto layer's message.
+        reason: String,
+    },
     /// The Dio this record came from was dropped, so there is nowhere to stage the change.
     #[error("the Dio this record belongs to was dropped")]
     DioClosed,

@@ -163,15 +163,25 @@ pub(super) fn seal(
                 &covers,
                 &covered,
             );
-            signature_trailer(&TxSignature {
+            let signature = key.sign(&msg);
+            // Each signature is verified where it is made, on the committing task (in parallel
+            // with other committers), so a fault while signing never reaches the log; the
+            // chain's single writer then takes it as verified, like the hashes.
+            public_key
+                .verify(&msg, &signature)
+                .map_err(|e| DioError::SignatureSelfCheck {
+                    signer: public_key.hash(),
+                    reason: e.to_string(),
+                })?;
+            Ok(signature_trailer(&TxSignature {
                 chain: chain_hash,
                 public_key,
                 covers,
                 hashes: covered,
-                signature: key.sign(&msg),
-            })
+                signature,
+            }))
         })
-        .collect();
+        .collect::<Result<_, DioError>>()?;
     Ok(Sealed {
         drafts,
         trailers,

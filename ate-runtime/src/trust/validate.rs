@@ -296,6 +296,9 @@ impl TrustPolicy {
     /// [`TrustPolicy::validate`]), and each event's trust metadata is decoded. It reads no record,
     /// so transactions can go through it on any thread, ahead of [`TrustPolicy::check`].
     ///
+    /// With `hashes` given, the signatures are taken as verified too: the Dio that sealed the
+    /// transaction verified each one after signing (debug builds verify them again here).
+    ///
     /// `local`, when given (one per event), is what the committing Dio wrote into each event's
     /// metadata in this process (trusted, like `hashes`): it is taken instead of decoding the
     /// metadata again. Everything else is checked as usual.
@@ -357,11 +360,17 @@ impl TrustPolicy {
                         "signature and key algorithms differ".into(),
                     ));
                 }
-                let msg = signed_message(alg.as_u8(), &self.chain_hash, &sig.covers, &sig.hashes);
                 let signer = sig.public_key.hash();
-                sig.public_key
-                    .verify(&msg, &sig.signature)
-                    .map_err(|_| TrustError::BadSignature { signer })?;
+                // A transaction sealed in this process (`hashes` given) was signed by its Dio,
+                // which verified each signature right after making it; otherwise (a file, the
+                // network, `Chain::commit_transaction`) every signature is verified here.
+                if given.is_none() || cfg!(debug_assertions) {
+                    let msg =
+                        signed_message(alg.as_u8(), &self.chain_hash, &sig.covers, &sig.hashes);
+                    sig.public_key
+                        .verify(&msg, &sig.signature)
+                        .map_err(|_| TrustError::BadSignature { signer })?;
+                }
                 signers.by_signature.push((signer, sig.covers));
             }
         }
