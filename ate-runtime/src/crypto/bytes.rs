@@ -39,6 +39,73 @@ where
     T::from_byte_vec(bytes).map_err(de::Error::custom)
 }
 
+/// Deserializes a byte string of exactly `N` bytes without allocating (hashes are decoded by
+/// the thousand per transaction): the same inputs as [`deserialize`], the same length check.
+pub(crate) fn deserialize_array<'de, D, const N: usize>(
+    deserializer: D,
+) -> Result<[u8; N], D::Error>
+where
+    D: Deserializer<'de>,
+{
+    if deserializer.is_human_readable() {
+        deserializer.deserialize_str(ArrayVisitor::<N>)
+    } else {
+        deserializer.deserialize_bytes(ArrayVisitor::<N>)
+    }
+}
+
+struct ArrayVisitor<const N: usize>;
+
+impl<const N: usize> ArrayVisitor<N> {
+    fn fit<E: de::Error>(v: &[u8]) -> Result<[u8; N], E> {
+        v.try_into()
+            .map_err(|_| E::custom(format!("expected {N} bytes, found {}", v.len())))
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for ArrayVisitor<N> {
+    type Value = [u8; N];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{N} bytes as a byte string, a hex string or a sequence of bytes"
+        )
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<[u8; N], E> {
+        Self::fit(v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<[u8; N], E> {
+        let mut out = [0u8; N];
+        hex::decode_to_slice(v, &mut out).map_err(|_| {
+            E::custom(format!(
+                "expected {} hex digits, found {:?}",
+                2 * N,
+                v.len()
+            ))
+        })?;
+        Ok(out)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
+        let mut out = [0u8; N];
+        let mut n = 0;
+        while let Some(b) = seq.next_element::<u8>()? {
+            if n == N {
+                return Err(de::Error::custom(format!("expected {N} bytes, found more")));
+            }
+            out[n] = b;
+            n += 1;
+        }
+        if n != N {
+            return Err(de::Error::custom(format!("expected {N} bytes, found {n}")));
+        }
+        Ok(out)
+    }
+}
+
 /// Types built from a decoded byte vector.
 pub(crate) trait FromByteVec: Sized {
     /// Builds the value, or says why the bytes do not fit.

@@ -102,7 +102,7 @@ impl Serialize for Hash {
 
 impl<'de> Deserialize<'de> for Hash {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        super::bytes::deserialize::<D, [u8; 32]>(deserializer).map(Hash)
+        super::bytes::deserialize_array::<D, 32>(deserializer).map(Hash)
     }
 }
 
@@ -198,6 +198,12 @@ mod tests {
         // An array of integers is accepted too.
         let arr = rmp_serde::to_vec(h.as_bytes()).unwrap();
         assert_eq!(rmp_serde::from_slice::<Hash>(&arr).unwrap(), h);
+        for bad in [&[1u8; 33][..], &[][..]] {
+            let bin = rmp_serde::to_vec(&serde_bytes_like(bad)).unwrap();
+            assert!(rmp_serde::from_slice::<Hash>(&bin).is_err());
+            let arr = rmp_serde::to_vec(bad).unwrap();
+            assert!(rmp_serde::from_slice::<Hash>(&arr).is_err());
+        }
     }
 
     struct Bin<'a>(&'a [u8]);
