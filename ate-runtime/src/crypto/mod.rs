@@ -4,7 +4,7 @@
 //!
 //! | need | type | primitive |
 //! |---|---|---|
-//! | identity of bytes, key ids | [`Hash`](struct@Hash), [`HashBuilder`] | SHA3-256 (`sha3`) |
+//! | identity of bytes, key ids | [`Hash`](struct@Hash), [`HashBuilder`] | SHA3-256 (`sha3`; many messages at once, [`Hash::of_many`]: a multi-buffer Keccak of our own, AVX-512 or AVX2) |
 //! | authorship of a transaction | [`PrivateSignKey`], [`PublicSignKey`], [`Signature`] | Falcon-512 / Falcon-1024 (`pqcrypto-falcon`) |
 //! | confidentiality of bodies | [`EncryptKey`], [`Cipher`], [`EncryptedData`] | AES-256-GCM (`aes-gcm`) |
 //! | giving a data key to readers | [`WrappedKey`], [`PrivateEncryptKey`], [`PublicEncryptKey`] | AES-256-GCM, or NTRU-HPS KEM (`pqcrypto-ntru`) + SHA3 + AES-256-GCM |
@@ -89,6 +89,10 @@ mod bytes;
 mod error;
 mod falcon;
 mod hash;
+// The multi-buffer SHA3-256 kernels: the crate's only unsafe code (target-feature calls after
+// detection, unaligned vector loads and stores).
+#[allow(unsafe_code)]
+mod keccak_x;
 mod kem;
 mod keys;
 mod secret;

@@ -329,11 +329,12 @@ impl TrustPolicy {
         }
         if !sigs.is_empty() {
             let given = hashes.filter(|h| h.len() == n);
-            // Hashed when a signature first needs them, each at most once.
-            let mut computed: Vec<Option<Hash>> = match given {
+            // Otherwise all hashed at once (several events at a time).
+            let computed: Vec<Hash> = match given {
                 Some(_) => Vec::new(),
-                None => vec![None; n],
+                None => Hash::of_many(&events.iter().map(|e| e.raw()).collect::<Vec<_>>()),
             };
+            let actual = given.unwrap_or(&computed);
             for sig in sigs {
                 if sig.chain != self.chain_hash {
                     return Err(TrustError::WrongChain);
@@ -345,12 +346,7 @@ impl TrustPolicy {
                     return Err(TrustError::BadCoverage);
                 }
                 for (i, h) in sig.covers.iter().zip(&sig.hashes) {
-                    let at = *i as usize;
-                    let actual = match given {
-                        Some(g) => g[at],
-                        None => *computed[at].get_or_insert_with(|| Hash::of(events[at].raw())),
-                    };
-                    if actual != *h {
+                    if actual[*i as usize] != *h {
                         return Err(TrustError::EventHashMismatch { index: *i });
                     }
                 }
