@@ -7,7 +7,9 @@ use ate_runtime::crypto::{EncryptKey, KeySize, PrivateEncryptKey, PrivateSignKey
 use ate_runtime::event::{EventDraft, Transaction, TxTrailer, decode_transaction};
 use ate_runtime::log::{FILE_HEADER_LEN, MemoryStore, RecoveryMode, RedoLog, encode_frames};
 use ate_runtime::prelude::*;
-use ate_runtime::trust::meta::{EventTrust, TxSignature, signature_trailer, signed_message};
+use ate_runtime::trust::meta::{
+    EventTrust, TRAILER_KEYS, TRAILER_SIGNATURE, TxSignature, signature_trailer, signed_message,
+};
 use ate_runtime::trust::{ReadOption, TrustError, ValidationContext, Validator, WriteOption};
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +83,15 @@ fn sig(t: &TxTrailer) -> TxSignature {
     rmp_serde::from_slice(&t.value).expect("a signature trailer")
 }
 
+/// The keys trailer of a transaction (its wrapped data keys), as a list of zero or one trailer.
+fn keys_trailers(tx: &Transaction) -> Vec<TxTrailer> {
+    tx.trailers
+        .iter()
+        .filter(|t| t.tag == TRAILER_KEYS)
+        .cloned()
+        .collect()
+}
+
 /// A chain with one secret record written (tx 1) and updated (tx 2) by the root writer.
 async fn written(name: &str) -> (ChainRegistry, MemoryStore, Chain, PrimaryKey) {
     let reg = registry().await;
@@ -123,8 +134,10 @@ async fn signed_encrypted_chain_reopens_and_verifies() {
     let txs = transactions(&store);
     assert_eq!(txs.len(), 2);
     assert!(
-        txs.iter().all(|t| t.trailers.len() == 1),
-        "every transaction is signed"
+        txs.iter().all(|t| t.trailers.len() == 2
+            && t.trailers[0].tag == TRAILER_SIGNATURE
+            && t.trailers[1].tag == TRAILER_KEYS),
+        "every transaction is signed and carries its wrapped data key"
     );
     drop(chain);
     let chain = open(&reg, "roundtrip", &store);
@@ -209,6 +222,35 @@ async fn flipped_signature_is_refused() {
     assert_unchanged(&chain, &store, len, &key).await;
 }
 
+/// A signature trailer over every event of `evs` (of the chain `tx` was written for) made by
+/// `signer`, claiming to be `claimed` when given.
+fn signature_over(
+    tx: &Transaction,
+    evs: &[EventDraft],
+    signer: &PrivateSignKey,
+    claimed: Option<&PrivateSignKey>,
+) -> TxTrailer {
+    let chain = sig(&tx.trailers[0]).chain;
+    let covers: Vec<u32> = (0..evs.len() as u32).collect();
+    let hashes: Vec<_> = evs
+        .iter()
+        .map(|d| {
+            let mut raw = Vec::new();
+            ate_runtime::event::codec::encode_event(d, &mut raw);
+            ate_runtime::crypto::Hash::of(&raw)
+        })
+        .collect();
+    let public_key = signer.as_public_key();
+    let msg = signed_message(public_key.algorithm().as_u8(), &chain, &covers, &hashes);
+    signature_trailer(&TxSignature {
+        chain,
+        public_key: claimed.map(|c| c.as_public_key()).unwrap_or(public_key),
+        covers,
+        hashes,
+        signature: signer.sign(&msg),
+    })
+}
+
 /// An update of the record (replacing version 2) signed by `signer`.
 fn forged_update(
     tx: &Transaction,
@@ -219,25 +261,9 @@ fn forged_update(
     let mut trust = EventTrust::of(&tx.events[0]).unwrap();
     trust.previous = Some(2);
     evs[0].meta = trust.to_meta();
-    let good = sig(&tx.trailers[0]);
-    let hashes: Vec<_> = evs
-        .iter()
-        .map(|d| {
-            let mut raw = Vec::new();
-            ate_runtime::event::codec::encode_event(d, &mut raw);
-            ate_runtime::crypto::Hash::of(&raw)
-        })
-        .collect();
-    let public_key = signer.as_public_key();
-    let msg = signed_message(public_key.algorithm().as_u8(), &good.chain, &[0], &hashes);
-    let s = TxSignature {
-        chain: good.chain,
-        public_key: claimed.map(|c| c.as_public_key()).unwrap_or(public_key),
-        covers: vec![0],
-        hashes,
-        signature: signer.sign(&msg),
-    };
-    (evs, vec![signature_trailer(&s)])
+    let mut trailers = vec![signature_over(tx, &evs, signer, claimed)];
+    trailers.extend(keys_trailers(tx));
+    (evs, trailers)
 }
 
 #[tokio::test]
@@ -262,7 +288,7 @@ async fn signer_without_the_right_is_refused() {
     let (evs, trailers) = forged_update(&tx, &keys().other, None);
     let e = trust_err(chain.commit_transaction(evs.clone(), trailers).await);
     assert!(matches!(e, TrustError::Unauthorized { .. }), "{e:?}");
-    let e = trust_err(chain.commit_transaction(evs, vec![]).await);
+    let e = trust_err(chain.commit_transaction(evs, keys_trailers(&tx)).await);
     assert!(matches!(e, TrustError::MissingSignature { .. }), "{e:?}");
     assert_unchanged(&chain, &store, len, &key).await;
     // The same update signed by the rightful writer passes: the checks above refused the signer,
@@ -741,4 +767,331 @@ async fn vouched_transactions_need_centralized_integrity() {
         }
         other => panic!("expected Invalid, got {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The keys trailer: one wrapped data key per transaction and read key, each encrypted event
+// binding its entry by id.
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
+
+#[tokio::test]
+async fn a_large_transaction_stores_each_wrapped_key_once() {
+    use ate_runtime::trust::meta::{Confidentiality, TAG_CONFIDENTIALITY, keys_of};
+
+    let dir = tempfile::tempdir().unwrap();
+    let reg = ChainBuilder::new(&AteConfig::at(dir.path()))
+        .await
+        .add_root_public_key(&keys().root.as_public_key())
+        .build();
+    let chain = reg.open(&ChainKey::from("wrapped-once")).await.unwrap();
+    let mut writer = AteSession::default();
+    writer
+        .add_write_key(&keys().root)
+        .add_read_key(&keys().read);
+    let mut dio = chain.dio(&writer).await;
+    // Transaction 1: 1000 records for an NTRU reader; transaction 2: 1000 for a symmetric one.
+    let mut by_tx: Vec<Vec<PrimaryKey>> = Vec::new();
+    for read in [
+        ReadOption::from_public_key(&keys().ntru.as_public_key()),
+        ReadOption::from_key(&keys().read),
+    ] {
+        let mut written = Vec::new();
+        for n in 0..1000 {
+            let mut dao = dio
+                .store(Secret {
+                    text: format!("secret number {n}"),
+                })
+                .unwrap();
+            dao.auth_mut().read = read.clone();
+            written.push(*dao.key());
+        }
+        dio.commit().await.unwrap();
+        by_tx.push(written);
+    }
+    let path = chain.path().unwrap().to_path_buf();
+    drop(dio);
+    drop(chain);
+
+    let raw = std::fs::read(&path).unwrap();
+    let (_log, recs, _) = RedoLog::open(
+        MemoryStore::from_bytes(raw.clone()),
+        RecoveryMode::default(),
+        1 << 30,
+    )
+    .unwrap();
+    let txs: Vec<Transaction> = recs
+        .into_iter()
+        .map(|r| decode_transaction(r.payload).unwrap())
+        .collect();
+    assert_eq!(txs.len(), 2);
+    for (tx, public) in txs.iter().zip([true, false]) {
+        let entries = keys_of(tx).unwrap().expect("a keys trailer").keys;
+        assert_eq!(entries.len(), 1, "one entry per read key");
+        let wrapped = &entries[0].wrapped;
+        if public {
+            assert_eq!(wrapped.encapsulation().len(), 699);
+            assert_eq!(
+                count(&raw, wrapped.encapsulation()),
+                1,
+                "the NTRU encapsulation is in the file once"
+            );
+        }
+        let encoded = rmp_serde::to_vec(wrapped).unwrap();
+        assert_eq!(
+            count(&raw, &encoded),
+            1,
+            "the wrapped key is in the file once"
+        );
+        // Each event carries only the 76-byte binding, well under a wrapped key.
+        for ev in &tx.events {
+            let c = ev.meta(TAG_CONFIDENTIALITY).expect("encrypted");
+            assert_eq!(c.len(), Confidentiality::LEN);
+            let body = ev.body.as_ref().unwrap().len();
+            let meta: usize = ev.meta.iter().map(|m| 6 + m.value.len()).sum();
+            assert!(
+                ev.raw.len() <= body + meta + 96,
+                "event of {} bytes",
+                ev.raw.len()
+            );
+        }
+    }
+
+    // After a reopen, a reader holding both keys reads every record; a session without them
+    // gets the typed missing-key error.
+    let chain = reg.open(&ChainKey::from("wrapped-once")).await.unwrap();
+    let mut reader = AteSession::default();
+    reader
+        .add_read_key(&keys().read)
+        .add_private_read_key(&keys().ntru);
+    let dio = chain.dio(&reader).await;
+    for written in &by_tx {
+        for (n, key) in written.iter().enumerate() {
+            assert_eq!(
+                dio.load::<Secret>(key).await.unwrap().text,
+                format!("secret number {n}")
+            );
+        }
+    }
+    let dio = chain.dio(&AteSession::default()).await;
+    for written in &by_tx {
+        assert!(matches!(
+            dio.load::<Secret>(&written[0]).await,
+            Err(DioError::MissingReadKey { .. })
+        ));
+    }
+}
+
+/// The trailers of `tx` other than its keys trailer.
+fn without_keys(tx: &Transaction) -> Vec<TxTrailer> {
+    tx.trailers
+        .iter()
+        .filter(|t| t.tag != TRAILER_KEYS)
+        .cloned()
+        .collect()
+}
+
+/// A keys trailer of `tx`'s entries plus one for the `wrong_read` key (which no event uses).
+fn with_extra_entry(tx: &Transaction) -> (TxTrailer, ate_runtime::crypto::Hash) {
+    use ate_runtime::trust::meta::{TxKey, key_entry_id, keys_of, keys_trailer};
+    let mut entries = keys_of(tx).unwrap().unwrap();
+    let extra = TxKey {
+        read_key: keys().wrong_read.hash(),
+        wrapped: keys().wrong_read.wrap(&EncryptKey::generate()),
+    };
+    let id = key_entry_id(&extra);
+    entries.keys.push(extra);
+    (keys_trailer(&entries), id)
+}
+
+/// Commits tx 2 of a fresh `written` chain changed by `tamper` through
+/// `Chain::commit_transaction` (refused, nothing changes), then writes it into a log after tx 1
+/// and opens that (refused on open). Both must give `expected`.
+async fn refused_on_commit_and_open(
+    name: &str,
+    tamper: impl Fn(&Transaction) -> (Vec<EventDraft>, Vec<TxTrailer>),
+    expected: TrustError,
+) {
+    let (reg, store, chain, key) = written(name).await;
+    use ate_runtime::log::LogStore;
+    let len = store.len();
+    let txs = transactions(&store);
+    let (evs, trailers) = tamper(&txs[1]);
+    let e = trust_err(
+        chain
+            .commit_transaction(evs.clone(), trailers.clone())
+            .await,
+    );
+    assert_eq!(e, expected, "on commit");
+    assert_unchanged(&chain, &store, len, &key).await;
+    drop(chain);
+
+    let first = ate_runtime::event::encode_transaction(1, &drafts(&txs[0]), &txs[0].trailers);
+    let second = ate_runtime::event::encode_transaction(2, &evs, &trailers);
+    let mut bytes = store.bytes()[..FILE_HEADER_LEN].to_vec();
+    bytes.extend_from_slice(&encode_frames(&[&first, &second]));
+    match reg.open_store(
+        &ChainKey::from(name),
+        Box::new(MemoryStore::from_bytes(bytes)),
+    ) {
+        Err(OpenError::Invalid {
+            seq: 2, source: e, ..
+        }) => assert_eq!(e, expected, "on open"),
+        other => panic!(
+            "expected an invalid transaction 2, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    // The untampered log still opens and reads.
+    let chain = open(&reg, name, &store);
+    let dio = chain.dio(&root_session()).await;
+    assert_eq!(dio.load::<Secret>(&key).await.unwrap().text, "second");
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_a_wrapped_key_is_refused() {
+    refused_on_commit_and_open(
+        "keys-flip",
+        |tx| {
+            let mut trailers = tx.trailers.clone();
+            let at = trailers.iter().position(|t| t.tag == TRAILER_KEYS).unwrap();
+            // The last byte of the trailer is the last byte of the sealed data key.
+            let mut v = trailers[at].value.to_vec();
+            let last = v.len() - 1;
+            v[last] ^= 0x01;
+            trailers[at].value = v.into();
+            (drafts(tx), trailers)
+        },
+        TrustError::KeyEntryMismatch {
+            index: 0,
+            read_key: keys().read.hash(),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_removed_keys_trailer_is_refused() {
+    refused_on_commit_and_open(
+        "keys-removed",
+        |tx| (drafts(tx), without_keys(tx)),
+        TrustError::MissingKeyEntry {
+            index: 0,
+            read_key: keys().read.hash(),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_duplicated_keys_trailer_is_refused() {
+    refused_on_commit_and_open(
+        "keys-twice",
+        |tx| {
+            let mut trailers = tx.trailers.clone();
+            trailers.extend(keys_trailers(tx));
+            (drafts(tx), trailers)
+        },
+        TrustError::DuplicateKeysTrailer,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unused_key_entry_is_refused() {
+    refused_on_commit_and_open(
+        "keys-unused",
+        |tx| {
+            let (trailer, _) = with_extra_entry(tx);
+            let mut trailers = without_keys(tx);
+            trailers.push(trailer);
+            (drafts(tx), trailers)
+        },
+        TrustError::UnusedKeyEntry {
+            read_key: keys().wrong_read.hash(),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_event_pointed_at_another_entry_is_refused() {
+    use ate_runtime::trust::meta::Confidentiality;
+    refused_on_commit_and_open(
+        "keys-pointed",
+        |tx| {
+            let (trailer, other) = with_extra_entry(tx);
+            let mut evs = drafts(tx);
+            let mut trust = EventTrust::of(&tx.events[0]).unwrap();
+            let c = trust.confidentiality.unwrap();
+            trust.confidentiality = Some(Confidentiality {
+                key_entry: other,
+                ..c
+            });
+            evs[0].meta = trust.to_meta();
+            // Re-signed by the rightful writer: the signature is not what fails.
+            let trailers = vec![signature_over(tx, &evs, &keys().root, None), trailer];
+            (evs, trailers)
+        },
+        TrustError::KeyEntryOfAnotherReader {
+            index: 0,
+            read_key: keys().read.hash(),
+            entry_reader: keys().wrong_read.hash(),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_retired_confidentiality_tag_is_refused() {
+    use ate_runtime::trust::meta::{TAG_CONFIDENTIALITY, TAG_RETIRED_CONFIDENTIALITY};
+    refused_on_commit_and_open(
+        "keys-retired",
+        |tx| {
+            let mut evs = drafts(tx);
+            for m in &mut evs[0].meta {
+                if m.tag == TAG_CONFIDENTIALITY {
+                    m.tag = TAG_RETIRED_CONFIDENTIALITY;
+                }
+            }
+            let mut trailers = vec![signature_over(tx, &evs, &keys().root, None)];
+            trailers.extend(keys_trailers(tx));
+            (evs, trailers)
+        },
+        TrustError::RetiredMetadata(TAG_RETIRED_CONFIDENTIALITY),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unsigned_chain_keeps_its_keys_trailer_across_a_reopen() {
+    use ate_runtime::trust::meta::keys_of;
+    let reg = ChainBuilder::new(&AteConfig::in_memory()).await.build();
+    let store = MemoryStore::new();
+    let chain = open(&reg, "open-secret", &store);
+    let mut session = AteSession::default();
+    session.add_read_key(&keys().read);
+    let mut dio = chain.dio(&session).await;
+    let mut dao = dio
+        .store(Secret {
+            text: "unsigned".into(),
+        })
+        .unwrap();
+    dao.auth_mut().read = ReadOption::from_key(&keys().read);
+    let key = *dao.key();
+    drop(dao);
+    dio.commit().await.unwrap();
+    drop(dio);
+    drop(chain);
+    let tx = transactions(&store).remove(0);
+    assert_eq!(tx.trailers.len(), 1, "no signature, one keys trailer");
+    assert_eq!(keys_of(&tx).unwrap().unwrap().keys.len(), 1);
+    let chain = open(&reg, "open-secret", &store);
+    let dio = chain.dio(&session).await;
+    assert_eq!(dio.load::<Secret>(&key).await.unwrap().text, "unsigned");
 }

@@ -150,6 +150,10 @@ impl Chain {
     /// authenticated, without signatures: the seam of [`IntegrityMode::Centralized`]. Every
     /// other check runs as usual (each event needs one of the writers to hold its write right).
     /// A chain in [`IntegrityMode::Distributed`] refuses it with `TrustError::VouchRefused`.
+    ///
+    /// Encrypted events need their transaction's keys trailer
+    /// ([`keys_trailer`](crate::trust::meta::keys_trailer)): send those through
+    /// [`Chain::commit_transaction`] with a [`vouch_trailer`].
     pub async fn commit_vouched(
         &self,
         events: Vec<EventDraft>,

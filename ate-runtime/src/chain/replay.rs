@@ -2,9 +2,10 @@
 //!
 //! Every transaction goes through two stages. The first needs nothing but the transaction
 //! itself: decoding it (in place, borrowing the log buffer), its sequence number, its signatures
-//! over the recomputed event hashes, and each event's trust metadata. The second reads and
-//! changes the view: versions, parents, rights and read rules, the validator plugins, and then
-//! the events are applied.
+//! over the recomputed event hashes, each event's trust metadata, and its keys trailer against
+//! the events that bind its entries. The second reads and changes the view: versions, parents,
+//! rights and read rules, the validator plugins, and then the events (and the wrapped data keys)
+//! are applied.
 //!
 //! The first stage is most of the work on a signed chain (every event is hashed), so for a log
 //! of some size it runs on worker threads, worker `k` of `W` taking transactions `k`, `k + W`,
@@ -22,7 +23,7 @@ use crate::trust::{EventKeys, Overlay, TrustError, Verified};
 use crate::view::{Replayed, View};
 
 use super::OpenError;
-use super::trust::ChainTrust;
+use super::trust::{ChainTrust, TxKeyTable};
 
 /// Logs smaller than this are replayed on the opening thread alone.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
@@ -42,6 +43,8 @@ struct Prepared<'a> {
     /// The distinct type names of the events that are not tombstones, in order of appearance.
     types: Vec<&'a str>,
     verified: Verified,
+    /// Its wrapped data keys, checked against its events.
+    keys: TxKeyTable,
     /// The decoded transaction, kept only when validator plugins will need it.
     tx: Option<TransactionRef<'a>>,
 }
@@ -135,7 +138,7 @@ fn replay_with_workers(
     })
 }
 
-/// The first stage: decode, sequence number, signatures, trust metadata.
+/// The first stage: decode, sequence number, signatures, trust metadata, keys trailer.
 fn prepare<'a>(
     trust: &ChainTrust,
     rec: &'a LogRecord,
@@ -155,7 +158,7 @@ fn prepare<'a>(
             expected,
         });
     }
-    let verified = trust
+    let (verified, keys) = trust
         .verify_replayed(&tx)
         .map_err(|source| invalid(store, rec, tx.seq, source))?;
     let mut types: Vec<&str> = Vec::new();
@@ -194,6 +197,7 @@ fn prepare<'a>(
         events,
         types,
         verified,
+        keys,
         tx: trust.has_validators().then_some(tx),
     })
 }
@@ -212,6 +216,7 @@ fn finish(
         events,
         types,
         verified,
+        keys,
         tx,
     } = prepared;
     let owned: Option<Transaction> = tx.map(|tx| tx.to_transaction(&rec.payload));
@@ -237,6 +242,9 @@ fn finish(
             type_ids.get(ev.type_id as usize).copied().unwrap_or(0)
         };
         view.apply_replayed(&Replayed { type_id, ..*ev }, seq, auth);
+    }
+    if let Some(keys) = keys {
+        view.set_tx_keys(seq, keys);
     }
     view.set_last_seq(seq);
     Ok(())

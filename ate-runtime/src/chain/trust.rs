@@ -7,12 +7,15 @@ use bytes::Bytes;
 use crate::crypto::Hash;
 use crate::event::Transaction;
 use crate::event::codec::TransactionRef;
-use crate::trust::EventKeys;
-use crate::trust::meta::{CheckedMeta, proofs_from};
+use crate::trust::meta::{CheckedMeta, TxKey, keys_from, proofs_from};
+use crate::trust::{EventKeys, check_keys};
 use crate::trust::{
     Linter, Overlay, Transformer, TrustError, TrustLookup, TrustPolicy, ValidationContext,
     Validator, Verified,
 };
+
+/// A transaction's wrapped data keys, checked against its events (`None`: no encrypted body).
+pub(crate) type TxKeyTable = Option<Arc<[TxKey]>>;
 
 /// Plugins registered on a `ChainBuilder`.
 #[derive(Clone, Default)]
@@ -61,8 +64,9 @@ impl ChainTrust {
     /// in place from `payload`; merges its effects into `overlay` only when all pass. `hashes`
     /// and `local` are what the committing Dio computed in this process (see
     /// [`TrustPolicy::verify`](crate::trust::TrustPolicy)); `None` for transactions from
-    /// elsewhere, whose hashes are recomputed and metadata decoded. Returns what was verified
-    /// (the decoded rules of each event, for the view).
+    /// elsewhere, whose hashes are recomputed and metadata decoded. The keys trailer is checked
+    /// against the events in both cases. Returns what was verified (the decoded rules of each
+    /// event, for the view) and the transaction's wrapped data keys (for reads).
     pub fn validate(
         &self,
         base: &dyn TrustLookup,
@@ -71,10 +75,8 @@ impl ChainTrust {
         payload: &Bytes,
         hashes: Option<&[Hash]>,
         local: Option<Vec<CheckedMeta>>,
-    ) -> Result<Verified, TrustError> {
-        let verified = self
-            .policy
-            .verify(&tx.events, proofs_from(tx.trailers)?, hashes, local)?;
+    ) -> Result<(Verified, TxKeyTable), TrustError> {
+        let (verified, keys) = self.verify(tx, hashes, local)?;
         let mut staged = Overlay::new();
         self.policy
             .check(base, overlay, &tx.events, &verified, tx.seq, &mut staged)?;
@@ -84,15 +86,34 @@ impl ChainTrust {
             self.run_validators(base, overlay, &owned, tx.seq, &verified)?;
         }
         overlay.merge(staged);
-        Ok(verified)
+        Ok((verified, keys))
     }
 
     /// The checks of a replayed transaction that need no record: signatures over recomputed
-    /// hashes, and each event's trust metadata. Safe to run on any thread, ahead of
-    /// [`ChainTrust::check_replayed`].
-    pub fn verify_replayed(&self, tx: &TransactionRef<'_>) -> Result<Verified, TrustError> {
-        self.policy
-            .verify(&tx.events, proofs_from(tx.trailers)?, None, None)
+    /// hashes, each event's trust metadata, and the keys trailer against the events. Safe to run
+    /// on any thread, ahead of [`ChainTrust::check_replayed`]. Returns the transaction's wrapped
+    /// data keys too.
+    pub fn verify_replayed(
+        &self,
+        tx: &TransactionRef<'_>,
+    ) -> Result<(Verified, TxKeyTable), TrustError> {
+        self.verify(tx, None, None)
+    }
+
+    /// [`TrustPolicy::verify`] on `tx` (with `hashes` and `local` as in
+    /// [`ChainTrust::validate`]), then its keys trailer checked against its events.
+    fn verify(
+        &self,
+        tx: &TransactionRef<'_>,
+        hashes: Option<&[Hash]>,
+        local: Option<Vec<CheckedMeta>>,
+    ) -> Result<(Verified, TxKeyTable), TrustError> {
+        let keys = keys_from(tx.trailers)?;
+        let verified = self
+            .policy
+            .verify(&tx.events, proofs_from(tx.trailers)?, hashes, local)?;
+        let keys = check_keys(keys, &verified.trust)?;
+        Ok((verified, keys))
     }
 
     /// Whether validator plugins are registered (they see replayed transactions as owned

@@ -33,6 +33,7 @@ use crate::trust::meta::CheckedMeta;
 use crate::trust::{Authorization, Overlay, Verified};
 use crate::view::Replayed;
 
+use super::trust::TxKeyTable;
 use super::validate::GroupValidator;
 use super::{CommitError, Shared};
 
@@ -71,6 +72,8 @@ struct Accepted {
     events: Vec<Pending>,
     /// The distinct type names of its events.
     types: Vec<Box<str>>,
+    /// Its wrapped data keys (checked against the events), kept by the view for reads.
+    keys: TxKeyTable,
 }
 
 /// The events of a transaction and their distinct type names, as the view applies them.
@@ -155,7 +158,7 @@ pub(super) fn run(
                     .map_err(|e| CommitError::Refused(format!("malformed transaction: {e}")))
                     .and_then(|tx| {
                         let pending_unique = unique.check(&req.drafts)?;
-                        let verified = shared.trust.validate(
+                        let (verified, keys) = shared.trust.validate(
                             &*view,
                             &mut overlay,
                             &tx,
@@ -164,10 +167,10 @@ pub(super) fn run(
                             req.trust,
                         )?;
                         unique.accept(pending_unique);
-                        Ok(pending(&tx, &payload, verified))
+                        Ok((pending(&tx, &payload, verified), keys))
                     });
                 match checked {
-                    Ok((events, types)) => {
+                    Ok(((events, types), keys)) => {
                         next_seq += 1;
                         accepted.push(Accepted {
                             reply: req.reply,
@@ -175,6 +178,7 @@ pub(super) fn run(
                             seq,
                             events,
                             types,
+                            keys,
                         });
                     }
                     Err(e) => {
@@ -237,6 +241,9 @@ pub(super) fn run(
                         tombstone: ev.tombstone,
                     };
                     view.apply_replayed(&replayed, tx.seq, ev.auth.take());
+                }
+                if let Some(keys) = tx.keys.take() {
+                    view.set_tx_keys(tx.seq, keys);
                 }
                 view.set_last_seq(tx.seq);
             }

@@ -51,6 +51,19 @@ pub enum DioError {
         /// The key it needs.
         read_key: Hash,
     },
+    /// The transaction that wrote the record's version holds no wrapped data key for the read
+    /// key its body is encrypted for (the view was not given that transaction's keys trailer).
+    #[error(
+        "record {key} is encrypted for read key {read_key:?}, but transaction {seq} holds no wrapped key for it"
+    )]
+    MissingKeyEntry {
+        /// The record.
+        key: PrimaryKey,
+        /// The transaction that wrote its current version.
+        seq: u64,
+        /// The read key its body is encrypted for.
+        read_key: Hash,
+    },
     /// The ciphertext does not decrypt under the key (tampered, or the wrong key).
     #[error("record {key} does not decrypt: {reason}")]
     DecryptFailed {

@@ -185,7 +185,7 @@ impl Dio {
             return Ok(self.make(*key, value, parent, auth, previous));
         }
         drop(staging);
-        let (event, seq, parent) = {
+        let (event, seq, parent, keys) = {
             let view = self.chain.view().read();
             let entry = view.get(key).ok_or(DioError::NotFound(*key))?;
             let found = view.type_name(entry.type_id);
@@ -196,7 +196,8 @@ impl Dio {
                     found: found.to_string(),
                 });
             }
-            (view.event(entry), entry.seq, view.parent_of(key))
+            let keys = view.tx_keys(entry.seq);
+            (view.event(entry), entry.seq, view.parent_of(key), keys)
         };
         let trust = EventTrust::of(&event).map_err(|e| DioError::BadMetadata {
             key: *key,
@@ -206,7 +207,9 @@ impl Dio {
             &self.chain,
             &self.session,
             *key,
+            seq,
             &trust,
+            keys.as_deref(),
             event.body.unwrap_or_default(),
         )?;
         let value = decode::<T>(*key, &body)?;

@@ -3,8 +3,9 @@
 //! For each staged write, in order: the version it replaces, its effective read rule and the
 //! write rule it must satisfy are computed against the view plus the writes ahead of it in the
 //! same transaction (under the view's read lock, which is cheap); then, without the lock, bodies
-//! are transformed and encrypted (one fresh data key per read key per transaction, wrapped once),
-//! events are encoded and hashed, and each signing key signs once over the hashes it covers.
+//! are transformed and encrypted (one fresh data key per read key per transaction, wrapped once
+//! into the transaction's keys trailer, each event binding its entry by id), events are encoded
+//! and hashed, and each signing key signs once over the hashes it covers.
 //! The per-event work of a large transaction (from [`PARALLEL_MIN_EVENTS`] events) is split in
 //! contiguous chunks over the available cores; the result, and the error reported when an event
 //! fails, are the same as when sealed on one thread.
@@ -17,12 +18,13 @@ use bytes::Bytes;
 use super::DioError;
 use super::staging::Staged;
 use crate::chain::Chain;
-use crate::crypto::{Cipher, EncryptKey, Hash, NONCE_LEN, PrivateSignKey, TAG_LEN, WrappedKey};
+use crate::crypto::{Cipher, EncryptKey, Hash, PrivateSignKey, TAG_LEN};
 use crate::event::{BodyFormat, EventDraft, MetaEntry, PrimaryKey, TxTrailer, codec, now_ms};
 use crate::session::AteSession;
 use crate::trust::meta::{
     CheckedMeta, Confidentiality, EventTrust, TAG_AUTHORIZATION, TAG_CONFIDENTIALITY, TAG_PREVIOUS,
-    TAG_TRANSFORMS, TxSignature, body_aad, signature_trailer, signed_message,
+    TAG_TRANSFORMS, TxKey, TxKeys, TxSignature, body_aad, key_entry_id, keys_trailer,
+    signature_trailer, signed_message,
 };
 use crate::trust::{
     Authorization, Overlay, ReadKey, ReadOption, RecordState, TrustLookup, WriteOption,
@@ -140,19 +142,20 @@ pub(super) fn seal(
         hash: !signers.is_empty(),
     };
     let (drafts, hashes, trust) = ctx.seal_all(jobs)?;
-    drop(readers);
+    // Every data key made was used: each read key comes from an event whose body was encrypted.
+    let keys = readers_trailer(readers);
     let trust = chain.linters().is_empty().then_some(trust);
 
     let Some(hashes) = hashes else {
         return Ok(Sealed {
             drafts,
-            trailers: Vec::new(),
+            trailers: keys.into_iter().collect(),
             hashes: None,
             trust,
         });
     };
     let chain_hash = *policy.chain_hash();
-    let trailers = signers
+    let mut trailers: Vec<TxTrailer> = signers
         .into_values()
         .map(|(key, covers)| {
             let covered: Vec<Hash> = covers.iter().map(|i| hashes[*i as usize]).collect();
@@ -182,6 +185,7 @@ pub(super) fn seal(
             }))
         })
         .collect::<Result<_, DioError>>()?;
+    trailers.extend(keys);
     Ok(Sealed {
         drafts,
         trailers,
@@ -199,63 +203,33 @@ const PARALLEL_MIN_EVENTS: usize = 64;
 const MAX_SEAL_THREADS: usize = 8;
 
 /// How the bodies written for one read key are sealed in this transaction: a fresh data key
-/// (expanded once), wrapped once for the reader.
+/// (expanded once), wrapped once for the reader into the transaction's keys trailer.
 struct ReaderSeal {
     cipher: Cipher,
-    read_key: Hash,
-    wrapped: WrappedKey,
-    /// The encoded `Confidentiality` entry up to its last field, the nonce: each event appends
-    /// the encoding of its own nonce instead of encoding the wrapped key again. `None` if that
-    /// does not reproduce the full encoding (checked on creation).
-    prefix: Option<Vec<u8>>,
+    /// The id each event binds the entry by.
+    key_entry: Hash,
+    entry: TxKey,
 }
 
 impl ReaderSeal {
-    fn new(read_key: Hash, data_key: &EncryptKey, wrapped: WrappedKey) -> Self {
-        let mut seal = ReaderSeal {
+    fn new(data_key: &EncryptKey, entry: TxKey) -> Self {
+        ReaderSeal {
             cipher: data_key.cipher(),
-            read_key,
-            wrapped,
-            prefix: None,
-        };
-        let zero = [0u8; NONCE_LEN];
-        let full = seal.encode(zero);
-        let tail = encode_nonce(Vec::new(), &zero);
-        if let Some(cut) = full.len().checked_sub(tail.len())
-            && full[cut..] == tail[..]
-        {
-            let prefix = full[..cut].to_vec();
-            // Small and large byte values encode differently: probe both.
-            let probe: [u8; NONCE_LEN] = std::array::from_fn(|i| (i as u8).wrapping_mul(37));
-            if encode_nonce(prefix.clone(), &probe) == seal.encode(probe) {
-                seal.prefix = Some(prefix);
-            }
-        }
-        seal
-    }
-
-    fn encode(&self, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
-        rmp_serde::to_vec(&Confidentiality {
-            read_key: self.read_key,
-            wrapped: self.wrapped.clone(),
-            nonce,
-        })
-        .expect("metadata types always encode")
-    }
-
-    /// The encoded `Confidentiality` of a body sealed under `nonce`.
-    fn confidentiality(&self, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
-        match &self.prefix {
-            Some(p) => encode_nonce(p.clone(), &nonce),
-            None => self.encode(nonce),
+            key_entry: key_entry_id(&entry),
+            entry,
         }
     }
 }
 
-/// Appends the MessagePack encoding of a nonce (as the `Confidentiality` field encodes it).
-fn encode_nonce(mut out: Vec<u8>, nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
-    rmp_serde::encode::write(&mut out, nonce).expect("a nonce always encodes");
-    out
+/// The keys trailer of the data keys made for a transaction (`None`: no body is encrypted), its
+/// entries in read-key order.
+fn readers_trailer(readers: HashMap<Hash, Option<ReaderSeal>>) -> Option<TxTrailer> {
+    let mut keys: Vec<TxKey> = readers.into_values().flatten().map(|r| r.entry).collect();
+    if keys.is_empty() {
+        return None;
+    }
+    keys.sort_unstable_by_key(|k| k.read_key);
+    Some(keys_trailer(&TxKeys { keys }))
 }
 
 /// One data key per read key the transaction's bodies are encrypted for (`None`: a symmetric
@@ -278,7 +252,7 @@ fn data_keys(session: &AteSession, planned: &[Planned]) -> HashMap<Hash, Option<
             ReadKey::Symmetric(h) => session.read_key(h).map(|k| k.wrap(&data_key)),
             ReadKey::Public(pk) => Some(pk.wrap(&data_key)),
         };
-        let seal = wrapped.map(|w| ReaderSeal::new(read_key, &data_key, w));
+        let seal = wrapped.map(|wrapped| ReaderSeal::new(&data_key, TxKey { read_key, wrapped }));
         out.insert(read_key, seal);
     }
     out
@@ -415,7 +389,7 @@ impl EventSealer<'_> {
             });
         }
         let mut transforms: Vec<u16> = Vec::new();
-        let mut reader_key = None;
+        let mut sealed_for: Option<Confidentiality> = None;
         let body = match p.op.body {
             None => None,
             Some(plain) => {
@@ -460,11 +434,11 @@ impl EventSealer<'_> {
                         input,
                         &mut sealed,
                     );
-                    meta.push(MetaEntry {
-                        tag: TAG_CONFIDENTIALITY,
-                        value: Bytes::from(reader.confidentiality(nonce)),
+                    sealed_for = Some(Confidentiality {
+                        read_key,
+                        key_entry: reader.key_entry,
+                        nonce,
                     });
-                    reader_key = Some(read_key);
                     Some(Bytes::from(sealed))
                 } else {
                     Some(transformed.map_or(plain, Bytes::from))
@@ -476,6 +450,12 @@ impl EventSealer<'_> {
             meta.push(MetaEntry {
                 tag: TAG_TRANSFORMS,
                 value: ids.into(),
+            });
+        }
+        if let Some(c) = &sealed_for {
+            meta.push(MetaEntry {
+                tag: TAG_CONFIDENTIALITY,
+                value: Bytes::copy_from_slice(&c.to_bytes()),
             });
         }
         let mut draft = EventDraft {
@@ -494,7 +474,8 @@ impl EventSealer<'_> {
         let checked = CheckedMeta {
             auth: (!p.op.auth.is_inherit()).then_some(p.op.auth),
             previous: p.previous,
-            reader: reader_key,
+            reader: sealed_for.map(|c| c.read_key),
+            key_entry: sealed_for.map(|c| c.key_entry),
         };
         Ok((draft, checked))
     }
@@ -523,18 +504,30 @@ fn hash_batch(drafts: &[EventDraft], buffers: &mut Vec<Vec<u8>>, out: &mut Vec<H
 }
 
 /// Reads a stored body back to plaintext: decrypts it with the session's keys and reverses the
-/// transformers.
+/// transformers. `keys` are the wrapped data keys of the transaction `seq` that wrote this
+/// version (from the view); the entry is found there by the event's read key (validation made
+/// sure it is the one the event binds by id).
 pub(super) fn open_body(
     chain: &Chain,
     session: &AteSession,
     key: PrimaryKey,
+    seq: u64,
     trust: &EventTrust,
+    keys: Option<&[TxKey]>,
     body: Bytes,
 ) -> Result<Bytes, DioError> {
     let mut body = match &trust.confidentiality {
         None => body,
         Some(c) => {
-            let data_key = session.unwrap_data_key(&c.read_key, &c.wrapped).ok_or(
+            // Validation checked that the entry for the event's read key is the one it binds.
+            let entry = keys
+                .and_then(|k| k.iter().find(|e| e.read_key == c.read_key))
+                .ok_or(DioError::MissingKeyEntry {
+                    key,
+                    seq,
+                    read_key: c.read_key,
+                })?;
+            let data_key = session.unwrap_data_key(&c.read_key, &entry.wrapped).ok_or(
                 DioError::MissingReadKey {
                     key,
                     read_key: c.read_key,
@@ -594,33 +587,42 @@ pub(super) fn default_auth(reg: Option<&crate::schema::TypeRegistration>) -> Aut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{KeySize, PrivateEncryptKey};
+    use crate::crypto::{KeySize, NONCE_LEN, PrivateEncryptKey};
+    use crate::trust::meta::keys_from;
 
     #[test]
-    fn patched_confidentiality_is_the_full_encoding() {
+    fn one_entry_per_reader_and_events_bind_it() {
         let read = EncryptKey::generate();
         let ntru = PrivateEncryptKey::generate(KeySize::Bit128);
         let data_key = EncryptKey::generate();
+        let mut readers = HashMap::new();
         for (reader, wrapped) in [
             (read.hash(), read.wrap(&data_key)),
             (ntru.hash(), ntru.as_public_key().wrap(&data_key)),
         ] {
-            let seal = ReaderSeal::new(reader, &data_key, wrapped.clone());
-            assert!(seal.prefix.is_some());
-            for nonce in [
-                [0u8; NONCE_LEN],
-                [0xff; NONCE_LEN],
-                [7; NONCE_LEN],
-                [0x80; NONCE_LEN],
-            ] {
-                let full = rmp_serde::to_vec(&Confidentiality {
+            let entry = TxKey {
+                read_key: reader,
+                wrapped,
+            };
+            let seal = ReaderSeal::new(&data_key, entry.clone());
+            assert_eq!(seal.key_entry, key_entry_id(&entry));
+            for nonce in [[0u8; NONCE_LEN], [0xff; NONCE_LEN], [7; NONCE_LEN]] {
+                let c = Confidentiality {
                     read_key: reader,
-                    wrapped: wrapped.clone(),
+                    key_entry: seal.key_entry,
                     nonce,
-                })
-                .unwrap();
-                assert_eq!(seal.confidentiality(nonce), full);
+                };
+                assert_eq!(Confidentiality::from_bytes(&c.to_bytes()).unwrap(), c);
             }
+            readers.insert(reader, Some(seal));
         }
+        readers.insert(Hash::of(b"a key this session lacks"), None);
+        let trailer = readers_trailer(readers).expect("two readers");
+        let keys = keys_from([(trailer.tag, &trailer.value[..])])
+            .unwrap()
+            .expect("a keys trailer");
+        assert_eq!(keys.keys.len(), 2);
+        assert!(keys.keys[0].read_key < keys.keys[1].read_key);
+        assert!(readers_trailer(HashMap::new()).is_none());
     }
 }

@@ -98,6 +98,65 @@ pub enum TrustError {
         "the transaction is vouched for by a server, but this chain accepts only signed transactions (IntegrityMode::Distributed)"
     )]
     VouchRefused,
+    /// A metadata tag of an older layout that this build refuses rather than misreads (tag 3:
+    /// the per-event wrapped key, replaced by the transaction's keys trailer).
+    #[error("metadata tag {0} is retired (an older layout); this build refuses it")]
+    RetiredMetadata(u16),
+    /// The transaction carries more than one keys trailer.
+    #[error("the transaction carries more than one keys trailer")]
+    DuplicateKeysTrailer,
+    /// The keys trailer does not decode, is not canonical, is empty, or holds a key wrapped for
+    /// another reader than its entry says.
+    #[error("malformed keys trailer: {reason}")]
+    MalformedKeys {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The keys trailer holds two entries for one read key.
+    #[error("the keys trailer holds more than one entry for read key {read_key:?}")]
+    DuplicateKeyEntry {
+        /// The read key.
+        read_key: Hash,
+    },
+    /// An encrypted event's read key has no entry in the keys trailer (or there is no trailer).
+    #[error(
+        "event {index} is encrypted for read key {read_key:?}, which has no entry in the transaction's keys trailer"
+    )]
+    MissingKeyEntry {
+        /// The event's index in its transaction.
+        index: u32,
+        /// The read key it is encrypted for.
+        read_key: Hash,
+    },
+    /// The keys trailer's entry for an event's read key is not the entry the event binds (its
+    /// id differs: the entry or the event was changed).
+    #[error(
+        "event {index} binds another key entry than the transaction's entry for read key {read_key:?} (changed entry or event)"
+    )]
+    KeyEntryMismatch {
+        /// The event's index in its transaction.
+        index: u32,
+        /// The read key it is encrypted for.
+        read_key: Hash,
+    },
+    /// An event binds the key entry of another read key than the one it is encrypted for.
+    #[error(
+        "event {index} is encrypted for read key {read_key:?} but binds the key entry of {entry_reader:?}"
+    )]
+    KeyEntryOfAnotherReader {
+        /// The event's index in its transaction.
+        index: u32,
+        /// The read key the event says it is encrypted for.
+        read_key: Hash,
+        /// The read key of the entry it binds.
+        entry_reader: Hash,
+    },
+    /// The keys trailer holds an entry no event of the transaction binds.
+    #[error("the keys trailer holds an entry for read key {read_key:?} that no event uses")]
+    UnusedKeyEntry {
+        /// The entry's read key.
+        read_key: Hash,
+    },
     /// A custom validator refused the transaction.
     #[error("refused by validator {validator}: {reason}")]
     Refused {

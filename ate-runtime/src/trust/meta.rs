@@ -6,8 +6,9 @@
 //! |---|---|---|
 //! | 1 | authorization | MessagePack of [`Authorization`] (absent: inherit / inherit) |
 //! | 2 | previous version | u64 LE: sequence number of the transaction that wrote the version this event replaces (absent: a new record) |
-//! | 3 | confidentiality | MessagePack of [`Confidentiality`]; the body is then AES-256-GCM ciphertext |
+//! | 3 | (retired) | the confidentiality entry of an older layout, which held the wrapped data key in each event: refused ([`TrustError::RetiredMetadata`]) |
 //! | 4 | transforms | u16 LE ids of the body transformers applied, in order (absent: none) |
+//! | 5 | confidentiality | [`Confidentiality`], 76 bytes: read key id ‖ key entry id ‖ nonce; the body is then AES-256-GCM ciphertext |
 //!
 //! Transaction trailers (`TxTrailer` tags):
 //!
@@ -15,6 +16,7 @@
 //! |---|---|---|
 //! | 1 | signature | MessagePack of [`TxSignature`] |
 //! | 2 | vouch | MessagePack of [`TxVouch`]: writers a trusted server authenticated (accepted only on chains in [`IntegrityMode::Centralized`](super::IntegrityMode::Centralized)) |
+//! | 3 | keys | MessagePack of [`TxKeys`]: the data key of each read key, wrapped once per transaction; each encrypted event binds its entry by [`key_entry_id`] |
 //!
 //! An event or transaction carrying a tag this build does not know is refused
 //! ([`TrustError::UnknownMetadata`]): metadata can change who may read or write, so it is never
@@ -22,7 +24,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{Hash, PublicSignKey, Signature, WrappedKey};
+use crate::crypto::{Hash, NONCE_LEN, PublicSignKey, Signature, WrappedKey};
 use crate::event::{Event, MetaEntry, Transaction, TxTrailer};
 
 use super::{Authorization, TrustError};
@@ -31,20 +33,26 @@ use super::{Authorization, TrustError};
 pub const TAG_AUTHORIZATION: u16 = 1;
 /// Event metadata: the version this event replaces.
 pub const TAG_PREVIOUS: u16 = 2;
-/// Event metadata: how the body is encrypted.
-pub const TAG_CONFIDENTIALITY: u16 = 3;
+/// Event metadata, retired: the confidentiality entry of an older layout, which carried the
+/// wrapped data key in every event. Refused ([`TrustError::RetiredMetadata`]), never misread.
+pub const TAG_RETIRED_CONFIDENTIALITY: u16 = 3;
 /// Event metadata: body transformers applied.
 pub const TAG_TRANSFORMS: u16 = 4;
+/// Event metadata: how the body is encrypted ([`Confidentiality`]).
+pub const TAG_CONFIDENTIALITY: u16 = 5;
 /// Whether a body is not the plaintext (encrypted or transformed), given which metadata tags an
-/// event carries: such bodies are not indexed.
+/// event carries: such bodies are not indexed. (The retired confidentiality tag counts too: such
+/// an event is refused, but its body is not plaintext either.)
 pub fn is_sealed(mut has: impl FnMut(u16) -> bool) -> bool {
-    has(TAG_CONFIDENTIALITY) || has(TAG_TRANSFORMS)
+    has(TAG_CONFIDENTIALITY) || has(TAG_TRANSFORMS) || has(TAG_RETIRED_CONFIDENTIALITY)
 }
 
 /// Transaction trailer: a signature over event hashes.
 pub const TRAILER_SIGNATURE: u16 = 1;
 /// Transaction trailer: writers vouched for by a trusted server (centralized integrity).
 pub const TRAILER_VOUCH: u16 = 2;
+/// Transaction trailer: the wrapped data keys of the transaction's encrypted bodies.
+pub const TRAILER_KEYS: u16 = 3;
 
 /// The writers a trusted server vouches for: it authenticated the connection the transaction
 /// came on as these keys, so their rights count for every event of the transaction without a
@@ -67,16 +75,83 @@ pub struct TxProofs {
     pub vouch: Option<TxVouch>,
 }
 
-/// How an event's body is encrypted: a fresh data key, wrapped for the read key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How an event's body is encrypted: under the transaction's data key for `read_key`, whose
+/// wrapped form is the entry of the transaction's keys trailer ([`TxKeys`]) with id `key_entry`.
+///
+/// Encoded as exactly [`Confidentiality::LEN`] bytes:
+/// `read key id (32) ‖ key entry id (32) ‖ nonce (12)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Confidentiality {
     /// The read key the data key is wrapped for.
     pub read_key: Hash,
-    /// The data key, wrapped (AES-256-GCM for symmetric read keys, NTRU + AES-256-GCM for public
-    /// ones).
-    pub wrapped: WrappedKey,
+    /// The [`key_entry_id`] of the transaction's [`TxKey`] holding the wrapped data key. Events
+    /// are signed, the trailer is not: this binds each event to exactly that entry.
+    pub key_entry: Hash,
     /// The body's AES-256-GCM nonce.
-    pub nonce: [u8; 12],
+    pub nonce: [u8; NONCE_LEN],
+}
+
+impl Confidentiality {
+    /// Length of the encoding.
+    pub const LEN: usize = 2 * Hash::LEN + NONCE_LEN;
+
+    /// The encoding: `read key id ‖ key entry id ‖ nonce`.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..Hash::LEN].copy_from_slice(self.read_key.as_bytes());
+        out[Hash::LEN..2 * Hash::LEN].copy_from_slice(self.key_entry.as_bytes());
+        out[2 * Hash::LEN..].copy_from_slice(&self.nonce);
+        out
+    }
+
+    /// Decodes [`Confidentiality::to_bytes`]; anything but exactly that length is refused.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TrustError> {
+        let b: &[u8; Self::LEN] = bytes
+            .try_into()
+            .map_err(|_| TrustError::MalformedMetadata {
+                tag: TAG_CONFIDENTIALITY,
+                reason: format!("{} bytes, not {}", bytes.len(), Self::LEN),
+            })?;
+        let hash = |at: usize| {
+            let mut h = [0u8; Hash::LEN];
+            h.copy_from_slice(&b[at..at + Hash::LEN]);
+            Hash::from_bytes(h)
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&b[2 * Hash::LEN..]);
+        Ok(Confidentiality {
+            read_key: hash(0),
+            key_entry: hash(Hash::LEN),
+            nonce,
+        })
+    }
+}
+
+/// The data key of one read key in one transaction, wrapped for that reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxKey {
+    /// The read key (its id, as in [`Confidentiality::read_key`]).
+    pub read_key: Hash,
+    /// The data key, wrapped (AES-256-GCM for symmetric read keys, NTRU + AES-256-GCM for public
+    /// ones); wrapped for `read_key` ([`WrappedKey::reader`]).
+    pub wrapped: WrappedKey,
+}
+
+/// The keys trailer of a transaction: one entry per read key its bodies are encrypted for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxKeys {
+    /// The entries, at most one per read key, each used by at least one event.
+    pub keys: Vec<TxKey>,
+}
+
+/// Domain separation tag of key entry ids.
+pub const KEY_ENTRY_DOMAIN: &[u8] = b"ATE/tx-key/v1";
+
+/// The id an encrypted event binds its key entry by:
+/// [`Hash::of_parts`]`([KEY_ENTRY_DOMAIN, MessagePack of the entry])`, the entry encoded as in
+/// the trailer (canonical: the trailer must be exactly the encoding of what it decodes to).
+pub fn key_entry_id(entry: &TxKey) -> Hash {
+    Hash::of_parts(&[KEY_ENTRY_DOMAIN, &encode(entry)])
 }
 
 /// A signature by one key over the hashes of some of a transaction's events.
@@ -116,8 +191,9 @@ pub struct EventTrust {
 }
 
 /// What the checks of a commit read of an event's trust metadata: its rules, the version it
-/// replaces and the read key its body is encrypted for. Decoded from the metadata
-/// ([`EventTrust`]), or handed over by the Dio that just wrote that metadata in this process.
+/// replaces, the read key its body is encrypted for and the key entry it binds. Decoded from the
+/// metadata ([`EventTrust`]), or handed over by the Dio that just wrote that metadata in this
+/// process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct CheckedMeta {
     /// Explicit read/write rules (`None`: inherit / inherit).
@@ -126,6 +202,8 @@ pub(crate) struct CheckedMeta {
     pub previous: Option<u64>,
     /// The read key the body is encrypted for (`None`: plaintext).
     pub reader: Option<Hash>,
+    /// The id of the keys-trailer entry holding its wrapped data key (`None`: plaintext).
+    pub key_entry: Option<Hash>,
 }
 
 impl From<EventTrust> for CheckedMeta {
@@ -134,6 +212,7 @@ impl From<EventTrust> for CheckedMeta {
             auth: t.auth,
             previous: t.previous,
             reader: t.confidentiality.map(|c| c.read_key),
+            key_entry: t.confidentiality.map(|c| c.key_entry),
         }
     }
 }
@@ -176,8 +255,9 @@ impl EventTrust {
                     t.previous = Some(u64::from_le_bytes(b));
                 }
                 TAG_CONFIDENTIALITY if t.confidentiality.is_none() => {
-                    t.confidentiality = Some(decode(tag, value)?);
+                    t.confidentiality = Some(Confidentiality::from_bytes(value)?);
                 }
+                TAG_RETIRED_CONFIDENTIALITY => return Err(TrustError::RetiredMetadata(tag)),
                 TAG_TRANSFORMS if t.transforms.is_empty() => {
                     if value.is_empty() || !value.len().is_multiple_of(2) {
                         return Err(TrustError::MalformedMetadata {
@@ -218,12 +298,6 @@ impl EventTrust {
                 value: p.to_le_bytes().to_vec().into(),
             });
         }
-        if let Some(c) = &self.confidentiality {
-            out.push(MetaEntry {
-                tag: TAG_CONFIDENTIALITY,
-                value: encode(c).into(),
-            });
-        }
         if !self.transforms.is_empty() {
             let ids: Vec<u8> = self
                 .transforms
@@ -233,6 +307,12 @@ impl EventTrust {
             out.push(MetaEntry {
                 tag: TAG_TRANSFORMS,
                 value: ids.into(),
+            });
+        }
+        if let Some(c) = &self.confidentiality {
+            out.push(MetaEntry {
+                tag: TAG_CONFIDENTIALITY,
+                value: c.to_bytes().to_vec().into(),
             });
         }
         out
@@ -259,10 +339,69 @@ pub fn proofs_from<'a>(
                     reason: "more than one vouch".into(),
                 });
             }
+            // Not a proof: read by `keys_from`.
+            TRAILER_KEYS => {}
             other => return Err(TrustError::UnknownMetadata(other)),
         }
     }
     Ok(proofs)
+}
+
+/// The keys trailer of a transaction (`None`: it has none), as [`keys_from`] reads it.
+pub fn keys_of(tx: &Transaction) -> Result<Option<TxKeys>, TrustError> {
+    keys_from(tx.trailers.iter().map(|t| (t.tag, &t.value[..])))
+}
+
+/// The keys trailer among `(tag, value)` trailer entries (`None`: there is none). Refuses a
+/// second keys trailer, one that does not decode or is not the canonical encoding of what it
+/// decodes to, an empty one, two entries for one read key, and an entry whose wrapped key is
+/// for another reader than its read key. (Other tags are left to [`proofs_from`].)
+pub fn keys_from<'a>(
+    trailers: impl IntoIterator<Item = (u16, &'a [u8])>,
+) -> Result<Option<TxKeys>, TrustError> {
+    let mut found: Option<TxKeys> = None;
+    for (tag, value) in trailers {
+        if tag != TRAILER_KEYS {
+            continue;
+        }
+        if found.is_some() {
+            return Err(TrustError::DuplicateKeysTrailer);
+        }
+        let malformed = |reason: String| TrustError::MalformedKeys { reason };
+        let keys: TxKeys = rmp_serde::from_slice(value).map_err(|e| malformed(e.to_string()))?;
+        if encode(&keys) != value {
+            return Err(malformed(
+                "not the canonical encoding of its entries".into(),
+            ));
+        }
+        if keys.keys.is_empty() {
+            return Err(malformed("no entries".into()));
+        }
+        for (i, k) in keys.keys.iter().enumerate() {
+            if k.wrapped.reader() != k.read_key {
+                return Err(malformed(format!(
+                    "entry {i} holds a key wrapped for {:?}, not for its read key {:?}",
+                    k.wrapped.reader(),
+                    k.read_key
+                )));
+            }
+            if keys.keys[..i].iter().any(|o| o.read_key == k.read_key) {
+                return Err(TrustError::DuplicateKeyEntry {
+                    read_key: k.read_key,
+                });
+            }
+        }
+        found = Some(keys);
+    }
+    Ok(found)
+}
+
+/// The trailer carrying a transaction's wrapped data keys.
+pub fn keys_trailer(keys: &TxKeys) -> TxTrailer {
+    TxTrailer {
+        tag: TRAILER_KEYS,
+        value: encode(keys).into(),
+    }
 }
 
 /// The trailer carrying a vouch.

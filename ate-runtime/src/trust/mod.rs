@@ -6,20 +6,23 @@
 //!   parent links up to the chain root, whose writers are the chain's root keys.
 //! - Transactions are signed once per signing key over the hashes of the events it covers
 //!   ([`meta::signed_message`]).
-//! - [`TrustPolicy::validate`] checks signatures, write rights, versions (replays) and that
-//!   protected records are encrypted for their reader.
+//! - [`TrustPolicy::validate`] checks signatures, write rights, versions (replays), that
+//!   protected records are encrypted for their reader, and that each encrypted event binds its
+//!   transaction's wrapped data key ([`meta::TxKeys`]) by id.
 //! - [`Validator`], [`Linter`] and [`Transformer`] are the plugin traits.
 //!
 //! This layer knows nothing about files or sockets.
 
 mod auth;
 mod error;
+mod keys;
 pub mod meta;
 mod plugin;
 mod validate;
 
 pub use auth::{Authorization, ReadKey, ReadOption, WriteOption};
 pub use error::TrustError;
+pub(crate) use keys::check_keys;
 pub(crate) use plugin::refuse;
 pub use plugin::{EXTENSION_TAG_BASE, Linter, Transformer, ValidationContext, Validator};
 pub(crate) use validate::{EventKeys, Verified};

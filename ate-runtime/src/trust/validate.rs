@@ -7,7 +7,9 @@ use crate::crypto::Hash;
 use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, Transaction};
 
-use super::meta::{CheckedMeta, EventTrust, TxProofs, chain_hash, proofs_of, signed_message};
+use super::meta::{
+    CheckedMeta, EventTrust, TxProofs, chain_hash, keys_of, proofs_of, signed_message,
+};
 use super::{Authorization, ReadOption, TrustError, WriteOption};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -272,8 +274,9 @@ impl TrustPolicy {
 
     /// Validates one transaction against `base` plus `overlay` (the accepted transactions ahead
     /// of it). `hashes`, when given, are the events' hashes computed by trusted local code;
-    /// otherwise (events from a file or the network) they are recomputed. On success returns the
-    /// signers of each event and the transaction's effects (merge them into `overlay`).
+    /// otherwise (events from a file or the network) they are recomputed. Its keys trailer is
+    /// checked against the events that bind its entries. On success returns the signers of each
+    /// event and the transaction's effects (merge them into `overlay`).
     pub fn validate(
         &self,
         base: &dyn TrustLookup,
@@ -282,7 +285,9 @@ impl TrustPolicy {
         seq: u64,
         hashes: Option<&[Hash]>,
     ) -> Result<Validated, TrustError> {
+        let keys = keys_of(tx)?;
         let verified = self.verify(&tx.events, proofs_of(tx)?, hashes, None)?;
+        super::check_keys(keys, &verified.trust)?;
         let mut staged = Overlay::new();
         self.check(base, overlay, &tx.events, &verified, seq, &mut staged)?;
         Ok(Validated {

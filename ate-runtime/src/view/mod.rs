@@ -1,9 +1,10 @@
 //! The materialized view: the latest version of every record, the children of every collection,
 //! and secondary indexes, all in memory.
 //!
-//! The view is a pure function of the sequence of applied events: replaying a log rebuilds it
-//! exactly. It holds record bodies as shared slices of the buffers they were read or written in,
-//! so building it copies no data.
+//! The view is a pure function of the sequence of applied transactions (their events, and the
+//! wrapped data keys of their keys trailers): replaying a log rebuilds it exactly. It holds
+//! record bodies as shared slices of the buffers they were read or written in, so building it
+//! copies no data.
 
 mod index;
 
@@ -14,7 +15,7 @@ use bytes::Bytes;
 
 use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, decode_event};
-use crate::trust::meta::{TAG_AUTHORIZATION, is_sealed};
+use crate::trust::meta::{TAG_AUTHORIZATION, TxKey, is_sealed};
 use crate::trust::{Authorization, RecordState, TrustLookup};
 use index::Indexes;
 pub use index::{IndexKey, IndexSpec};
@@ -113,6 +114,9 @@ pub struct View {
     /// allocation.
     last_auth: Option<Arc<Authorization>>,
     indexes: Indexes,
+    /// The wrapped data keys of each transaction that wrote encrypted bodies, by sequence number
+    /// (its keys trailer, checked by validation): where a read finds a record's wrapped key.
+    tx_keys: FastMap<u64, Arc<[TxKey]>>,
     next_ordinal: u64,
     last_seq: u64,
     events_applied: u64,
@@ -371,6 +375,17 @@ impl View {
                 }
             }
         }
+    }
+
+    /// Keeps the wrapped data keys of the transaction `seq` (its validated keys trailer), for
+    /// reads of the records it wrote.
+    pub(crate) fn set_tx_keys(&mut self, seq: u64, keys: Arc<[TxKey]>) {
+        self.tx_keys.insert(seq, keys);
+    }
+
+    /// The wrapped data keys of the transaction `seq` (`None`: it wrote no encrypted body).
+    pub fn tx_keys(&self, seq: u64) -> Option<Arc<[TxKey]>> {
+        self.tx_keys.get(&seq).cloned()
     }
 
     /// Records that the transaction with this sequence number was applied.
