@@ -26,6 +26,20 @@ pub fn sha3_1k_us(iters: usize) -> f64 {
     t.elapsed().as_secs_f64() * 1e6 / iters as f64
 }
 
+/// Microseconds per SHA3-256 of 1 KiB when 64 messages are hashed together
+/// (`Hash::of_many`, the engine's batched path).
+pub fn sha3_1k_batched_us(iters: usize) -> f64 {
+    const BATCH: usize = 64;
+    let bufs = data::values(BATCH, 1024, 5);
+    let msgs: Vec<&[u8]> = bufs.iter().map(|b| &b.data[..]).collect();
+    let rounds = iters.div_ceil(BATCH).max(1);
+    let t = Instant::now();
+    for _ in 0..rounds {
+        black_box(ate::crypto::Hash::of_many(black_box(&msgs)));
+    }
+    t.elapsed().as_secs_f64() * 1e6 / (rounds * BATCH) as f64
+}
+
 /// Microseconds per MessagePack encode + decode of a [`Blob`] of `size` bytes.
 pub fn rmp_roundtrip_us(size: usize, iters: usize) -> f64 {
     let v: Blob = data::values(1, size, 4).remove(0);

@@ -29,8 +29,12 @@ pub use session::AteSession;
 /// The names a program needs: `use ate_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::chain::{AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, CommitError};
+    pub use crate::crypto::{
+        EncryptKey, KeySize, PrivateEncryptKey, PrivateSignKey, PublicEncryptKey, PublicSignKey,
+    };
     pub use crate::dio::{Dao, DaoMut, DaoRef, DaoVec, Dio, DioError};
     pub use crate::error::AteError;
     pub use crate::event::PrimaryKey;
     pub use crate::session::AteSession;
+    pub use crate::trust::{ReadOption, WriteOption};
 }
