@@ -57,17 +57,20 @@ pub struct TypeRegistration {
 
 inventory::collect!(TypeRegistration);
 
+/// Looked up on every store and every sealed event: a fast hasher, not SipHash.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 struct Registry {
-    by_type: HashMap<TypeId, &'static TypeRegistration>,
-    by_name: HashMap<&'static str, &'static TypeRegistration>,
+    by_type: FastMap<TypeId, &'static TypeRegistration>,
+    by_name: FastMap<&'static str, &'static TypeRegistration>,
 }
 
 fn registry() -> &'static Registry {
     static REG: OnceLock<Registry> = OnceLock::new();
     REG.get_or_init(|| {
         let mut r = Registry {
-            by_type: HashMap::new(),
-            by_name: HashMap::new(),
+            by_type: FastMap::default(),
+            by_name: FastMap::default(),
         };
         for reg in inventory::iter::<TypeRegistration> {
             r.by_type.insert((reg.type_id)(), reg);

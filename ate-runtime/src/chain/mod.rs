@@ -32,7 +32,7 @@ pub use key::{ChainKey, ChainKeyError};
 
 use crate::Dio;
 use crate::crypto::{Hash, PublicSignKey};
-use crate::event::{EventDraft, TxTrailer};
+use crate::event::{EventDraft, TxTrailer, encode_transaction};
 use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
 use crate::session::AteSession;
 use crate::trust::meta::{CheckedMeta, TxVouch, vouch_trailer};
@@ -143,7 +143,8 @@ impl Chain {
         events: Vec<EventDraft>,
         trailers: Vec<TxTrailer>,
     ) -> Result<u64, CommitError> {
-        self.commit(events, trailers, None, None).await
+        self.commit(encode_transaction(0, &events, &trailers), None, None)
+            .await
     }
 
     /// Writes a transaction on behalf of `writers` (public-key hashes) that a trusted server
@@ -163,17 +164,17 @@ impl Chain {
             chain: *self.policy().chain_hash(),
             writers,
         };
-        self.commit(events, vec![vouch_trailer(&vouch)], None, None)
-            .await
+        let payload = encode_transaction(0, &events, &[vouch_trailer(&vouch)]);
+        self.commit(payload, None, None).await
     }
 
-    /// Writes a transaction: returns its sequence number once it is durable and in the view.
-    /// `hashes` and `trust` are the events' hashes and trust metadata as the committing Dio
-    /// computed them in this process (`None`: recomputed, decoded).
+    /// Writes a transaction, encoded as a payload whose sequence number the writer fills in:
+    /// returns that number once it is durable and in the view. `hashes` and `trust` are the
+    /// events' hashes and trust metadata as the committing Dio computed them in this process
+    /// (`None`: recomputed, decoded).
     pub(crate) async fn commit(
         &self,
-        drafts: Vec<EventDraft>,
-        trailers: Vec<TxTrailer>,
+        payload: Vec<u8>,
         hashes: Option<Vec<Hash>>,
         trust: Option<Vec<CheckedMeta>>,
     ) -> Result<u64, CommitError> {
@@ -183,8 +184,7 @@ impl Chain {
             let sender = guard.as_ref().ok_or(CommitError::Closed)?;
             sender
                 .send(writer::CommitRequest {
-                    drafts,
-                    trailers,
+                    payload,
                     hashes,
                     trust,
                     reply,

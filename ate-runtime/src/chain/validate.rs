@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use crate::event::{EventDraft, PrimaryKey};
+use crate::event::PrimaryKey;
+use crate::event::codec::EventRef;
 use crate::schema::{self, IndexKey};
 use crate::trust::meta::is_sealed;
 use crate::view::View;
@@ -27,15 +28,15 @@ pub(super) struct GroupValidator<'v> {
     claims: Claims,
 }
 
-fn unique_values(ev: &EventDraft) -> Vec<(&'static str, IndexKey)> {
-    let Some(body) = &ev.body else {
+fn unique_values(ev: &EventRef<'_>) -> Vec<(&'static str, IndexKey)> {
+    let Some(body) = ev.body else {
         return Vec::new();
     };
     // As in the view: an encrypted or transformed body is not indexed.
-    if is_sealed(|t| ev.meta.iter().any(|m| m.tag == t)) {
+    if is_sealed(|t| ev.meta(t).is_some()) {
         return Vec::new();
     }
-    schema::indexes_for(&ev.type_name)
+    schema::indexes_for(ev.type_name)
         .iter()
         .filter(|s| s.unique)
         .filter_map(|s| (s.extract)(body).map(|v| (s.field, v)))
@@ -60,16 +61,25 @@ impl<'v> GroupValidator<'v> {
     }
 
     /// Checks one transaction; [`GroupValidator::accept`] then records its effects.
-    pub(super) fn check(&self, drafts: &[EventDraft]) -> Result<Pending, CommitError> {
-        // Only types with unique indexes take part; most transactions skip all of this.
-        let has_unique =
-            |ev: &EventDraft| schema::indexes_for(&ev.type_name).iter().any(|s| s.unique);
-        if !drafts.iter().any(has_unique) {
+    pub(super) fn check<'e>(&self, events: &[EventRef<'e>]) -> Result<Pending, CommitError> {
+        // Only types with unique indexes take part; most transactions skip all of this. Records
+        // written together mostly share their type: it is looked up once per run of a type.
+        let mut last: Option<(&'e str, bool)> = None;
+        let mut has_unique = |ev: &EventRef<'e>| match last {
+            Some((name, unique)) if name == ev.type_name => unique,
+            _ => {
+                let unique = schema::indexes_for(ev.type_name).iter().any(|s| s.unique);
+                last = Some((ev.type_name, unique));
+                unique
+            }
+        };
+        let with_unique: Vec<&EventRef<'e>> = events.iter().filter(|ev| has_unique(ev)).collect();
+        if with_unique.is_empty() {
             return Ok(None);
         }
         let mut touched = self.touched.clone();
         let mut claims = self.claims.clone();
-        for ev in drafts.iter().filter(|ev| has_unique(ev)) {
+        for ev in with_unique {
             let values = if ev.tombstone {
                 None
             } else {
@@ -93,7 +103,7 @@ impl<'v> GroupValidator<'v> {
                             existing: *owner,
                         });
                     }
-                    if let Some(owner) = self.view.unique_owner(&ev.type_name, field, v)
+                    if let Some(owner) = self.view.unique_owner(ev.type_name, field, v)
                         && owner != ev.key
                     {
                         // The committed owner may have released the value earlier in the group.

@@ -26,8 +26,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::crypto::Hash;
-use crate::event::codec::TransactionRef;
-use crate::event::{EventDraft, ParentLink, PrimaryKey, TxTrailer, encode_transaction};
+use crate::event::codec::{TransactionRef, set_transaction_seq};
+use crate::event::{ParentLink, PrimaryKey};
 use crate::log::{LogStore, RedoLog};
 use crate::trust::meta::CheckedMeta;
 use crate::trust::{Authorization, Overlay, Verified};
@@ -39,8 +39,9 @@ use super::{CommitError, Shared};
 
 /// One transaction waiting to be written.
 pub(super) struct CommitRequest {
-    pub drafts: Vec<EventDraft>,
-    pub trailers: Vec<TxTrailer>,
+    /// The encoded transaction, built by the committer before its sequence number was known:
+    /// the writer writes that number in (the committing side encodes, the writer only checks).
+    pub payload: Vec<u8>,
     /// The events' hashes, computed by the committing Dio in this process (trusted; saves
     /// hashing every event twice). `None`: recompute.
     pub hashes: Option<Vec<Hash>>,
@@ -145,7 +146,9 @@ pub(super) fn run(
             let mut overlay = Overlay::new();
             for req in group {
                 let seq = next_seq;
-                let payload = Bytes::from(encode_transaction(seq, &req.drafts, &req.trailers));
+                let mut payload = req.payload;
+                set_transaction_seq(&mut payload, seq);
+                let payload = Bytes::from(payload);
                 if payload.len() > max_size {
                     // Refused before it reaches the log: nothing is written, nothing poisoned.
                     let _ = req.reply.send(Err(CommitError::TooLarge {
@@ -157,7 +160,7 @@ pub(super) fn run(
                 let checked = TransactionRef::decode(&payload)
                     .map_err(|e| CommitError::Refused(format!("malformed transaction: {e}")))
                     .and_then(|tx| {
-                        let pending_unique = unique.check(&req.drafts)?;
+                        let pending_unique = unique.check(&tx.events)?;
                         let (verified, keys) = shared.trust.validate(
                             &*view,
                             &mut overlay,

@@ -322,16 +322,13 @@ impl Dio {
             if ops.is_empty() {
                 return Ok(());
             }
-            let versions: std::collections::HashMap<PrimaryKey, u64> = ops
-                .iter()
-                .filter_map(|(k, _)| staging.version(k).map(|v| (*k, v)))
-                .collect();
+            let versions = staging.versions_of(&ops);
             (ops, versions)
         };
         let sealed = seal::seal(&self.chain, &self.session, &versions, ops)?;
         let seq = self
             .chain
-            .commit(sealed.drafts, sealed.trailers, sealed.hashes, sealed.trust)
+            .commit(sealed.payload, sealed.hashes, sealed.trust)
             .await?;
         self.staging.lock().committed(seq);
         Ok(())

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::DioError;
-use super::staging::Staged;
+use super::staging::{FastMap, Staged};
 use crate::chain::Chain;
 use crate::crypto::{Cipher, EncryptKey, Hash, PrivateSignKey, TAG_LEN};
-use crate::event::{BodyFormat, EventDraft, MetaEntry, PrimaryKey, TxTrailer, codec, now_ms};
+use crate::event::codec::{self, EventHead};
+use crate::event::{BodyFormat, PrimaryKey, TxTrailer, now_ms};
 use crate::session::AteSession;
 use crate::trust::meta::{
     CheckedMeta, Confidentiality, EventTrust, TAG_AUTHORIZATION, TAG_CONFIDENTIALITY, TAG_PREVIOUS,
@@ -32,8 +33,8 @@ use crate::trust::{
 
 /// A transaction ready for the writer.
 pub(super) struct Sealed {
-    pub drafts: Vec<EventDraft>,
-    pub trailers: Vec<TxTrailer>,
+    /// The encoded transaction, its sequence number left 0 for the writer to fill in.
+    pub payload: Vec<u8>,
     pub hashes: Option<Vec<Hash>>,
     /// What each event's trust metadata says, as written here (`None` when linters added
     /// metadata of their own: the writer then decodes it all).
@@ -52,7 +53,7 @@ struct Planned {
 pub(super) fn seal(
     chain: &Chain,
     session: &AteSession,
-    versions: &HashMap<PrimaryKey, u64>,
+    versions: &FastMap<PrimaryKey, u64>,
     ops: Vec<(PrimaryKey, Staged)>,
 ) -> Result<Sealed, DioError> {
     let policy = chain.policy();
@@ -141,15 +142,16 @@ pub(super) fn seal(
         timestamp_ms: now_ms(),
         hash: !signers.is_empty(),
     };
-    let (drafts, hashes, trust) = ctx.seal_all(jobs)?;
+    let (mut payload, hashes, trust) = ctx.seal_all(jobs)?;
     // Every data key made was used: each read key comes from an event whose body was encrypted.
     let keys = readers_trailer(readers);
     let trust = chain.linters().is_empty().then_some(trust);
 
     let Some(hashes) = hashes else {
+        let trailers: Vec<TxTrailer> = keys.into_iter().collect();
+        codec::encode_trailers(&mut payload, &trailers);
         return Ok(Sealed {
-            drafts,
-            trailers: keys.into_iter().collect(),
+            payload,
             hashes: None,
             trust,
         });
@@ -186,9 +188,9 @@ pub(super) fn seal(
         })
         .collect::<Result<_, DioError>>()?;
     trailers.extend(keys);
+    codec::encode_trailers(&mut payload, &trailers);
     Ok(Sealed {
-        drafts,
-        trailers,
+        payload,
         hashes: Some(hashes),
         trust,
     })
@@ -275,16 +277,48 @@ const HASH_BATCH: usize = 16;
 /// Per-thread scratch space of [`EventSealer`].
 #[derive(Default)]
 struct Scratch {
-    /// Encodings of the events awaiting their hashes, reused from one batch to the next.
-    encoded: Vec<Vec<u8>>,
     /// The last rules encoded, and their encoding (records of a transaction mostly share them).
     auth: Option<(Authorization, Bytes)>,
 }
 
-type SealedEvents = (Vec<EventDraft>, Option<Vec<Hash>>, Vec<CheckedMeta>);
+/// A run of sealed events: their encodings (each its length, u32, then its bytes, as in a
+/// transaction payload), their hashes (when needed) and what their trust metadata says.
+type SealedEvents = (Vec<u8>, Option<Vec<Hash>>, Vec<CheckedMeta>);
+
+/// Room for the encoding of the events of `jobs` (generous: capacity never touched costs only
+/// address space, a buffer grown on the way is copied).
+fn room_for(jobs: &[Planned]) -> usize {
+    // The rules of a transaction's records are mostly alike: the first ones stand for all.
+    let auth = jobs
+        .iter()
+        .find(|p| !p.op.auth.is_inherit())
+        .map_or(0, |p| {
+            rmp_serde::to_vec(&p.op.auth).map_or(0, |e| 2 + 4 + e.len())
+        });
+    let per_event: usize = jobs
+        .iter()
+        .map(|p| {
+            4 + 1
+                + 1
+                + 16
+                + 8
+                + 24
+                + 2
+                + p.op.type_name.len()
+                + 1
+                + 2
+                + auth
+                + (2 + 4 + 8)
+                + (2 + 4 + Confidentiality::LEN)
+                + p.op.body.as_ref().map_or(0, |b| 4 + b.len() + TAG_LEN)
+        })
+        .sum();
+    per_event + per_event / 8 + 4096
+}
 
 impl EventSealer<'_> {
-    /// Seals every event, in order; the error is the one of the first event that fails.
+    /// Seals every event, in order, into one transaction payload (its header and events; the
+    /// trailers are appended by the caller); the error is the one of the first event that fails.
     fn seal_all(&self, jobs: Vec<Planned>) -> Result<SealedEvents, DioError> {
         let n = jobs.len();
         let threads = if n >= PARALLEL_MIN_EVENTS {
@@ -295,8 +329,13 @@ impl EventSealer<'_> {
         } else {
             1
         };
+        // The whole payload is built in the first chunk's buffer: room for every event, and for
+        // the trailers (about 40 bytes an event for each signature).
+        let capacity = room_for(&jobs) + 48 * n;
+        let mut payload = Vec::with_capacity(codec::TRANSACTION_HEAD_LEN + capacity);
+        codec::encode_transaction_head(&mut payload, 0, n);
         if threads <= 1 {
-            return self.seal_chunk(jobs);
+            return self.seal_chunk(jobs, payload);
         }
         let per = n.div_ceil(threads);
         let mut chunks: Vec<Vec<Planned>> = Vec::with_capacity(threads);
@@ -312,192 +351,214 @@ impl EventSealer<'_> {
         let first = chunks.next().unwrap_or_default();
         let results: Vec<Result<SealedEvents, DioError>> = std::thread::scope(|s| {
             let helpers: Vec<_> = chunks
-                .map(|c| s.spawn(move || self.seal_chunk(c)))
+                .map(|c| {
+                    s.spawn(move || {
+                        let buf = Vec::with_capacity(room_for(&c));
+                        self.seal_chunk(c, buf)
+                    })
+                })
                 .collect();
-            let mut all = vec![self.seal_chunk(first)];
+            let mut all = vec![self.seal_chunk(first, payload)];
             all.extend(helpers.into_iter().map(|h| match h.join() {
                 Ok(r) => r,
                 Err(panic) => std::panic::resume_unwind(panic),
             }));
             all
         });
-        let mut drafts = Vec::with_capacity(n);
-        let mut hashes = self.hash.then(|| Vec::with_capacity(n));
-        let mut trust = Vec::with_capacity(n);
+        let mut results = results.into_iter();
+        let (mut payload, mut hashes, mut trust) = results
+            .next()
+            .unwrap_or_else(|| Ok((Vec::new(), None, Vec::new())))?;
+        if let Some(h) = hashes.as_mut() {
+            h.reserve(n - h.len());
+        }
+        trust.reserve(n - trust.len());
         for r in results {
-            let (d, h, t) = r?;
-            drafts.extend(d);
+            let (bytes, h, t) = r?;
+            payload.extend_from_slice(&bytes);
             if let (Some(all), Some(h)) = (hashes.as_mut(), h) {
                 all.extend(h);
             }
             trust.extend(t);
         }
-        Ok((drafts, hashes, trust))
+        Ok((payload, hashes, trust))
     }
 
-    fn seal_chunk(&self, jobs: Vec<Planned>) -> Result<SealedEvents, DioError> {
+    /// Seals `jobs` in order, appending their encodings to `out`.
+    fn seal_chunk(&self, jobs: Vec<Planned>, mut out: Vec<u8>) -> Result<SealedEvents, DioError> {
         let mut scratch = Scratch::default();
-        let mut drafts = Vec::with_capacity(jobs.len());
         let mut hashes = self.hash.then(|| Vec::with_capacity(jobs.len()));
         let mut trust = Vec::with_capacity(jobs.len());
+        // Where the encodings awaiting their hashes lie in `out`.
+        let mut pending: Vec<std::ops::Range<usize>> = Vec::with_capacity(HASH_BATCH);
         for p in jobs {
-            let (draft, t) = self.seal_event(p, &mut scratch)?;
-            trust.push(t);
-            drafts.push(draft);
-            if let Some(h) = hashes.as_mut()
-                && drafts.len() - h.len() == HASH_BATCH
-            {
-                hash_batch(&drafts[h.len()..], &mut scratch.encoded, h);
+            let at = out.len() + 4;
+            trust.push(self.seal_event(p, &mut scratch, &mut out)?);
+            if let Some(h) = hashes.as_mut() {
+                pending.push(at..out.len());
+                if pending.len() == HASH_BATCH {
+                    hash_batch(&out, &pending, h);
+                    pending.clear();
+                }
             }
         }
         if let Some(h) = hashes.as_mut() {
-            hash_batch(&drafts[h.len()..], &mut scratch.encoded, h);
+            hash_batch(&out, &pending, h);
         }
-        Ok((drafts, hashes, trust))
+        Ok((out, hashes, trust))
     }
 
-    /// Transforms and encrypts one body, and builds the event's metadata (the entries of
-    /// `EventTrust::to_meta`, in the same order and encoding), with what the writer's checks
-    /// read of that metadata.
+    /// Transforms and encrypts one body, and appends the event (its length, then its bytes) to
+    /// `out`, its metadata being the entries of `EventTrust::to_meta`, in the same order and
+    /// encoding; returns what the writer's checks read of that metadata. An encrypted body is
+    /// encrypted in place in `out`.
     fn seal_event(
         &self,
         p: Planned,
         scratch: &mut Scratch,
-    ) -> Result<(EventDraft, CheckedMeta), DioError> {
+        out: &mut Vec<u8>,
+    ) -> Result<CheckedMeta, DioError> {
         let chain = self.chain;
-        let mut meta = Vec::new();
-        if !p.op.auth.is_inherit() {
-            let encoded = match &scratch.auth {
-                Some((a, e)) if *a == p.op.auth => e.clone(),
-                _ => {
-                    let e = Bytes::from(
-                        rmp_serde::to_vec(&p.op.auth).expect("metadata types always encode"),
-                    );
-                    scratch.auth = Some((p.op.auth.clone(), e.clone()));
-                    e
-                }
-            };
-            meta.push(MetaEntry {
-                tag: TAG_AUTHORIZATION,
-                value: encoded,
-            });
-        }
-        if let Some(v) = p.previous {
-            meta.push(MetaEntry {
-                tag: TAG_PREVIOUS,
-                value: Bytes::copy_from_slice(&v.to_le_bytes()),
-            });
-        }
+        let auth = (!p.op.auth.is_inherit()).then(|| match &scratch.auth {
+            Some((a, e)) if *a == p.op.auth => e.clone(),
+            _ => {
+                let e = Bytes::from(
+                    rmp_serde::to_vec(&p.op.auth).expect("metadata types always encode"),
+                );
+                scratch.auth = Some((p.op.auth.clone(), e.clone()));
+                e
+            }
+        });
         let mut transforms: Vec<u16> = Vec::new();
-        let mut sealed_for: Option<Confidentiality> = None;
-        let body = match p.op.body {
-            None => None,
-            Some(plain) => {
-                if !crate::schema::indexes_for(&p.op.type_name).is_empty() {
-                    let why = if matches!(p.read, ReadOption::Specific(_)) {
-                        Some("encrypted")
-                    } else if !chain.transformers().is_empty() {
-                        Some("transformed")
-                    } else {
-                        None
-                    };
-                    if let Some(why) = why {
-                        return Err(DioError::Unindexable {
-                            key: p.key,
-                            type_name: p.op.type_name.to_string(),
-                            why,
-                        });
-                    }
-                }
-                let mut transformed: Option<Vec<u8>> = None;
-                for t in chain.transformers() {
-                    let input = transformed.as_deref().unwrap_or(&plain);
-                    transformed = Some(t.encode(input).map_err(|reason| DioError::Transform {
-                        key: p.key,
-                        id: t.id(),
-                        reason,
-                    })?);
-                    transforms.push(t.id());
-                }
-                if let ReadOption::Specific(rk) = &p.read {
-                    let read_key = rk.hash();
-                    let reader = self.readers.get(&read_key).and_then(Option::as_ref).ok_or(
-                        DioError::MissingReadKey {
-                            key: p.key,
-                            read_key,
-                        },
-                    )?;
-                    let input = transformed.as_deref().unwrap_or(&plain);
-                    let mut sealed = Vec::with_capacity(input.len() + TAG_LEN);
-                    let nonce = reader.cipher.encrypt_into(
-                        &body_aad(self.chain_key, &p.key),
-                        input,
-                        &mut sealed,
-                    );
-                    sealed_for = Some(Confidentiality {
-                        read_key,
-                        key_entry: reader.key_entry,
-                        nonce,
-                    });
-                    Some(Bytes::from(sealed))
+        let mut transformed: Option<Vec<u8>> = None;
+        let mut reader: Option<(&ReaderSeal, Hash)> = None;
+        if let Some(plain) = &p.op.body {
+            if !crate::schema::indexes_for(&p.op.type_name).is_empty() {
+                let why = if matches!(p.read, ReadOption::Specific(_)) {
+                    Some("encrypted")
+                } else if !chain.transformers().is_empty() {
+                    Some("transformed")
                 } else {
-                    Some(transformed.map_or(plain, Bytes::from))
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(DioError::Unindexable {
+                        key: p.key,
+                        type_name: p.op.type_name.to_string(),
+                        why,
+                    });
                 }
             }
-        };
-        if !transforms.is_empty() {
-            let ids: Vec<u8> = transforms.iter().flat_map(|i| i.to_le_bytes()).collect();
-            meta.push(MetaEntry {
-                tag: TAG_TRANSFORMS,
-                value: ids.into(),
-            });
+            for t in chain.transformers() {
+                let input = transformed.as_deref().unwrap_or(plain);
+                transformed = Some(t.encode(input).map_err(|reason| DioError::Transform {
+                    key: p.key,
+                    id: t.id(),
+                    reason,
+                })?);
+                transforms.push(t.id());
+            }
+            if let ReadOption::Specific(rk) = &p.read {
+                let read_key = rk.hash();
+                let seal = self.readers.get(&read_key).and_then(Option::as_ref).ok_or(
+                    DioError::MissingReadKey {
+                        key: p.key,
+                        read_key,
+                    },
+                )?;
+                reader = Some((seal, read_key));
+            }
         }
-        if let Some(c) = &sealed_for {
-            meta.push(MetaEntry {
-                tag: TAG_CONFIDENTIALITY,
-                value: Bytes::copy_from_slice(&c.to_bytes()),
-            });
-        }
-        let mut draft = EventDraft {
+        let body = transformed.as_deref().or(p.op.body.as_deref());
+        let transform_ids: Vec<u8> = transforms.iter().flat_map(|i| i.to_le_bytes()).collect();
+        let head = EventHead {
             key: p.key,
             timestamp_ms: self.timestamp_ms,
             tombstone: body.is_none(),
             parent: p.op.parent,
-            type_name: p.op.type_name,
+            type_name: &p.op.type_name,
             format: BodyFormat::MessagePack,
-            meta,
-            body,
+            meta_count: u16::from(auth.is_some())
+                + u16::from(p.previous.is_some())
+                + u16::from(!transforms.is_empty())
+                + u16::from(reader.is_some()),
+            has_body: body.is_some(),
         };
-        for l in chain.linters() {
-            draft.meta.extend(l.lint(&draft));
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        head.encode(out);
+        if let Some(a) = &auth {
+            codec::encode_entry(out, TAG_AUTHORIZATION, a);
         }
-        let checked = CheckedMeta {
+        if let Some(v) = p.previous {
+            codec::encode_entry(out, TAG_PREVIOUS, &v.to_le_bytes());
+        }
+        if !transforms.is_empty() {
+            codec::encode_entry(out, TAG_TRANSFORMS, &transform_ids);
+        }
+        // The confidentiality entry names the nonce, known once the body is encrypted.
+        let confidentiality_at = out.len() + 2 + 4;
+        if reader.is_some() {
+            codec::encode_entry(out, TAG_CONFIDENTIALITY, &[0; Confidentiality::LEN]);
+        }
+        let mut sealed_for: Option<Confidentiality> = None;
+        if let Some(input) = body {
+            match reader {
+                Some((seal, read_key)) => {
+                    codec::encode_body_len(out, input.len() + TAG_LEN);
+                    let nonce =
+                        seal.cipher
+                            .encrypt_into(&body_aad(self.chain_key, &p.key), input, out);
+                    let c = Confidentiality {
+                        read_key,
+                        key_entry: seal.key_entry,
+                        nonce,
+                    };
+                    out[confidentiality_at..confidentiality_at + Confidentiality::LEN]
+                        .copy_from_slice(&c.to_bytes());
+                    sealed_for = Some(c);
+                }
+                None => {
+                    codec::encode_body_len(out, input.len());
+                    out.extend_from_slice(input);
+                }
+            }
+        }
+        if !chain.linters().is_empty() {
+            // Linters see the event as a draft and may add metadata: it is encoded again.
+            let raw = Bytes::copy_from_slice(&out[start + 4..]);
+            let mut draft = codec::decode_event(raw)
+                .map_err(|e| DioError::BadMetadata {
+                    key: p.key,
+                    reason: e.to_string(),
+                })?
+                .to_draft();
+            for l in chain.linters() {
+                draft.meta.extend(l.lint(&draft));
+            }
+            out.truncate(start + 4);
+            codec::encode_event(&draft, out);
+        }
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        Ok(CheckedMeta {
             auth: (!p.op.auth.is_inherit()).then_some(p.op.auth),
             previous: p.previous,
             reader: sealed_for.map(|c| c.read_key),
             key_entry: sealed_for.map(|c| c.key_entry),
-        };
-        Ok((draft, checked))
+        })
     }
 }
 
-/// Encodes `drafts` (at most [`HASH_BATCH`]) into `buffers` and appends their hashes to `out`,
-/// all hashed by one `Hash::of_many` call.
-fn hash_batch(drafts: &[EventDraft], buffers: &mut Vec<Vec<u8>>, out: &mut Vec<Hash>) {
-    let n = drafts.len();
+/// Hashes the events lying at `ranges` of `buf` (at most [`HASH_BATCH`]), appending their
+/// hashes to `out`, all by one `Hash::of_many` call.
+fn hash_batch(buf: &[u8], ranges: &[std::ops::Range<usize>], out: &mut Vec<Hash>) {
+    let n = ranges.len();
     if n == 0 {
         return;
     }
-    if buffers.len() < n {
-        buffers.resize_with(n, Vec::new);
-    }
-    for (draft, buf) in drafts.iter().zip(buffers.iter_mut()) {
-        buf.clear();
-        buf.reserve(codec::encoded_event_len(draft));
-        codec::encode_event(draft, buf);
-    }
     let messages: [&[u8]; HASH_BATCH] =
-        std::array::from_fn(|i| buffers.get(i).map_or(&[][..], Vec::as_slice));
+        std::array::from_fn(|i| ranges.get(i).map_or(&[][..], |r| &buf[r.clone()]));
     let start = out.len();
     out.resize(start + n, Hash::default());
     Hash::of_many_into(&messages[..n], &mut out[start..]);

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::DioError;
+
+/// Keyed by random primary keys, touched on every store: a fast hasher, not SipHash.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use crate::chain::Chain;
 use crate::event::{ParentLink, PrimaryKey};
 use crate::trust::Authorization;
@@ -31,8 +34,8 @@ pub(crate) struct Staging {
     /// The chain the staged writes are for (deletions look at its view).
     pub chain: Chain,
     order: Vec<PrimaryKey>,
-    ops: HashMap<PrimaryKey, Staged>,
-    versions: HashMap<PrimaryKey, u64>,
+    ops: FastMap<PrimaryKey, Staged>,
+    versions: FastMap<PrimaryKey, u64>,
     error: Option<DioError>,
 }
 
@@ -41,8 +44,8 @@ impl Staging {
         Staging {
             chain,
             order: Vec::new(),
-            ops: HashMap::new(),
-            versions: HashMap::new(),
+            ops: FastMap::default(),
+            versions: FastMap::default(),
             error: None,
         }
     }
@@ -107,6 +110,17 @@ impl Staging {
     /// The version of a record this Dio last committed.
     pub fn version(&self, key: &PrimaryKey) -> Option<u64> {
         self.versions.get(key).copied()
+    }
+
+    /// The versions of the records this Dio committed, for the keys of `ops` (none looked up
+    /// when it committed nothing yet).
+    pub fn versions_of(&self, ops: &[(PrimaryKey, Staged)]) -> FastMap<PrimaryKey, u64> {
+        if self.versions.is_empty() {
+            return FastMap::default();
+        }
+        ops.iter()
+            .filter_map(|(k, _)| self.versions.get(k).map(|v| (*k, *v)))
+            .collect()
     }
 
     /// Staged live records under `link`, in staging order.

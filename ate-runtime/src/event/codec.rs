@@ -25,47 +25,98 @@ const KNOWN_FLAGS: u8 = FLAG_TOMBSTONE | FLAG_PARENT | FLAG_BODY;
 /// Upper bound on a type name, in bytes.
 pub const MAX_TYPE_NAME: usize = 1024;
 
+/// The fields of an event that come before its metadata entries, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventHead<'a> {
+    pub key: PrimaryKey,
+    pub timestamp_ms: u64,
+    pub tombstone: bool,
+    pub parent: Option<ParentLink>,
+    pub type_name: &'a str,
+    pub format: BodyFormat,
+    pub meta_count: u16,
+    pub has_body: bool,
+}
+
+impl EventHead<'_> {
+    /// Appends the encoding of these fields: the start of an event, up to and including its
+    /// metadata count. The `meta_count` entries ([`encode_entry`]) and then the body
+    /// ([`encode_body_len`] and the body's bytes) must follow.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        let mut flags = 0u8;
+        if self.tombstone {
+            flags |= FLAG_TOMBSTONE;
+        }
+        if self.parent.is_some() {
+            flags |= FLAG_PARENT;
+        }
+        if self.has_body {
+            flags |= FLAG_BODY;
+        }
+        out.push(EVENT_VERSION);
+        out.push(flags);
+        out.extend_from_slice(&self.key.to_bytes());
+        out.extend_from_slice(&self.timestamp_ms.to_le_bytes());
+        if let Some(p) = &self.parent {
+            out.extend_from_slice(&p.parent.to_bytes());
+            out.extend_from_slice(&p.collection.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.type_name.len() as u16).to_le_bytes());
+        out.extend_from_slice(self.type_name.as_bytes());
+        out.push(self.format as u8);
+        out.extend_from_slice(&self.meta_count.to_le_bytes());
+    }
+
+    /// The encoded size of these fields.
+    pub(crate) fn encoded_len(&self) -> usize {
+        let mut n = 1 + 1 + 16 + 8 + 2 + self.type_name.len() + 1 + 2;
+        if self.parent.is_some() {
+            n += 16 + 8;
+        }
+        n
+    }
+}
+
+/// Appends one tagged entry (event metadata or transaction trailer): `tag ‖ length ‖ value`.
+pub(crate) fn encode_entry(out: &mut Vec<u8>, tag: u16, value: &[u8]) {
+    out.extend_from_slice(&tag.to_le_bytes());
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(value);
+}
+
+/// Appends the length of a body, which must follow.
+pub(crate) fn encode_body_len(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+}
+
+fn head_of(ev: &EventDraft) -> EventHead<'_> {
+    EventHead {
+        key: ev.key,
+        timestamp_ms: ev.timestamp_ms,
+        tombstone: ev.tombstone,
+        parent: ev.parent,
+        type_name: &ev.type_name,
+        format: ev.format,
+        meta_count: ev.meta.len() as u16,
+        has_body: ev.body.is_some(),
+    }
+}
+
 /// Appends the canonical encoding of one event to `out`.
 pub fn encode_event(ev: &EventDraft, out: &mut Vec<u8>) {
-    let mut flags = 0u8;
-    if ev.tombstone {
-        flags |= FLAG_TOMBSTONE;
-    }
-    if ev.parent.is_some() {
-        flags |= FLAG_PARENT;
-    }
-    if ev.body.is_some() {
-        flags |= FLAG_BODY;
-    }
-    out.push(EVENT_VERSION);
-    out.push(flags);
-    out.extend_from_slice(&ev.key.to_bytes());
-    out.extend_from_slice(&ev.timestamp_ms.to_le_bytes());
-    if let Some(p) = &ev.parent {
-        out.extend_from_slice(&p.parent.to_bytes());
-        out.extend_from_slice(&p.collection.to_le_bytes());
-    }
-    out.extend_from_slice(&(ev.type_name.len() as u16).to_le_bytes());
-    out.extend_from_slice(ev.type_name.as_bytes());
-    out.push(ev.format as u8);
-    out.extend_from_slice(&(ev.meta.len() as u16).to_le_bytes());
+    head_of(ev).encode(out);
     for m in &ev.meta {
-        out.extend_from_slice(&m.tag.to_le_bytes());
-        out.extend_from_slice(&(m.value.len() as u32).to_le_bytes());
-        out.extend_from_slice(&m.value);
+        encode_entry(out, m.tag, &m.value);
     }
     if let Some(b) = &ev.body {
-        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        encode_body_len(out, b.len());
         out.extend_from_slice(b);
     }
 }
 
 /// The exact encoded size of an event, so buffers are allocated once.
 pub fn encoded_event_len(ev: &EventDraft) -> usize {
-    let mut n = 1 + 1 + 16 + 8 + 2 + ev.type_name.len() + 1 + 2;
-    if ev.parent.is_some() {
-        n += 16 + 8;
-    }
+    let mut n = head_of(ev).encoded_len();
     n += ev.meta.iter().map(|m| 2 + 4 + m.value.len()).sum::<usize>();
     if let Some(b) = &ev.body {
         n += 4 + b.len();
@@ -73,34 +124,57 @@ pub fn encoded_event_len(ev: &EventDraft) -> usize {
     n
 }
 
+/// The size of a transaction payload's header (kind, sequence number, event count).
+pub(crate) const TRANSACTION_HEAD_LEN: usize = 1 + 8 + 4;
+
+/// Appends the header of a transaction payload of `count` events, with sequence number `seq`
+/// (see [`set_transaction_seq`]). Each event follows as its length (u32) and its bytes, then
+/// the trailers ([`encode_trailers`]).
+pub(crate) fn encode_transaction_head(out: &mut Vec<u8>, seq: u64, count: usize) {
+    out.push(PAYLOAD_TRANSACTION);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+}
+
+/// Appends the trailers that end a transaction payload.
+pub(crate) fn encode_trailers(out: &mut Vec<u8>, trailers: &[TxTrailer]) {
+    out.extend_from_slice(&(trailers.len() as u16).to_le_bytes());
+    for t in trailers {
+        encode_entry(out, t.tag, &t.value);
+    }
+}
+
+/// The encoded size of `trailers` at the end of a payload.
+pub(crate) fn encoded_trailers_len(trailers: &[TxTrailer]) -> usize {
+    2 + trailers
+        .iter()
+        .map(|t| 2 + 4 + t.value.len())
+        .sum::<usize>()
+}
+
+/// Writes the sequence number into an encoded transaction payload (built before its number was
+/// known). A payload too short to hold one is left as it is (its decoding fails).
+pub(crate) fn set_transaction_seq(payload: &mut [u8], seq: u64) {
+    if let Some(at) = payload.get_mut(1..9) {
+        at.copy_from_slice(&seq.to_le_bytes());
+    }
+}
+
 /// Encodes a whole transaction payload: its sequence number, its events and its trailers.
 pub fn encode_transaction(seq: u64, events: &[EventDraft], trailers: &[TxTrailer]) -> Vec<u8> {
-    let size = 1
-        + 8
-        + 4
+    let size = TRANSACTION_HEAD_LEN
         + events
             .iter()
             .map(|e| 4 + encoded_event_len(e))
             .sum::<usize>()
-        + 2
-        + trailers
-            .iter()
-            .map(|t| 2 + 4 + t.value.len())
-            .sum::<usize>();
+        + encoded_trailers_len(trailers);
     let mut out = Vec::with_capacity(size);
-    out.push(PAYLOAD_TRANSACTION);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&(events.len() as u32).to_le_bytes());
+    encode_transaction_head(&mut out, seq, events.len());
     for e in events {
         out.extend_from_slice(&(encoded_event_len(e) as u32).to_le_bytes());
         encode_event(e, &mut out);
     }
-    out.extend_from_slice(&(trailers.len() as u16).to_le_bytes());
-    for t in trailers {
-        out.extend_from_slice(&t.tag.to_le_bytes());
-        out.extend_from_slice(&(t.value.len() as u32).to_le_bytes());
-        out.extend_from_slice(&t.value);
-    }
+    encode_trailers(&mut out, trailers);
     debug_assert_eq!(out.len(), size);
     out
 }
