@@ -218,3 +218,40 @@ pub fn counted(shape: &Shape) -> String {
         shape.body_bytes, shape.event_bytes, shape.tx_bytes
     )
 }
+
+/// Signed one-event transactions per second that Falcon alone allows on this machine: every
+/// core signs and verifies (as a committing Dio does) the signed message of a one-event
+/// transaction for `millis`, all at once. The ceiling of 2s: concurrent signed commits share
+/// the cores the same way (and on SMT siblings two signatures at once are each slower than
+/// one alone).
+pub fn sign_verify_ceiling(keys: &TrustKeys, millis: u64) -> f64 {
+    let chain = chain_hash("trust");
+    let hashes = [Hash::of(b"event")];
+    let public = keys.root.as_public_key();
+    let msg = signed_message(public.algorithm().as_u8(), &chain, &[0], &hashes);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let until = Instant::now() + std::time::Duration::from_millis(millis);
+    let start = Instant::now();
+    let done: usize = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0usize;
+                    while Instant::now() < until {
+                        let sig = keys.root.sign(&msg);
+                        public
+                            .verify(&msg, &sig)
+                            .expect("a fresh signature verifies");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a signing thread does not panic"))
+            .sum()
+    });
+    done as f64 / start.elapsed().as_secs_f64()
+}
