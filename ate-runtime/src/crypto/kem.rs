@@ -96,7 +96,9 @@ impl KemAlgorithm {
 #[derive(Clone)]
 pub struct PublicEncryptKey {
     alg: KemAlgorithm,
-    bytes: Box<[u8]>,
+    /// Shared: records written for or by one key hold it many times over (rules, signatures),
+    /// and cloning it costs a reference count.
+    bytes: std::sync::Arc<[u8]>,
     id: Hash,
 }
 

@@ -47,7 +47,7 @@ pub(crate) struct PrivateOwned<A> {
 }
 
 /// The items every asymmetric key pair type shares. The public type has fields
-/// `alg: $alg, bytes: Box<[u8]>, id: Hash`; the private type has `public: $public,
+/// `alg: $alg, bytes: Arc<[u8]>, id: Hash`; the private type has `public: $public,
 /// secret: SecretBytes`; both have a `from_bytes` constructor that checks everything (used when
 /// decoding). Generates, for the public type: `new` (computes the id as
 /// `Hash::of_parts([$tag, [algorithm id], key bytes])`), `algorithm`, `as_bytes`, `hash`,
@@ -93,7 +93,7 @@ pub(crate) fn key_id(tag: &'static [u8], alg: u8, bytes: &[u8]) -> Hash {
 macro_rules! key_pair_impls {
     ($public:ident, $private:ident, $alg:ty, $tag:expr) => {
         impl $public {
-            fn new(alg: $alg, bytes: Box<[u8]>) -> Self {
+            fn new(alg: $alg, bytes: std::sync::Arc<[u8]>) -> Self {
                 let id = $crate::crypto::keys::key_id($tag, alg.as_u8(), &bytes);
                 $public { alg, bytes, id }
             }
@@ -117,7 +117,10 @@ macro_rules! key_pair_impls {
 
         impl PartialEq for $public {
             fn eq(&self, other: &Self) -> bool {
-                self.alg == other.alg && self.bytes == other.bytes
+                // Clones share their bytes: no need to compare them then.
+                self.alg == other.alg
+                    && (std::sync::Arc::ptr_eq(&self.bytes, &other.bytes)
+                        || self.bytes == other.bytes)
             }
         }
 

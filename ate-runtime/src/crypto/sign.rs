@@ -95,7 +95,9 @@ impl SignAlgorithm {
 #[derive(Clone)]
 pub struct PublicSignKey {
     alg: SignAlgorithm,
-    bytes: Box<[u8]>,
+    /// Shared: records written for or by one key hold it many times over (rules, signatures),
+    /// and cloning it costs a reference count.
+    bytes: std::sync::Arc<[u8]>,
     id: Hash,
 }
 
