@@ -32,7 +32,9 @@ pub use key::{ChainKey, ChainKeyError};
 
 use crate::Dio;
 use crate::crypto::{Hash, PublicSignKey};
-use crate::event::{EventDraft, TxTrailer, encode_transaction};
+use crate::event::codec::encode_transaction_after;
+use crate::event::{EventDraft, TxTrailer};
+use crate::log::FRAME_HEADER_LEN;
 use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
 use crate::session::AteSession;
 use crate::trust::meta::{CheckedMeta, TxVouch, vouch_trailer};
@@ -143,7 +145,7 @@ impl Chain {
         events: Vec<EventDraft>,
         trailers: Vec<TxTrailer>,
     ) -> Result<u64, CommitError> {
-        self.commit(encode_transaction(0, &events, &trailers), None, None)
+        self.commit(encode_for_writer(&events, &trailers), None, None)
             .await
     }
 
@@ -164,12 +166,13 @@ impl Chain {
             chain: *self.policy().chain_hash(),
             writers,
         };
-        let payload = encode_transaction(0, &events, &[vouch_trailer(&vouch)]);
+        let payload = encode_for_writer(&events, &[vouch_trailer(&vouch)]);
         self.commit(payload, None, None).await
     }
 
-    /// Writes a transaction, encoded as a payload whose sequence number the writer fills in:
-    /// returns that number once it is durable and in the view. `hashes` and `trust` are the
+    /// Writes a transaction, encoded as a payload whose sequence number the writer fills in,
+    /// after room for its frame header (see [`encode_for_writer`]): returns that number once it
+    /// is durable and in the view. `hashes` and `trust` are the
     /// events' hashes and trust metadata as the committing Dio computed them in this process
     /// (`None`: recomputed, decoded).
     pub(crate) async fn commit(
@@ -193,6 +196,12 @@ impl Chain {
         }
         rx.await.map_err(|_| CommitError::Closed)?
     }
+}
+
+/// A transaction as the writer takes it: its payload after room for its frame header, its
+/// sequence number left for the writer to fill in.
+fn encode_for_writer(events: &[EventDraft], trailers: &[TxTrailer]) -> Vec<u8> {
+    encode_transaction_after(FRAME_HEADER_LEN, 0, events, trailers)
 }
 
 /// Collects settings for opening chains; [`ChainBuilder::build`] freezes them.

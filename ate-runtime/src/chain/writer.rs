@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::crypto::Hash;
 use crate::event::codec::{TransactionRef, set_transaction_seq};
 use crate::event::{ParentLink, PrimaryKey};
-use crate::log::{LogStore, RedoLog};
+use crate::log::{FRAME_HEADER_LEN, LogStore, RedoLog, frame_in_place};
 use crate::trust::meta::CheckedMeta;
 use crate::trust::{Authorization, Overlay, Verified};
 use crate::view::Replayed;
@@ -39,8 +39,10 @@ use super::{CommitError, Shared};
 
 /// One transaction waiting to be written.
 pub(super) struct CommitRequest {
-    /// The encoded transaction, built by the committer before its sequence number was known:
-    /// the writer writes that number in (the committing side encodes, the writer only checks).
+    /// The encoded transaction, built by the committer before its sequence number was known,
+    /// after [`FRAME_HEADER_LEN`] bytes of room: the writer writes that number in, and the
+    /// frame header into the room, so the buffer is written to the log as it is (the committing
+    /// side encodes, the writer only checks).
     pub payload: Vec<u8>,
     /// The events' hashes, computed by the committing Dio in this process (trusted; saves
     /// hashing every event twice). `None`: recompute.
@@ -68,6 +70,9 @@ struct Pending {
 /// A transaction that passed validation, waiting for its group to be durable.
 struct Accepted {
     reply: oneshot::Sender<Result<u64, CommitError>>,
+    /// Its frame, as written to the log.
+    frame: Bytes,
+    /// Its payload (a slice of `frame`).
     payload: Bytes,
     seq: u64,
     events: Vec<Pending>,
@@ -146,17 +151,26 @@ pub(super) fn run(
             let mut overlay = Overlay::new();
             for req in group {
                 let seq = next_seq;
-                let mut payload = req.payload;
-                set_transaction_seq(&mut payload, seq);
-                let payload = Bytes::from(payload);
-                if payload.len() > max_size {
+                let mut frame = req.payload;
+                if frame.len() < FRAME_HEADER_LEN {
+                    let _ = req.reply.send(Err(CommitError::Refused(
+                        "malformed transaction: no room for its frame header".into(),
+                    )));
+                    continue;
+                }
+                let size = frame.len() - FRAME_HEADER_LEN;
+                if size > max_size {
                     // Refused before it reaches the log: nothing is written, nothing poisoned.
                     let _ = req.reply.send(Err(CommitError::TooLarge {
-                        size: payload.len(),
+                        size,
                         max: max_size,
                     }));
                     continue;
                 }
+                set_transaction_seq(&mut frame[FRAME_HEADER_LEN..], seq);
+                frame_in_place(&mut frame);
+                let frame = Bytes::from(frame);
+                let payload = frame.slice(FRAME_HEADER_LEN..);
                 let checked = TransactionRef::decode(&payload)
                     .map_err(|e| CommitError::Refused(format!("malformed transaction: {e}")))
                     .and_then(|tx| {
@@ -177,6 +191,7 @@ pub(super) fn run(
                         next_seq += 1;
                         accepted.push(Accepted {
                             reply: req.reply,
+                            frame,
                             payload,
                             seq,
                             events,
@@ -194,8 +209,8 @@ pub(super) fn run(
             continue;
         }
 
-        let payloads: Vec<&[u8]> = accepted.iter().map(|a| &a.payload[..]).collect();
-        let written = log.append(&payloads).and_then(|frames| {
+        let frames: Vec<Bytes> = accepted.iter().map(|a| a.frame.clone()).collect();
+        let written = log.append_frames(&frames).and_then(|frames| {
             log.sync()?;
             Ok(frames)
         });

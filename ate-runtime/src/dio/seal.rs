@@ -21,6 +21,7 @@ use crate::chain::Chain;
 use crate::crypto::{Cipher, EncryptKey, Hash, PrivateSignKey, TAG_LEN};
 use crate::event::codec::{self, EventHead};
 use crate::event::{BodyFormat, PrimaryKey, TxTrailer, now_ms};
+use crate::log::FRAME_HEADER_LEN;
 use crate::session::AteSession;
 use crate::trust::meta::{
     CheckedMeta, Confidentiality, EventTrust, TAG_AUTHORIZATION, TAG_CONFIDENTIALITY, TAG_PREVIOUS,
@@ -33,7 +34,8 @@ use crate::trust::{
 
 /// A transaction ready for the writer.
 pub(super) struct Sealed {
-    /// The encoded transaction, its sequence number left 0 for the writer to fill in.
+    /// The encoded transaction, its sequence number left 0 for the writer to fill in, after
+    /// room for its frame header (see `Chain::commit`).
     pub payload: Vec<u8>,
     pub hashes: Option<Vec<Hash>>,
     /// What each event's trust metadata says, as written here (`None` when linters added
@@ -61,7 +63,7 @@ pub(super) fn seal(
     let mut signing_keys: HashMap<Hash, PrivateSignKey> = HashMap::new();
     let planned: Vec<Planned> = {
         let view = chain.view().read();
-        let mut overlay = Overlay::new();
+        let mut overlay = Overlay::with_capacity(ops.len());
         let mut out = Vec::with_capacity(ops.len());
         for (key, op) in ops {
             let lookup = overlay.over(&*view);
@@ -80,8 +82,8 @@ pub(super) fn seal(
                     None
                 }
             });
-            let required = policy.required_write(&lookup, &key, parent.as_ref());
-            let signer = match &required {
+            let rule = policy.required_rule(&lookup, current, parent.as_ref());
+            let signer = match rule.get(policy) {
                 WriteOption::Everyone => None,
                 WriteOption::Nobody => return Err(DioError::Final { key }),
                 r => {
@@ -331,8 +333,12 @@ impl EventSealer<'_> {
         };
         // The whole payload is built in the first chunk's buffer: room for every event, and for
         // the trailers (about 40 bytes an event for each signature).
+        // It starts with room for its frame header: the chain's writer fills it in and writes
+        // the buffer to the log as it is.
         let capacity = room_for(&jobs) + 48 * n;
-        let mut payload = Vec::with_capacity(codec::TRANSACTION_HEAD_LEN + capacity);
+        let mut payload =
+            Vec::with_capacity(FRAME_HEADER_LEN + codec::TRANSACTION_HEAD_LEN + capacity);
+        payload.resize(FRAME_HEADER_LEN, 0);
         codec::encode_transaction_head(&mut payload, 0, n);
         if threads <= 1 {
             return self.seal_chunk(jobs, payload);

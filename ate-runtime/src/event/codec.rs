@@ -162,13 +162,25 @@ pub(crate) fn set_transaction_seq(payload: &mut [u8], seq: u64) {
 
 /// Encodes a whole transaction payload: its sequence number, its events and its trailers.
 pub fn encode_transaction(seq: u64, events: &[EventDraft], trailers: &[TxTrailer]) -> Vec<u8> {
-    let size = TRANSACTION_HEAD_LEN
+    encode_transaction_after(0, seq, events, trailers)
+}
+
+/// [`encode_transaction`] after `room` zero bytes (room for what goes ahead of the payload).
+pub(crate) fn encode_transaction_after(
+    room: usize,
+    seq: u64,
+    events: &[EventDraft],
+    trailers: &[TxTrailer],
+) -> Vec<u8> {
+    let size = room
+        + TRANSACTION_HEAD_LEN
         + events
             .iter()
             .map(|e| 4 + encoded_event_len(e))
             .sum::<usize>()
         + encoded_trailers_len(trailers);
     let mut out = Vec::with_capacity(size);
+    out.resize(room, 0);
     encode_transaction_head(&mut out, seq, events.len());
     for e in events {
         out.extend_from_slice(&(encoded_event_len(e) as u32).to_le_bytes());

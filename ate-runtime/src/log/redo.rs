@@ -159,6 +159,17 @@ struct Damage {
     header: Option<FrameHeader>,
 }
 
+/// The header of the frame holding `payload`.
+fn frame_header(payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), payload);
+    let mut h = [0u8; FRAME_HEADER_LEN];
+    h[..4].copy_from_slice(&FRAME_MAGIC);
+    h[4..8].copy_from_slice(&len);
+    h[8..].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
 /// Encodes payloads as frames, back to back.
 pub fn encode_frames(payloads: &[&[u8]]) -> BytesMut {
     let total = payloads
@@ -167,13 +178,20 @@ pub fn encode_frames(payloads: &[&[u8]]) -> BytesMut {
         .sum::<usize>();
     let mut out = BytesMut::with_capacity(total);
     for p in payloads {
-        let len = (p.len() as u32).to_le_bytes();
-        out.put_slice(&FRAME_MAGIC);
-        out.put_slice(&len);
-        out.put_u32_le(crc32c::crc32c_append(crc32c::crc32c(&len), p));
+        out.put_slice(&frame_header(p));
         out.put_slice(p);
     }
     out
+}
+
+/// Makes `buf` one frame, as [`encode_frames`] would encode its payload: the payload is
+/// everything after its first [`FRAME_HEADER_LEN`] bytes, which receive the frame header. A
+/// writer that keeps that room ahead of the payload it builds has it written without a copy
+/// ([`RedoLog::append_frames`]). A buffer shorter than a header is left as it is.
+pub fn frame_in_place(buf: &mut [u8]) {
+    if let Some((head, payload)) = buf.split_at_mut_checked(FRAME_HEADER_LEN) {
+        head.copy_from_slice(&frame_header(payload));
+    }
 }
 
 impl<S: LogStore> RedoLog<S> {
@@ -355,29 +373,70 @@ impl<S: LogStore> RedoLog<S> {
     /// payload as a slice of it, which the caller can keep without a copy.
     pub fn append(&mut self, payloads: &[&[u8]]) -> Result<Appended, LogError> {
         self.check()?;
-        for p in payloads {
-            if p.len() > self.max_frame {
-                return Err(LogError::TooLarge {
-                    len: p.len(),
-                    max: self.max_frame,
-                });
-            }
-        }
+        self.check_sizes(payloads.iter().map(|p| p.len()))?;
         let frames = encode_frames(payloads).freeze();
+        self.write_frames(frames, payloads.iter().map(|p| FRAME_HEADER_LEN + p.len()))
+    }
+
+    /// Appends frames made by [`frame_in_place`] (not yet durable), as [`RedoLog::append`]
+    /// appends their payloads: one frame is written from its own buffer, without a copy;
+    /// several are copied into one buffer and written together. Returns the same.
+    pub fn append_frames(&mut self, frames: &[Bytes]) -> Result<Appended, LogError> {
+        self.check()?;
+        self.check_sizes(
+            frames
+                .iter()
+                .map(|f| f.len().saturating_sub(FRAME_HEADER_LEN)),
+        )?;
+        debug_assert!(
+            frames.iter().all(|f| f.len() >= FRAME_HEADER_LEN
+                && f[..FRAME_HEADER_LEN] == frame_header(&f[FRAME_HEADER_LEN..])),
+            "frames not made by frame_in_place"
+        );
+        let buffer = match frames {
+            [one] => one.clone(),
+            _ => {
+                let mut all = BytesMut::with_capacity(frames.iter().map(|f| f.len()).sum());
+                for f in frames {
+                    all.put_slice(f);
+                }
+                all.freeze()
+            }
+        };
+        self.write_frames(buffer, frames.iter().map(|f| f.len()))
+    }
+
+    /// Refuses the append when a payload is beyond the limit.
+    fn check_sizes(&self, mut lens: impl Iterator<Item = usize>) -> Result<(), LogError> {
+        match lens.find(|len| *len > self.max_frame) {
+            Some(len) => Err(LogError::TooLarge {
+                len,
+                max: self.max_frame,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `frames`, frames of the sizes `sizes` back to back; returns them with each
+    /// payload as a slice.
+    fn write_frames(
+        &mut self,
+        frames: Bytes,
+        sizes: impl Iterator<Item = usize>,
+    ) -> Result<Appended, LogError> {
         if let Err(e) = self.store.append(&frames) {
             self.poisoned = true;
             return Err(e);
         }
-        let mut out = Vec::with_capacity(payloads.len());
+        let mut payloads = Vec::with_capacity(sizes.size_hint().0);
         let mut at = 0;
-        for p in payloads {
-            let start = at + FRAME_HEADER_LEN;
-            out.push(frames.slice(start..start + p.len()));
-            at = start + p.len();
+        for size in sizes {
+            payloads.push(frames.slice(at + FRAME_HEADER_LEN..at + size));
+            at += size;
         }
         Ok(Appended {
             buffer: frames,
-            payloads: out,
+            payloads,
         })
     }
 

@@ -48,6 +48,13 @@ impl Overlay {
         Self::default()
     }
 
+    /// An empty overlay with room for `records` records.
+    pub fn with_capacity(records: usize) -> Self {
+        Overlay {
+            records: FastMap::with_capacity_and_hasher(records, Default::default()),
+        }
+    }
+
     /// Records the state of one record (`None`: deleted).
     pub fn set(&mut self, key: PrimaryKey, state: Option<RecordState>) {
         self.records.insert(key, state);
@@ -55,7 +62,12 @@ impl Overlay {
 
     /// Adds later changes on top of these.
     pub fn merge(&mut self, later: Overlay) {
-        self.records.extend(later.records);
+        if self.records.is_empty() {
+            // The first transaction of a group: its changes are taken as they are.
+            self.records = later.records;
+        } else {
+            self.records.extend(later.records);
+        }
     }
 
     /// A lookup that sees these changes over `base`.
@@ -219,8 +231,9 @@ impl TrustPolicy {
             .clone()
     }
 
-    /// [`TrustPolicy::required_write`] for a record whose current state is `current`.
-    fn required_rule(
+    /// [`TrustPolicy::required_write`] for a record whose current state is `current` (looked up
+    /// already), without copying the rule.
+    pub(crate) fn required_rule(
         &self,
         lookup: &dyn TrustLookup,
         current: Option<RecordState>,
@@ -426,6 +439,7 @@ impl TrustPolicy {
         staged: &mut Overlay,
     ) -> Result<(), TrustError> {
         staged.records.clear();
+        staged.records.reserve(events.len());
         let plain = CheckedMeta::default();
         // Records written together mostly share their rules: they then share one allocation.
         let mut last_auth: Option<Arc<Authorization>> = None;
@@ -499,7 +513,7 @@ impl TrustPolicy {
 }
 
 /// The write rule that applies, without copying it.
-enum Rule {
+pub(crate) enum Rule {
     /// The chain root's ([`TrustPolicy::root_write`]).
     Root,
     /// A record's own rule (never `Inherit`).
@@ -509,7 +523,8 @@ enum Rule {
 }
 
 impl Rule {
-    fn get<'a>(&'a self, policy: &'a TrustPolicy) -> &'a WriteOption {
+    /// The rule itself.
+    pub(crate) fn get<'a>(&'a self, policy: &'a TrustPolicy) -> &'a WriteOption {
         match self {
             Rule::Root => &policy.root_rule,
             Rule::Own(a) => &a.write,
