@@ -316,21 +316,56 @@ impl Dio {
     /// Writes everything staged as one transaction. Returns once it is durable (fsynced) and
     /// visible in the view. On error nothing was written and the staged changes remain.
     pub async fn commit(&mut self) -> Result<(), AteError> {
-        let (ops, versions) = {
+        let (taken, versions) = {
             let mut staging = self.staging.lock();
             let ops = staging.take_ops()?;
             if ops.is_empty() {
                 return Ok(());
             }
             let versions = staging.versions_of(&ops);
-            (ops, versions)
+            (Taken::new(&self.staging, ops), versions)
         };
-        let sealed = seal::seal(&self.chain, &self.session, &versions, ops)?;
+        let sealed = seal::seal(&self.chain, &self.session, &versions, taken.ops())?;
         let seq = self
             .chain
             .commit(sealed.payload, sealed.hashes, sealed.trust)
             .await?;
-        self.staging.lock().committed(seq);
+        taken.committed(seq);
         Ok(())
+    }
+}
+
+/// Staged writes taken out for a commit: put back unless the commit happens (on an error, and
+/// when the commit is dropped before it ends).
+struct Taken<'a> {
+    staging: &'a Mutex<Staging>,
+    ops: Option<Vec<(PrimaryKey, Staged)>>,
+}
+
+impl<'a> Taken<'a> {
+    fn new(staging: &'a Mutex<Staging>, ops: Vec<(PrimaryKey, Staged)>) -> Self {
+        Taken {
+            staging,
+            ops: Some(ops),
+        }
+    }
+
+    fn ops(&self) -> &[(PrimaryKey, Staged)] {
+        self.ops.as_deref().unwrap_or_default()
+    }
+
+    /// The writes are committed as the transaction `seq`.
+    fn committed(mut self, seq: u64) {
+        if let Some(ops) = self.ops.take() {
+            self.staging.lock().committed(seq, &ops);
+        }
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if let Some(ops) = self.ops.take() {
+            self.staging.lock().restore(ops);
+        }
     }
 }

@@ -43,9 +43,9 @@ pub(super) struct Sealed {
     pub trust: Option<Vec<CheckedMeta>>,
 }
 
-struct Planned {
+struct Planned<'a> {
     key: PrimaryKey,
-    op: Staged,
+    op: &'a Staged,
     previous: Option<u64>,
     read: ReadOption,
     /// The id of the session key that signs this event.
@@ -56,16 +56,19 @@ pub(super) fn seal(
     chain: &Chain,
     session: &AteSession,
     versions: &FastMap<PrimaryKey, u64>,
-    ops: Vec<(PrimaryKey, Staged)>,
+    ops: &[(PrimaryKey, Staged)],
 ) -> Result<Sealed, DioError> {
     let policy = chain.policy();
     // Phase 1, under the read lock: versions and rules.
-    let mut signing_keys: HashMap<Hash, PrivateSignKey> = HashMap::new();
-    let planned: Vec<Planned> = {
+    let mut signing_keys: FastMap<Hash, PrivateSignKey> = FastMap::default();
+    let planned: Vec<Planned<'_>> = {
         let view = chain.view().read();
         let mut overlay = Overlay::with_capacity(ops.len());
+        let mut last_signer: Option<(WriteOption, Hash)> = None;
+        let mut last_auth: Option<Arc<Authorization>> = None;
         let mut out = Vec::with_capacity(ops.len());
         for (key, op) in ops {
+            let key = *key;
             let lookup = overlay.over(&*view);
             let current = lookup.record(&key);
             // The newest version this Dio knows of: the one its Dao was read at, or the one it
@@ -86,6 +89,10 @@ pub(super) fn seal(
             let signer = match rule.get(policy) {
                 WriteOption::Everyone => None,
                 WriteOption::Nobody => return Err(DioError::Final { key }),
+                // Records written together mostly need the same rule: the same key signs.
+                r if last_signer.as_ref().is_some_and(|(last, _)| last == r) => {
+                    last_signer.as_ref().map(|(_, id)| *id)
+                }
                 r => {
                     let k = session
                         .write_keys()
@@ -94,6 +101,7 @@ pub(super) fn seal(
                     let id = k.hash();
                     // Each signing key is copied once per transaction, not once per event.
                     signing_keys.entry(id).or_insert_with(|| k.clone());
+                    last_signer = Some((r.clone(), id));
                     Some(id)
                 }
             };
@@ -104,7 +112,15 @@ pub(super) fn seal(
                 // Written by this transaction: its number is not known yet and is never 0.
                 seq: 0,
                 parent,
-                auth: explicit.cloned().map(Arc::new),
+                // Records written together mostly share their rules, and then one allocation.
+                auth: explicit.map(|a| match &last_auth {
+                    Some(last) if **last == *a => last.clone(),
+                    _ => {
+                        let new = Arc::new(a.clone());
+                        last_auth = Some(new.clone());
+                        new
+                    }
+                }),
             });
             overlay.set(key, state);
             out.push(Planned {
@@ -122,7 +138,7 @@ pub(super) fn seal(
     let chain_key = chain.key().as_str();
     let readers = data_keys(session, &planned);
     let mut signers: BTreeMap<Hash, (PrivateSignKey, Vec<u32>)> = BTreeMap::new();
-    let jobs: Vec<Planned> = planned
+    let jobs: Vec<Planned<'_>> = planned
         .into_iter()
         .enumerate()
         .map(|(i, mut p)| {
@@ -238,7 +254,7 @@ fn readers_trailer(readers: HashMap<Hash, Option<ReaderSeal>>) -> Option<TxTrail
 
 /// One data key per read key the transaction's bodies are encrypted for (`None`: a symmetric
 /// read key the session does not hold; the first event needing it reports it).
-fn data_keys(session: &AteSession, planned: &[Planned]) -> HashMap<Hash, Option<ReaderSeal>> {
+fn data_keys(session: &AteSession, planned: &[Planned<'_>]) -> HashMap<Hash, Option<ReaderSeal>> {
     let mut out: HashMap<Hash, Option<ReaderSeal>> = HashMap::new();
     for p in planned {
         let ReadOption::Specific(rk) = &p.read else {
@@ -289,7 +305,7 @@ type SealedEvents = (Vec<u8>, Option<Vec<Hash>>, Vec<CheckedMeta>);
 
 /// Room for the encoding of the events of `jobs` (generous: capacity never touched costs only
 /// address space, a buffer grown on the way is copied).
-fn room_for(jobs: &[Planned]) -> usize {
+fn room_for(jobs: &[Planned<'_>]) -> usize {
     // The rules of a transaction's records are mostly alike: the first ones stand for all.
     let auth = jobs
         .iter()
@@ -321,7 +337,7 @@ fn room_for(jobs: &[Planned]) -> usize {
 impl EventSealer<'_> {
     /// Seals every event, in order, into one transaction payload (its header and events; the
     /// trailers are appended by the caller); the error is the one of the first event that fails.
-    fn seal_all(&self, jobs: Vec<Planned>) -> Result<SealedEvents, DioError> {
+    fn seal_all(&self, jobs: Vec<Planned<'_>>) -> Result<SealedEvents, DioError> {
         let n = jobs.len();
         let threads = if n >= PARALLEL_MIN_EVENTS {
             std::thread::available_parallelism()
@@ -344,10 +360,10 @@ impl EventSealer<'_> {
             return self.seal_chunk(jobs, payload);
         }
         let per = n.div_ceil(threads);
-        let mut chunks: Vec<Vec<Planned>> = Vec::with_capacity(threads);
+        let mut chunks: Vec<Vec<Planned<'_>>> = Vec::with_capacity(threads);
         let mut rest = jobs.into_iter();
         loop {
-            let chunk: Vec<Planned> = rest.by_ref().take(per).collect();
+            let chunk: Vec<Planned<'_>> = rest.by_ref().take(per).collect();
             if chunk.is_empty() {
                 break;
             }
@@ -391,7 +407,11 @@ impl EventSealer<'_> {
     }
 
     /// Seals `jobs` in order, appending their encodings to `out`.
-    fn seal_chunk(&self, jobs: Vec<Planned>, mut out: Vec<u8>) -> Result<SealedEvents, DioError> {
+    fn seal_chunk(
+        &self,
+        jobs: Vec<Planned<'_>>,
+        mut out: Vec<u8>,
+    ) -> Result<SealedEvents, DioError> {
         let mut scratch = Scratch::default();
         let mut hashes = self.hash.then(|| Vec::with_capacity(jobs.len()));
         let mut trust = Vec::with_capacity(jobs.len());
@@ -420,7 +440,7 @@ impl EventSealer<'_> {
     /// encrypted in place in `out`.
     fn seal_event(
         &self,
-        p: Planned,
+        p: Planned<'_>,
         scratch: &mut Scratch,
         out: &mut Vec<u8>,
     ) -> Result<CheckedMeta, DioError> {
@@ -548,7 +568,7 @@ impl EventSealer<'_> {
         let len = (out.len() - start - 4) as u32;
         out[start..start + 4].copy_from_slice(&len.to_le_bytes());
         Ok(CheckedMeta {
-            auth: (!p.op.auth.is_inherit()).then_some(p.op.auth),
+            auth: (!p.op.auth.is_inherit()).then(|| p.op.auth.clone()),
             previous: p.previous,
             reader: sealed_for.map(|c| c.read_key),
             key_entry: sealed_for.map(|c| c.key_entry),

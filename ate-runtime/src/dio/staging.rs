@@ -132,27 +132,42 @@ impl Staging {
         })
     }
 
-    /// The staged writes in order, or the deferred error.
+    /// The staged writes in order, taken out (a failed commit puts them back with
+    /// [`Staging::restore`]), or the deferred error.
     pub fn take_ops(&mut self) -> Result<Vec<(PrimaryKey, Staged)>, DioError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        Ok(self
-            .order
-            .iter()
-            .map(|k| (*k, self.ops[k].clone()))
+        let order = std::mem::take(&mut self.order);
+        Ok(order
+            .into_iter()
+            .filter_map(|k| self.ops.remove(&k).map(|op| (k, op)))
             .collect())
     }
 
-    /// After a commit: the staged writes are done, and the Dio has seen their new versions.
-    pub fn committed(&mut self, seq: u64) {
-        for (k, op) in self.ops.drain() {
-            if op.body.is_some() {
-                self.versions.insert(k, seq);
-            } else {
-                self.versions.remove(&k);
+    /// Puts back the writes of a commit that did not happen, ahead of anything staged since (a
+    /// record staged again since keeps its newer write, in its newer place).
+    pub fn restore(&mut self, ops: Vec<(PrimaryKey, Staged)>) {
+        let since = std::mem::take(&mut self.order);
+        self.order.reserve(ops.len() + since.len());
+        for (k, op) in ops {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.ops.entry(k) {
+                e.insert(op);
+                self.order.push(k);
             }
         }
-        self.order.clear();
+        self.order.extend(since);
+    }
+
+    /// After a commit of the writes `ops` (taken by [`Staging::take_ops`]): the Dio has seen
+    /// their new versions.
+    pub fn committed(&mut self, seq: u64, ops: &[(PrimaryKey, Staged)]) {
+        for (k, op) in ops {
+            if op.body.is_some() {
+                self.versions.insert(*k, seq);
+            } else {
+                self.versions.remove(k);
+            }
+        }
     }
 }

@@ -342,7 +342,12 @@ impl View {
         }
         // Keep the tree: a record keeps its place in its collection across updates.
         let new_link = if ev.tombstone { None } else { ev.parent };
-        let old_slot = self.parents.get(&ev.key).copied();
+        // Only live records have a place: a new one without a parent has none to look up.
+        let old_slot = if old.is_none() && new_link.is_none() {
+            None
+        } else {
+            self.parents.get(&ev.key).copied()
+        };
         if old_slot.map(|s| s.link) != new_link {
             if let Some(slot) = old_slot {
                 self.unlink(ev.key, slot);
