@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use ate_runtime::chain::OpenError;
 use ate_runtime::log::{
     DEFAULT_MAX_FRAME, FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, LogError, MemoryStore,
-    RecoveryMode, RedoLog, encode_frames,
+    RecoveryMode, RedoLog, encode_frames, frame_in_place,
 };
 use ate_runtime::prelude::*;
 
@@ -515,6 +515,41 @@ fn log_bytes(payloads: &[Vec<u8>]) -> Vec<u8> {
     log.append(&refs).unwrap();
     log.sync().unwrap();
     store.bytes()
+}
+
+/// Frames built in place (room for the header ahead of each payload, as the chain's writer
+/// receives transactions) are written exactly as `append` writes their payloads, alone or
+/// several at once, and read back the same.
+#[test]
+fn frames_built_in_place_write_the_same_bytes() {
+    let payloads: Vec<Vec<u8>> = vec![b"one".to_vec(), vec![7; 5000], Vec::new(), b"four".to_vec()];
+    let framed = |p: &Vec<u8>| {
+        let mut buf = vec![0xAA; FRAME_HEADER_LEN];
+        buf.extend_from_slice(p);
+        frame_in_place(&mut buf);
+        bytes::Bytes::from(buf)
+    };
+    let store = MemoryStore::new();
+    let (mut log, _, _) =
+        RedoLog::open(store.clone(), RecoveryMode::default(), DEFAULT_MAX_FRAME).unwrap();
+    let one = log.append_frames(&[framed(&payloads[0])]).unwrap();
+    assert_eq!(one.payloads[0], payloads[0]);
+    let rest: Vec<bytes::Bytes> = payloads[1..].iter().map(framed).collect();
+    let written = log.append_frames(&rest).unwrap();
+    for (p, expected) in written.payloads.iter().zip(&payloads[1..]) {
+        assert_eq!(p, expected);
+    }
+    log.sync().unwrap();
+    assert_eq!(store.bytes(), log_bytes(&payloads));
+    let (back, truncated, _) = reopen_log(&store.bytes(), RecoveryMode::default()).unwrap();
+    assert_eq!((back, truncated), (payloads.clone(), 0));
+
+    let small = MemoryStore::new();
+    let (mut log, _, _) = RedoLog::open(small, RecoveryMode::default(), 4).unwrap();
+    assert!(matches!(
+        log.append_frames(&[framed(&payloads[1])]),
+        Err(LogError::TooLarge { len: 5000, max: 4 })
+    ));
 }
 
 fn reopen_log(
