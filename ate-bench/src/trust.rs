@@ -293,14 +293,16 @@ pub async fn reopen(
     s: Setup,
     path: &Path,
     expect: usize,
-) -> Res<f64> {
+) -> Res<(f64, f64)> {
     ensure_closed(path)?;
+    let cpu = cpu_time::ProcessTime::now();
     let t = Instant::now();
     let chain = keys.open(dir, "replay", s).await?;
     let secs = t.elapsed().as_secs_f64();
+    let cpu_secs = cpu.elapsed().as_secs_f64();
     if chain.len() != expect {
         return Err(format!("replayed {} records, expected {expect}", chain.len()).into());
     }
     drop(chain);
-    Ok(secs)
+    Ok((secs, cpu_secs))
 }
