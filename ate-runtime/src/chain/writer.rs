@@ -14,10 +14,12 @@
 //! [`LogError::duplicate`](crate::log::LogError::duplicate) of it), the chain is poisoned, and
 //! every later commit gets [`CommitError::Poisoned`] without touching the log.
 //!
-//! Each transaction is decoded once, in place, for validation; what the view needs of each event
-//! (key, place in the tree, type, decoded rules, and where its bytes lie in the payload) is kept
-//! from that decode, and applied from the appended frame buffer, which holds the payload bytes
-//! unchanged.
+//! Committers send transactions already encoded, in a buffer with room for the frame header
+//! ahead of the payload: the writer writes the sequence number and the header in, and a
+//! transaction alone in its group is appended from that very buffer. Each transaction is decoded
+//! once, in place, for validation; what the view needs of each event (key, place in the tree,
+//! type, decoded rules, and where its bytes lie in the payload) is kept from that decode, and
+//! applied from the appended frame buffer, which holds the payload bytes unchanged.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
