@@ -160,16 +160,15 @@ pub(super) fn seal(
         timestamp_ms: now_ms(),
         hash: !signers.is_empty(),
     };
-    let (mut payload, hashes, trust) = ctx.seal_all(jobs)?;
+    let (payload, hashes, trust) = ctx.seal_all(jobs)?;
     // Every data key made was used: each read key comes from an event whose body was encrypted.
     let keys = readers_trailer(readers);
     let trust = chain.linters().is_empty().then_some(trust);
 
     let Some(hashes) = hashes else {
         let trailers: Vec<TxTrailer> = keys.into_iter().collect();
-        codec::encode_trailers(&mut payload, &trailers);
         return Ok(Sealed {
-            payload,
+            payload: finish(payload, &trailers),
             hashes: None,
             trust,
         });
@@ -206,12 +205,20 @@ pub(super) fn seal(
         })
         .collect::<Result<_, DioError>>()?;
     trailers.extend(keys);
-    codec::encode_trailers(&mut payload, &trailers);
     Ok(Sealed {
-        payload,
+        payload: finish(payload, &trailers),
         hashes: Some(hashes),
         trust,
     })
+}
+
+/// Ends a payload with its trailers. The view keeps the buffer as long as the records written
+/// by the transaction: room reserved and not used is given back (shrinking a buffer in place
+/// does not copy it).
+fn finish(mut payload: Vec<u8>, trailers: &[TxTrailer]) -> Vec<u8> {
+    codec::encode_trailers(&mut payload, trailers);
+    payload.shrink_to_fit();
+    payload
 }
 
 /// Below this many events a transaction is sealed on the committing thread alone; from it on,
