@@ -9,7 +9,7 @@
 //! - MessagePack encode of the value (`rmp_serde::to_vec`, once);
 //! - AES-256-GCM encryption of its encoded body (about 1 KiB);
 //! - SHA3-256 of the event's canonical encoding, at its measured size (body, header, metadata
-//!   with the wrapped data key and nonce): one hash at a time for a one-event transaction, and
+//!   with the rules, the key entry id and the nonce): one hash at a time for a one-event transaction, and
 //!   for larger ones the per-message cost of hashing them in batches (`Hash::of_many`, several
 //!   messages per SIMD pass), which is what the Dio and replay do;
 //! - and once per transaction, divided by the events in it: one Falcon-512 signature and one
