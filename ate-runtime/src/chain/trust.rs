@@ -7,8 +7,8 @@ use bytes::Bytes;
 use crate::crypto::Hash;
 use crate::event::Transaction;
 use crate::event::codec::TransactionRef;
-use crate::trust::meta::{CheckedMeta, TxKey, keys_from, proofs_from};
-use crate::trust::{EventKeys, check_keys};
+use crate::trust::EventKeys;
+use crate::trust::meta::{CheckedMeta, TxKey, proofs_from};
 use crate::trust::{
     Linter, Overlay, Transformer, TrustError, TrustLookup, TrustPolicy, ValidationContext,
     Validator, Verified,
@@ -101,18 +101,18 @@ impl ChainTrust {
     }
 
     /// [`TrustPolicy::verify`] on `tx` (with `hashes` and `local` as in
-    /// [`ChainTrust::validate`]), then its keys trailer checked against its events.
+    /// [`ChainTrust::validate`]), which also checks its keys trailer against its events; the
+    /// entries are handed out separately (the view keeps them).
     fn verify(
         &self,
         tx: &TransactionRef<'_>,
         hashes: Option<&[Hash]>,
         local: Option<Vec<CheckedMeta>>,
     ) -> Result<(Verified, TxKeyTable), TrustError> {
-        let keys = keys_from(tx.trailers)?;
-        let verified = self
-            .policy
-            .verify(&tx.events, proofs_from(tx.trailers)?, hashes, local)?;
-        let keys = check_keys(keys, &verified.trust)?;
+        let mut verified =
+            self.policy
+                .verify(&tx.events, proofs_from(tx.trailers)?, hashes, local)?;
+        let keys = verified.keys.take();
         Ok((verified, keys))
     }
 

@@ -66,13 +66,15 @@ pub struct TxVouch {
     pub writers: Vec<Hash>,
 }
 
-/// What a transaction's trailers say about who wrote it.
+/// What a transaction's trailers say: who wrote it, and the wrapped data keys of its bodies.
 #[derive(Debug, Clone, Default)]
 pub struct TxProofs {
     /// Signatures over event hashes.
     pub signatures: Vec<TxSignature>,
     /// A server's vouch, at most one.
     pub vouch: Option<TxVouch>,
+    /// The keys trailer, at most one (checked against the events by verification).
+    pub keys: Option<TxKeys>,
 }
 
 /// How an event's body is encrypted: under the transaction's data key for `read_key`, whose
@@ -319,7 +321,7 @@ impl EventTrust {
     }
 }
 
-/// The signatures and vouch of a transaction, refusing unknown trailers.
+/// The signatures, vouch and keys trailer of a transaction, refusing unknown trailers.
 pub fn proofs_of(tx: &Transaction) -> Result<TxProofs, TrustError> {
     proofs_from(tx.trailers.iter().map(|t| (t.tag, &t.value[..])))
 }
@@ -339,8 +341,8 @@ pub fn proofs_from<'a>(
                     reason: "more than one vouch".into(),
                 });
             }
-            // Not a proof: read by `keys_from`.
-            TRAILER_KEYS => {}
+            TRAILER_KEYS if proofs.keys.is_none() => proofs.keys = Some(decode_keys(value)?),
+            TRAILER_KEYS => return Err(TrustError::DuplicateKeysTrailer),
             other => return Err(TrustError::UnknownMetadata(other)),
         }
     }
@@ -349,51 +351,46 @@ pub fn proofs_from<'a>(
 
 /// The keys trailer of a transaction (`None`: it has none), as [`keys_from`] reads it.
 pub fn keys_of(tx: &Transaction) -> Result<Option<TxKeys>, TrustError> {
-    keys_from(tx.trailers.iter().map(|t| (t.tag, &t.value[..])))
+    Ok(proofs_of(tx)?.keys)
 }
 
-/// The keys trailer among `(tag, value)` trailer entries (`None`: there is none). Refuses a
-/// second keys trailer, one that does not decode or is not the canonical encoding of what it
-/// decodes to, an empty one, two entries for one read key, and an entry whose wrapped key is
-/// for another reader than its read key. (Other tags are left to [`proofs_from`].)
+/// The keys trailer among `(tag, value)` trailer entries (`None`: there is none), as
+/// [`proofs_from`] reads it with the rest. Refuses a second keys trailer, one that does not
+/// decode or is not the canonical encoding of what it decodes to, an empty one, two entries for
+/// one read key, and an entry whose wrapped key is for another reader than its read key.
 pub fn keys_from<'a>(
     trailers: impl IntoIterator<Item = (u16, &'a [u8])>,
 ) -> Result<Option<TxKeys>, TrustError> {
-    let mut found: Option<TxKeys> = None;
-    for (tag, value) in trailers {
-        if tag != TRAILER_KEYS {
-            continue;
-        }
-        if found.is_some() {
-            return Err(TrustError::DuplicateKeysTrailer);
-        }
-        let malformed = |reason: String| TrustError::MalformedKeys { reason };
-        let keys: TxKeys = rmp_serde::from_slice(value).map_err(|e| malformed(e.to_string()))?;
-        if encode(&keys) != value {
-            return Err(malformed(
-                "not the canonical encoding of its entries".into(),
-            ));
-        }
-        if keys.keys.is_empty() {
-            return Err(malformed("no entries".into()));
-        }
-        for (i, k) in keys.keys.iter().enumerate() {
-            if k.wrapped.reader() != k.read_key {
-                return Err(malformed(format!(
-                    "entry {i} holds a key wrapped for {:?}, not for its read key {:?}",
-                    k.wrapped.reader(),
-                    k.read_key
-                )));
-            }
-            if keys.keys[..i].iter().any(|o| o.read_key == k.read_key) {
-                return Err(TrustError::DuplicateKeyEntry {
-                    read_key: k.read_key,
-                });
-            }
-        }
-        found = Some(keys);
+    Ok(proofs_from(trailers)?.keys)
+}
+
+/// One keys trailer's value, checked as [`keys_from`] says.
+fn decode_keys(value: &[u8]) -> Result<TxKeys, TrustError> {
+    let malformed = |reason: String| TrustError::MalformedKeys { reason };
+    let keys: TxKeys = rmp_serde::from_slice(value).map_err(|e| malformed(e.to_string()))?;
+    if encode(&keys) != value {
+        return Err(malformed(
+            "not the canonical encoding of its entries".into(),
+        ));
     }
-    Ok(found)
+    if keys.keys.is_empty() {
+        return Err(malformed("no entries".into()));
+    }
+    for (i, k) in keys.keys.iter().enumerate() {
+        if k.wrapped.reader() != k.read_key {
+            return Err(malformed(format!(
+                "entry {i} holds a key wrapped for {:?}, not for its read key {:?}",
+                k.wrapped.reader(),
+                k.read_key
+            )));
+        }
+        if keys.keys[..i].iter().any(|o| o.read_key == k.read_key) {
+            return Err(TrustError::DuplicateKeyEntry {
+                read_key: k.read_key,
+            });
+        }
+    }
+    Ok(keys)
 }
 
 /// The trailer carrying a transaction's wrapped data keys.

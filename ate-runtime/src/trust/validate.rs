@@ -7,9 +7,7 @@ use crate::crypto::Hash;
 use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, Transaction};
 
-use super::meta::{
-    CheckedMeta, EventTrust, TxProofs, chain_hash, keys_of, proofs_of, signed_message,
-};
+use super::meta::{CheckedMeta, EventTrust, TxProofs, chain_hash, proofs_of, signed_message};
 use super::{Authorization, ReadOption, TrustError, WriteOption};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -298,9 +296,7 @@ impl TrustPolicy {
         seq: u64,
         hashes: Option<&[Hash]>,
     ) -> Result<Validated, TrustError> {
-        let keys = keys_of(tx)?;
         let verified = self.verify(&tx.events, proofs_of(tx)?, hashes, None)?;
-        super::check_keys(keys, &verified.trust)?;
         let mut staged = Overlay::new();
         self.check(base, overlay, &tx.events, &verified, seq, &mut staged)?;
         Ok(Validated {
@@ -332,6 +328,7 @@ impl TrustPolicy {
         let TxProofs {
             signatures: sigs,
             vouch,
+            keys,
         } = proofs;
         if let Some(v) = vouch {
             if self.integrity != IntegrityMode::Centralized {
@@ -422,7 +419,13 @@ impl TrustPolicy {
                 }
             }
         }
-        Ok(Verified { signers, trust })
+        // Every encrypted event binds its entry of the keys trailer, every entry is bound.
+        let keys = super::check_keys(keys, &trust)?;
+        Ok(Verified {
+            signers,
+            trust,
+            keys,
+        })
     }
 
     /// The half of validation that reads the records: versions, parents, write rights and read
@@ -640,6 +643,8 @@ pub(crate) struct Verified {
     /// The trust metadata of each event that has metadata, by event index (ascending), decoded
     /// up to and including the first refusal.
     pub(crate) trust: Vec<(usize, Result<CheckedMeta, TrustError>)>,
+    /// The keys trailer's entries, checked against the events that bind them (for reads).
+    pub(crate) keys: Option<std::sync::Arc<[super::meta::TxKey]>>,
 }
 
 struct TwoLayer<'a> {
