@@ -31,7 +31,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use ate::crypto::{EncryptKey, Hash};
-use ate::trust::meta::{chain_hash, signed_message};
+use ate::trust::meta::{SignerClaim, TxClaims, chain_hash, signature_message, tx_digest};
 
 use crate::data;
 use crate::trust::{Setup, Shape, TrustKeys};
@@ -98,11 +98,9 @@ pub fn measure(dir: &Path, keys: &TrustKeys, shape: &Shape, it: Iters) -> Res<Co
     }) / BATCH as f64;
 
     // The signed message of a transaction of `per_tx` events, as the trust layer builds it.
-    let chain = chain_hash("trust");
     let covers: Vec<u32> = (0..shape.per_tx as u32).collect();
-    let hashes: Vec<Hash> = covers.iter().map(|i| Hash::of(&i.to_le_bytes())).collect();
     let public = keys.root.as_public_key();
-    let msg = signed_message(public.algorithm().as_u8(), &chain, &covers, &hashes);
+    let msg = signed_digest(keys, &covers);
     let sig = keys.root.sign(&msg);
     let sign_us = per_op_us(it.sign, || {
         black_box(keys.root.sign(black_box(&msg)));
@@ -225,10 +223,8 @@ pub fn counted(shape: &Shape) -> String {
 /// the cores the same way (and on SMT siblings two signatures at once are each slower than
 /// one alone).
 pub fn sign_verify_ceiling(keys: &TrustKeys, millis: u64) -> f64 {
-    let chain = chain_hash("trust");
-    let hashes = [Hash::of(b"event")];
     let public = keys.root.as_public_key();
-    let msg = signed_message(public.algorithm().as_u8(), &chain, &[0], &hashes);
+    let msg = signed_digest(keys, &[0]);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let until = Instant::now() + std::time::Duration::from_millis(millis);
     let start = Instant::now();
@@ -254,4 +250,18 @@ pub fn sign_verify_ceiling(keys: &TrustKeys, millis: u64) -> f64 {
             .sum()
     });
     done as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The bytes the root key signs for a transaction whose events `covers` (all of them) it signs.
+fn signed_digest(keys: &TrustKeys, covers: &[u32]) -> Vec<u8> {
+    let hashes: Vec<Hash> = covers.iter().map(|i| Hash::of(&i.to_le_bytes())).collect();
+    let claims = TxClaims {
+        signers: vec![SignerClaim {
+            algorithm: keys.root.algorithm().as_u8(),
+            signer: keys.root.hash(),
+            covers,
+        }],
+        ..TxClaims::default()
+    };
+    signature_message(&tx_digest(&chain_hash("trust"), &hashes, &claims))
 }

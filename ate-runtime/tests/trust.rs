@@ -3,12 +3,14 @@
 use std::sync::OnceLock;
 
 use ate_runtime::chain::{ChainRegistry, CommitError, OpenError};
+use ate_runtime::crypto::Hash;
 use ate_runtime::crypto::{EncryptKey, KeySize, PrivateEncryptKey, PrivateSignKey};
 use ate_runtime::event::{EventDraft, Transaction, TxTrailer, decode_transaction};
 use ate_runtime::log::{FILE_HEADER_LEN, MemoryStore, RecoveryMode, RedoLog, encode_frames};
 use ate_runtime::prelude::*;
 use ate_runtime::trust::meta::{
-    EventTrust, TRAILER_KEYS, TRAILER_SIGNATURE, TxSignature, signature_trailer, signed_message,
+    EventTrust, SignerClaim, TRAILER_KEYS, TRAILER_SIGNATURE, TxClaims, TxSignature, event_hashes,
+    proofs_of, signature_message, signature_trailer, tx_digest,
 };
 use ate_runtime::trust::{ReadOption, TrustError, ValidationContext, Validator, WriteOption};
 use serde::{Deserialize, Serialize};
@@ -202,7 +204,7 @@ async fn tampered_payload_is_refused() {
     body[3] ^= 1;
     evs[0].body = Some(body.into());
     let e = trust_err(chain.commit_transaction(evs, tx.trailers.clone()).await);
-    assert_eq!(e, TrustError::EventHashMismatch { index: 0 });
+    assert_eq!(e, TrustError::TxDigestMismatch);
     assert_unchanged(&chain, &store, len, &key).await;
 }
 
@@ -222,33 +224,41 @@ async fn flipped_signature_is_refused() {
     assert_unchanged(&chain, &store, len, &key).await;
 }
 
-/// A signature trailer over every event of `evs` (of the chain `tx` was written for) made by
-/// `signer`, claiming to be `claimed` when given.
-fn signature_over(
+/// The trailers of a transaction of `evs` for the chain `tx` was written for: a signature over
+/// every event by `signer` (claiming to be `claimed` when given), then `rest` (a keys trailer).
+fn signed_trailers(
     tx: &Transaction,
     evs: &[EventDraft],
     signer: &PrivateSignKey,
     claimed: Option<&PrivateSignKey>,
-) -> TxTrailer {
+    rest: Vec<TxTrailer>,
+) -> Vec<TxTrailer> {
     let chain = sig(&tx.trailers[0]).chain;
     let covers: Vec<u32> = (0..evs.len() as u32).collect();
-    let hashes: Vec<_> = evs
-        .iter()
-        .map(|d| {
-            let mut raw = Vec::new();
-            ate_runtime::event::codec::encode_event(d, &mut raw);
-            ate_runtime::crypto::Hash::of(&raw)
-        })
-        .collect();
-    let public_key = signer.as_public_key();
-    let msg = signed_message(public_key.algorithm().as_u8(), &chain, &covers, &hashes);
-    signature_trailer(&TxSignature {
+    let public_key = claimed.unwrap_or(signer).as_public_key();
+    let claims = TxClaims {
+        signers: vec![SignerClaim {
+            algorithm: public_key.algorithm().as_u8(),
+            signer: public_key.hash(),
+            covers: &covers,
+        }],
+        vouch: None,
+        keys: rest
+            .iter()
+            .find(|t| t.tag == TRAILER_KEYS)
+            .map(|t| Hash::of(&t.value)),
+        directory: None,
+    };
+    let digest = tx_digest(&chain, &event_hashes(evs), &claims);
+    let mut out = vec![signature_trailer(&TxSignature {
         chain,
-        public_key: claimed.map(|c| c.as_public_key()).unwrap_or(public_key),
+        public_key,
         covers,
-        hashes,
-        signature: signer.sign(&msg),
-    })
+        digest,
+        signature: signer.sign(&signature_message(&digest)),
+    })];
+    out.extend(rest);
+    out
 }
 
 /// An update of the record (replacing version 2) signed by `signer`.
@@ -261,8 +271,7 @@ fn forged_update(
     let mut trust = EventTrust::of(&tx.events[0]).unwrap();
     trust.previous = Some(2);
     evs[0].meta = trust.to_meta();
-    let mut trailers = vec![signature_over(tx, &evs, signer, claimed)];
-    trailers.extend(keys_trailers(tx));
+    let trailers = signed_trailers(tx, &evs, signer, claimed, keys_trailers(tx));
     (evs, trailers)
 }
 
@@ -389,7 +398,7 @@ async fn tampering_in_the_log_is_found_on_open() {
     match reg.open_store(&ChainKey::from("ondisk"), Box::new(bad)) {
         Err(OpenError::Invalid {
             seq: 2,
-            source: TrustError::EventHashMismatch { index: 0 },
+            source: TrustError::TxDigestMismatch,
             ..
         }) => {}
         other => panic!(
@@ -674,18 +683,20 @@ async fn versions_catch_lost_updates_and_allow_repeated_changes() {
     assert_eq!(a.load::<Secret>(&key).await.unwrap().text, "c");
 }
 
-/// Centralized integrity: a trusted server vouches for the writers of a transaction it received
-/// on an authenticated connection; the writers' rights are still checked event by event, and
-/// only chains in that mode accept (or reopen) such transactions.
+/// Centralized integrity: the chain's server vouches, with its own pinned key, for the writers
+/// of a transaction it received on an authenticated connection; the writers' rights are still
+/// checked event by event, and only chains in that mode, pinning that key, accept (or reopen)
+/// such transactions. Nobody else's vouch counts.
 #[tokio::test]
-async fn vouched_transactions_need_centralized_integrity() {
+async fn vouched_transactions_need_centralized_integrity_and_a_pinned_server() {
     use ate_runtime::trust::IntegrityMode;
-    use ate_runtime::trust::meta::{TxVouch, vouch_trailer};
+    use ate_runtime::trust::meta::TxSealer;
 
+    let server = PrivateSignKey::generate(KeySize::Bit128);
     // The events of a plain new record, built by an open chain.
     let open_reg = ChainBuilder::new(&AteConfig::in_memory()).await.build();
     let scratch = MemoryStore::new();
-    let source = open(&open_reg, "vouch", &scratch);
+    let source = open(&open_reg, "vouch-source", &scratch);
     let mut dio = source.dio(&AteSession::default()).await;
     let key = *dio
         .store(Secret {
@@ -695,13 +706,27 @@ async fn vouched_transactions_need_centralized_integrity() {
         .key();
     dio.commit().await.unwrap();
     let events = drafts(&transactions(&scratch)[0]);
+    let writers = vec![keys().root.hash()];
 
-    // A distributed chain accepts signatures only.
+    // Without a server key there is nothing to vouch with; a distributed chain refuses vouches.
     let store = MemoryStore::new();
-    let distributed = open(&registry().await, "vouch", &store);
+    let plain = open(&registry().await, "vouch", &store);
+    assert!(matches!(
+        plain
+            .commit_vouched(events.clone(), vec![], writers.clone())
+            .await,
+        Err(CommitError::NoServerKey)
+    ));
+    drop(plain);
+    let distributed_reg = ChainBuilder::new(&AteConfig::in_memory())
+        .await
+        .add_root_public_key(&keys().root.as_public_key())
+        .server_key(server.clone())
+        .build();
+    let distributed = open(&distributed_reg, "vouch", &store);
     let e = trust_err(
         distributed
-            .commit_vouched(events.clone(), vec![keys().root.hash()])
+            .commit_vouched(events.clone(), vec![], writers.clone())
             .await,
     );
     assert_eq!(e, TrustError::VouchRefused);
@@ -712,33 +737,37 @@ async fn vouched_transactions_need_centralized_integrity() {
         .await
         .add_root_public_key(&keys().root.as_public_key())
         .integrity(IntegrityMode::Centralized)
+        .server_key(server.clone())
         .build();
     let chain = open(&centralized_reg, "vouch", &store);
     // A vouched writer without the right is refused, as a signer would be.
     let e = trust_err(
         chain
-            .commit_vouched(events.clone(), vec![keys().other.hash()])
+            .commit_vouched(events.clone(), vec![], vec![keys().other.hash()])
             .await,
     );
     assert!(matches!(e, TrustError::Unauthorized { .. }), "{e:?}");
     // No writer at all: nobody holds the right.
-    let e = trust_err(chain.commit_vouched(events.clone(), vec![]).await);
+    let e = trust_err(chain.commit_vouched(events.clone(), vec![], vec![]).await);
     assert!(matches!(e, TrustError::MissingSignature { .. }), "{e:?}");
-    // A vouch made for another chain does not move.
-    let foreign = TxVouch {
-        chain: *source.policy().chain_hash(),
-        writers: vec![keys().root.hash()],
+    // A vouch handed in from outside is refused, even one the pinned server key signed.
+    let vouch_for = |chain_hash: &Hash| {
+        TxSealer {
+            vouch: Some((&server, writers.clone())),
+            ..TxSealer::default()
+        }
+        .seal(chain_hash, &event_hashes(&events))
+        .unwrap()
     };
-    let other_chain = open(&centralized_reg, "elsewhere", &MemoryStore::new());
     let e = trust_err(
-        other_chain
-            .commit_transaction(events.clone(), vec![vouch_trailer(&foreign)])
+        chain
+            .commit_transaction(events.clone(), vouch_for(chain.policy().chain_hash()))
             .await,
     );
-    assert_eq!(e, TrustError::WrongChain);
+    assert_eq!(e, TrustError::ForeignVouch);
     // The root writer, vouched for, may write at the root.
     chain
-        .commit_vouched(events, vec![keys().root.hash()])
+        .commit_vouched(events.clone(), vec![], writers.clone())
         .await
         .unwrap();
     assert_eq!(
@@ -753,18 +782,53 @@ async fn vouched_transactions_need_centralized_integrity() {
     );
     drop(chain);
 
-    // The log reopens in centralized mode, and is refused by a chain that trusts no server.
+    // The log reopens in centralized mode with the server key pinned (through its public half
+    // too), and is refused by a chain that does not pin it or trusts no server.
     let reopened = open(&centralized_reg, "vouch", &store);
     assert_eq!(reopened.len(), 1);
     drop(reopened);
-    match registry()
+    let pinned_reg = ChainBuilder::new(&AteConfig::in_memory())
         .await
-        .open_store(&ChainKey::from("vouch"), Box::new(store.clone()))
-    {
-        Err(OpenError::Invalid { source, seq, .. }) => {
-            assert_eq!(source, TrustError::VouchRefused);
-            assert_eq!(seq, 1);
+        .add_root_public_key(&keys().root.as_public_key())
+        .integrity(IntegrityMode::Centralized)
+        .add_server_public_key(&server.as_public_key())
+        .build();
+    assert_eq!(open(&pinned_reg, "vouch", &store).len(), 1);
+    let unpinned_reg = ChainBuilder::new(&AteConfig::in_memory())
+        .await
+        .add_root_public_key(&keys().root.as_public_key())
+        .integrity(IntegrityMode::Centralized)
+        .build();
+    for (reg, expected) in [
+        (
+            unpinned_reg,
+            TrustError::UnpinnedServer {
+                server: server.hash(),
+            },
+        ),
+        (registry().await, TrustError::VouchRefused),
+    ] {
+        match reg.open_store(&ChainKey::from("vouch"), Box::new(store.clone())) {
+            Err(OpenError::Invalid { source, seq, .. }) => {
+                assert_eq!(source, expected);
+                assert_eq!(seq, 1);
+            }
+            other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+    // A vouch the server made for another chain does not move.
+    let elsewhere = ate_runtime::event::encode_transaction(
+        1,
+        &events,
+        &vouch_for(source.policy().chain_hash()),
+    );
+    let mut bytes = store.bytes()[..FILE_HEADER_LEN].to_vec();
+    bytes.extend_from_slice(&encode_frames(&[&elsewhere]));
+    match centralized_reg.open_store(
+        &ChainKey::from("vouch"),
+        Box::new(MemoryStore::from_bytes(bytes)),
+    ) {
+        Err(OpenError::Invalid { source, .. }) => assert_eq!(source, TrustError::WrongChain),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
@@ -782,7 +846,7 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 
 #[tokio::test]
 async fn a_large_transaction_stores_each_wrapped_key_once() {
-    use ate_runtime::trust::meta::{Confidentiality, TAG_CONFIDENTIALITY, keys_of};
+    use ate_runtime::trust::meta::{Confidentiality, TAG_CONFIDENTIALITY};
 
     let dir = tempfile::tempdir().unwrap();
     let reg = ChainBuilder::new(&AteConfig::at(dir.path()))
@@ -831,7 +895,7 @@ async fn a_large_transaction_stores_each_wrapped_key_once() {
         .collect();
     assert_eq!(txs.len(), 2);
     for (tx, public) in txs.iter().zip([true, false]) {
-        let entries = keys_of(tx).unwrap().expect("a keys trailer").keys;
+        let entries = proofs_of(tx).unwrap().keys.expect("a keys trailer").keys;
         assert_eq!(entries.len(), 1, "one entry per read key");
         let wrapped = &entries[0].wrapped;
         if public {
@@ -898,8 +962,8 @@ fn without_keys(tx: &Transaction) -> Vec<TxTrailer> {
 
 /// A keys trailer of `tx`'s entries plus one for the `wrong_read` key (which no event uses).
 fn with_extra_entry(tx: &Transaction) -> (TxTrailer, ate_runtime::crypto::Hash) {
-    use ate_runtime::trust::meta::{TxKey, key_entry_id, keys_of, keys_trailer};
-    let mut entries = keys_of(tx).unwrap().unwrap();
+    use ate_runtime::trust::meta::{TxKey, key_entry_id, keys_trailer};
+    let mut entries = proofs_of(tx).unwrap().keys.unwrap();
     let extra = TxKey {
         read_key: keys().wrong_read.hash(),
         wrapped: keys().wrong_read.wrap(&EncryptKey::generate()),
@@ -1035,7 +1099,7 @@ async fn an_event_pointed_at_another_entry_is_refused() {
             });
             evs[0].meta = trust.to_meta();
             // Re-signed by the rightful writer: the signature is not what fails.
-            let trailers = vec![signature_over(tx, &evs, &keys().root, None), trailer];
+            let trailers = signed_trailers(tx, &evs, &keys().root, None, vec![trailer]);
             (evs, trailers)
         },
         TrustError::KeyEntryOfAnotherReader {
@@ -1059,8 +1123,7 @@ async fn the_retired_confidentiality_tag_is_refused() {
                     m.tag = TAG_RETIRED_CONFIDENTIALITY;
                 }
             }
-            let mut trailers = vec![signature_over(tx, &evs, &keys().root, None)];
-            trailers.extend(keys_trailers(tx));
+            let trailers = signed_trailers(tx, &evs, &keys().root, None, keys_trailers(tx));
             (evs, trailers)
         },
         TrustError::RetiredMetadata(TAG_RETIRED_CONFIDENTIALITY),
@@ -1070,7 +1133,6 @@ async fn the_retired_confidentiality_tag_is_refused() {
 
 #[tokio::test]
 async fn an_unsigned_chain_keeps_its_keys_trailer_across_a_reopen() {
-    use ate_runtime::trust::meta::keys_of;
     let reg = ChainBuilder::new(&AteConfig::in_memory()).await.build();
     let store = MemoryStore::new();
     let chain = open(&reg, "open-secret", &store);
@@ -1090,7 +1152,7 @@ async fn an_unsigned_chain_keeps_its_keys_trailer_across_a_reopen() {
     drop(chain);
     let tx = transactions(&store).remove(0);
     assert_eq!(tx.trailers.len(), 1, "no signature, one keys trailer");
-    assert_eq!(keys_of(&tx).unwrap().unwrap().keys.len(), 1);
+    assert_eq!(proofs_of(&tx).unwrap().keys.unwrap().keys.len(), 1);
     let chain = open(&reg, "open-secret", &store);
     let dio = chain.dio(&session).await;
     assert_eq!(dio.load::<Secret>(&key).await.unwrap().text, "unsigned");

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use crate::log::{DEFAULT_MAX_FRAME, RecoveryMode};
 
+/// Default of [`AteConfig::max_foreign_transaction_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_FOREIGN_TRANSACTION: usize = 16 << 20;
+
 /// How chains are stored and recovered. `AteConfig::default()` is what the Quick Start uses.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -19,6 +22,11 @@ pub struct AteConfig {
     /// that already holds an intact larger transaction (written under a larger limit) is refused
     /// on open with `LogError::FrameTooLarge` and left untouched: raise the limit to open it.
     pub max_transaction_bytes: usize,
+    /// Upper bound on one transaction built outside this process and handed to
+    /// `Chain::commit_transaction` (default 16 MiB): much lower than
+    /// [`AteConfig::max_transaction_bytes`], since a stranger's transaction is decoded and
+    /// verified before anything else is known about it.
+    pub max_foreign_transaction_bytes: usize,
     /// Grow log files ahead of the data with zeros so small commits fsync without a metadata
     /// update (default `true`; costs up to 8 MiB of zeros at the end of each log).
     pub preallocate: bool,
@@ -32,6 +40,7 @@ impl Default for AteConfig {
             log_path: Some(std::env::temp_dir().join("ate")),
             recovery_mode: RecoveryMode::default(),
             max_transaction_bytes: DEFAULT_MAX_FRAME,
+            max_foreign_transaction_bytes: DEFAULT_MAX_FOREIGN_TRANSACTION,
             preallocate: true,
             max_group_commit: 1024,
         }

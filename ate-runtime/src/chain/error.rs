@@ -54,9 +54,31 @@ pub enum OpenError {
         #[source]
         source: TrustError,
     },
-    /// The background task that opens the log stopped unexpectedly.
+    /// The log is already open in this process, through a registry with other trust settings
+    /// (root keys, integrity mode, server keys or plugins): sharing it would let one registry's
+    /// chain be read and written under the other's rules.
+    #[error(
+        "log {path} is already open in this process with other trust settings (root keys, integrity mode, server keys or plugins)"
+    )]
+    OtherSettings {
+        /// The log file.
+        path: std::path::PathBuf,
+    },
+    /// A thread the open needs could not be started.
+    #[error("cannot start {what}: {source}")]
+    Thread {
+        /// Which thread.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A replay worker thread stopped before handing over its work (it panicked).
+    #[error("a replay worker stopped unexpectedly")]
+    WorkerStopped,
+    /// The blocking task opening the log panicked or was cancelled.
     #[error("the task opening the chain failed: {0}")]
-    Task(String),
+    Join(#[from] tokio::task::JoinError),
 }
 
 /// Committing a transaction failed; nothing of it was written.
@@ -74,7 +96,8 @@ pub enum CommitError {
     #[error("the chain {0} is poisoned by an earlier I/O failure; reopen it")]
     Poisoned(String),
     /// The transaction's encoding is larger than the chain's limit
-    /// (`AteConfig::max_transaction_bytes`). Nothing was written and the chain goes on.
+    /// (`AteConfig::max_transaction_bytes`, or `AteConfig::max_foreign_transaction_bytes` for a
+    /// transaction built elsewhere). Nothing was written and the chain goes on.
     #[error("transaction of {size} bytes exceeds the limit of {max} bytes")]
     TooLarge {
         /// The encoded size of the transaction.
@@ -95,9 +118,13 @@ pub enum CommitError {
         /// The record that holds the value.
         existing: PrimaryKey,
     },
-    /// A validator refused the transaction.
-    #[error("transaction refused: {0}")]
-    Refused(String),
+    /// The transaction's encoding does not decode (a transaction built elsewhere).
+    #[error("malformed transaction: {0}")]
+    Malformed(#[source] DecodeError),
+    /// `Chain::commit_vouched` on a chain without a server key to sign the vouch with
+    /// (`ChainBuilder::server_key`).
+    #[error("the chain has no server key to vouch with (ChainBuilder::server_key)")]
+    NoServerKey,
     /// The transaction failed the chain-of-trust checks.
     #[error(transparent)]
     Trust(#[from] TrustError),

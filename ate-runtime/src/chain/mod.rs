@@ -9,6 +9,7 @@
 //! # let _ = chain; Ok(()) }
 //! ```
 
+mod apply;
 mod config;
 mod error;
 mod key;
@@ -18,7 +19,7 @@ mod validate;
 mod writer;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
@@ -26,19 +27,23 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
-pub use config::AteConfig;
+pub use config::{AteConfig, DEFAULT_MAX_FOREIGN_TRANSACTION};
 pub use error::{CommitError, OpenError};
 pub use key::{ChainKey, ChainKeyError};
 
 use crate::Dio;
-use crate::crypto::{Hash, PublicSignKey};
-use crate::event::codec::encode_transaction_after;
+use crate::crypto::{Hash, PrivateSignKey, PublicSignKey};
+use crate::event::codec::{TransactionRef, encode_transaction_after};
 use crate::event::{EventDraft, TxTrailer};
 use crate::log::FRAME_HEADER_LEN;
 use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
 use crate::session::AteSession;
-use crate::trust::meta::{CheckedMeta, TxVouch, vouch_trailer};
-use crate::trust::{IntegrityMode, Linter, Transformer, TrustPolicy, Validator};
+use crate::trust::meta::{
+    CheckedMeta, TRAILER_DIRECTORY, TRAILER_KEYS, TRAILER_VOUCH, TxSealer, event_hashes,
+};
+use crate::trust::{
+    IntegrityMode, Linter, Transformer, TrustError, TrustPolicy, Validator, Verified,
+};
 use crate::view::View;
 use trust::{ChainTrust, Plugins};
 
@@ -56,6 +61,10 @@ struct ChainInner {
     writer: Mutex<Option<JoinHandle<()>>>,
     recovery: RecoveryReport,
     path: Option<PathBuf>,
+    /// The trust settings the chain was opened with (a second open must have the same).
+    settings: TrustSettings,
+    /// [`AteConfig::max_foreign_transaction_bytes`].
+    max_foreign: usize,
 }
 
 impl Drop for ChainInner {
@@ -83,6 +92,10 @@ impl std::fmt::Debug for Chain {
             .finish()
     }
 }
+
+/// Transactions from elsewhere at least this large are verified on a blocking thread, not on
+/// the committing task.
+const VERIFY_ASIDE_BYTES: usize = 256 << 10;
 
 impl Chain {
     /// The chain's key.
@@ -139,63 +152,181 @@ impl Chain {
 
     /// Writes a transaction that was built elsewhere (e.g. received from another node): every
     /// check runs as on replay (hashes recomputed, signatures verified, rights and versions
-    /// checked). Returns its sequence number once it is durable and in the view.
+    /// checked), the ones that need no record on this task (or a blocking thread for a large
+    /// transaction), never on the chain's writer. Returns its sequence number once it is
+    /// durable and in the view.
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::TooLarge`] beyond [`AteConfig::max_foreign_transaction_bytes`];
+    /// [`CommitError::Trust`] with [`TrustError::ForeignVouch`] when it carries a vouch (only
+    /// [`Chain::commit_vouched`] vouches), and with the reason of any other refusal;
+    /// [`CommitError::UniqueViolation`], [`CommitError::Log`], [`CommitError::Poisoned`] and
+    /// [`CommitError::Closed`] as for a Dio's commit. Nothing is written on error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes may or may not leave the transaction committed
+    /// (it may already be with the writer); read the chain to know.
     pub async fn commit_transaction(
         &self,
         events: Vec<EventDraft>,
         trailers: Vec<TxTrailer>,
     ) -> Result<u64, CommitError> {
-        self.commit(encode_for_writer(&events, &trailers), None, None)
+        if trailers.iter().any(|t| t.tag == TRAILER_VOUCH) {
+            return Err(TrustError::ForeignVouch.into());
+        }
+        self.commit_foreign(encode_for_writer(&events, &trailers))
             .await
     }
 
-    /// Writes a transaction on behalf of `writers` (public-key hashes) that a trusted server
-    /// authenticated, without signatures: the seam of [`IntegrityMode::Centralized`]. Every
-    /// other check runs as usual (each event needs one of the writers to hold its write right).
-    /// A chain in [`IntegrityMode::Distributed`] refuses it with `TrustError::VouchRefused`.
+    /// Writes a transaction on behalf of `writers` (public-key ids) that this process, as the
+    /// chain's server, authenticated: instead of their signatures it carries a vouch signed
+    /// with the chain's server key ([`ChainBuilder::server_key`]), the seam of
+    /// [`IntegrityMode::Centralized`]. Every other check runs as usual (each event needs one of
+    /// the writers to hold its write right). `trailers` may hold the transaction's keys trailer
+    /// and key directory (for encrypted events), nothing else.
     ///
-    /// Encrypted events need their transaction's keys trailer
-    /// ([`keys_trailer`](crate::trust::meta::keys_trailer)): send those through
-    /// [`Chain::commit_transaction`] with a [`vouch_trailer`].
+    /// # Errors
+    ///
+    /// [`CommitError::NoServerKey`] without a server key; [`CommitError::Trust`] with
+    /// `TrustError::VouchRefused` on a chain in [`IntegrityMode::Distributed`], with
+    /// `TrustError::MalformedMetadata` for a trailer other than keys and key directory, and
+    /// with the reason of any other refusal; the rest as [`Chain::commit_transaction`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Chain::commit_transaction`].
     pub async fn commit_vouched(
         &self,
         events: Vec<EventDraft>,
+        trailers: Vec<TxTrailer>,
         writers: Vec<Hash>,
     ) -> Result<u64, CommitError> {
-        let vouch = TxVouch {
-            chain: *self.policy().chain_hash(),
-            writers,
+        let server = self
+            .inner
+            .shared
+            .trust
+            .server_key
+            .as_ref()
+            .ok_or(CommitError::NoServerKey)?;
+        let (mut keys, mut directory) = (None, None);
+        for t in trailers {
+            match t.tag {
+                TRAILER_KEYS if keys.is_none() => keys = Some(t),
+                TRAILER_DIRECTORY if directory.is_none() => directory = Some(t),
+                tag => {
+                    return Err(TrustError::MalformedMetadata {
+                        tag,
+                        reason:
+                            "commit_vouched takes one keys trailer and one key directory at most"
+                                .into(),
+                    }
+                    .into());
+                }
+            }
+        }
+        let sealer = TxSealer {
+            signers: Vec::new(),
+            vouch: Some((server, writers)),
+            keys,
+            directory,
         };
-        let payload = encode_for_writer(&events, &[vouch_trailer(&vouch)]);
-        self.commit(payload, None, None).await
+        let trailers = sealer
+            .seal(self.policy().chain_hash(), &event_hashes(&events))
+            .map_err(|f| TrustError::BadSignature { signer: f.signer })?;
+        self.commit_foreign(encode_for_writer(&events, &trailers))
+            .await
     }
 
-    /// Writes a transaction, encoded as a payload whose sequence number the writer fills in,
-    /// after room for its frame header (see [`encode_for_writer`]): returns that number once it
-    /// is durable and in the view. `hashes` and `trust` are the
-    /// events' hashes and trust metadata as the committing Dio computed them in this process
-    /// (`None`: recomputed, decoded).
-    pub(crate) async fn commit(
+    /// Verifies a transaction from elsewhere in full (aside when it is large) and commits it.
+    async fn commit_foreign(&self, payload: Vec<u8>) -> Result<u64, CommitError> {
+        let size = payload.len() - FRAME_HEADER_LEN;
+        if size > self.inner.max_foreign {
+            return Err(CommitError::TooLarge {
+                size,
+                max: self.inner.max_foreign,
+            });
+        }
+        let (payload, verified) = if size < VERIFY_ASIDE_BYTES {
+            let verified = verify_payload(&self.inner.shared.trust, &payload, None, None);
+            (payload, verified)
+        } else {
+            let shared = self.inner.shared.clone();
+            let aside = tokio::task::spawn_blocking(move || {
+                let verified = verify_payload(&shared.trust, &payload, None, None);
+                (payload, verified)
+            });
+            match aside.await {
+                Ok(done) => done,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => return Err(CommitError::Closed),
+            }
+        };
+        self.submit(payload, verified?)?.outcome().await
+    }
+
+    /// What the checks that need no record find of a transaction encoded for the writer (see
+    /// [`encode_for_writer`]); `hashes` and `trust` as a committing Dio computed them in this
+    /// process (`None`: recomputed, decoded).
+    pub(crate) fn verify_local(
+        &self,
+        payload: &[u8],
+        hashes: Option<&[Hash]>,
+        trust: Option<Vec<CheckedMeta>>,
+    ) -> Result<Verified, CommitError> {
+        verify_payload(&self.inner.shared.trust, payload, hashes, trust)
+    }
+
+    /// Hands a verified transaction, encoded as a payload whose sequence number the writer
+    /// fills in after room for its frame header (see [`encode_for_writer`]), to the chain's
+    /// writer. From here on it may be committed whatever the caller does.
+    pub(crate) fn submit(
         &self,
         payload: Vec<u8>,
-        hashes: Option<Vec<Hash>>,
-        trust: Option<Vec<CheckedMeta>>,
-    ) -> Result<u64, CommitError> {
+        verified: Verified,
+    ) -> Result<Submitted, CommitError> {
         let (reply, rx) = oneshot::channel();
-        {
-            let guard = self.inner.sender.lock();
-            let sender = guard.as_ref().ok_or(CommitError::Closed)?;
-            sender
-                .send(writer::CommitRequest {
-                    payload,
-                    hashes,
-                    trust,
-                    reply,
-                })
-                .map_err(|_| CommitError::Closed)?;
-        }
-        rx.await.map_err(|_| CommitError::Closed)?
+        let guard = self.inner.sender.lock();
+        let sender = guard.as_ref().ok_or(CommitError::Closed)?;
+        sender
+            .send(writer::CommitRequest {
+                payload,
+                verified,
+                reply,
+            })
+            .map_err(|_| CommitError::Closed)?;
+        Ok(Submitted(rx))
     }
+}
+
+/// A transaction handed to a chain's writer: its outcome, to come.
+#[derive(Debug)]
+pub(crate) struct Submitted(oneshot::Receiver<Result<u64, CommitError>>);
+
+impl Submitted {
+    /// The sequence number the transaction was committed as, once it is durable and in the
+    /// view, or why it was not.
+    pub(crate) async fn outcome(self) -> Result<u64, CommitError> {
+        self.0.await.map_err(|_| CommitError::Closed)?
+    }
+
+    /// The receiver of the outcome.
+    pub(crate) fn into_receiver(self) -> oneshot::Receiver<Result<u64, CommitError>> {
+        self.0
+    }
+}
+
+/// Decodes a payload encoded for the writer and runs the checks that need no record.
+fn verify_payload(
+    trust: &ChainTrust,
+    payload: &[u8],
+    hashes: Option<&[Hash]>,
+    local: Option<Vec<CheckedMeta>>,
+) -> Result<Verified, CommitError> {
+    let tx = TransactionRef::decode(payload.get(FRAME_HEADER_LEN..).unwrap_or_default())
+        .map_err(CommitError::Malformed)?;
+    Ok(trust.verify(&tx, hashes, local)?)
 }
 
 /// A transaction as the writer takes it: its payload after room for its frame header, its
@@ -210,6 +341,8 @@ pub struct ChainBuilder {
     conf: AteConfig,
     root_keys: Vec<Hash>,
     integrity: IntegrityMode,
+    server_key: Option<PrivateSignKey>,
+    servers: Vec<Hash>,
     plugins: Plugins,
 }
 
@@ -220,14 +353,17 @@ impl ChainBuilder {
             conf: conf.clone(),
             root_keys: Vec::new(),
             integrity: IntegrityMode::default(),
+            server_key: None,
+            servers: Vec::new(),
             plugins: Plugins::default(),
         }
     }
 
     /// How the chains establish who wrote each transaction (default
     /// [`IntegrityMode::Distributed`]: every transaction signed, verifiable by anyone).
-    /// [`IntegrityMode::Centralized`] also accepts transactions a trusted server vouches for
-    /// ([`Chain::commit_vouched`]); a log holding them opens only in that mode.
+    /// [`IntegrityMode::Centralized`] also accepts transactions vouched for by a pinned server
+    /// key ([`Chain::commit_vouched`]); a log holding them opens only in that mode, with that
+    /// key pinned.
     pub fn integrity(mut self, mode: IntegrityMode) -> Self {
         self.integrity = mode;
         self
@@ -237,6 +373,22 @@ impl ChainBuilder {
     /// is open: anyone may write records that do not say otherwise.
     pub fn add_root_public_key(mut self, key: &PublicSignKey) -> Self {
         self.root_keys.push(key.hash());
+        self
+    }
+
+    /// The key this process vouches with as the chains' server ([`Chain::commit_vouched`]);
+    /// its public half is pinned (see [`ChainBuilder::add_server_public_key`]). Keep it: a log
+    /// holding its vouches opens only with it pinned.
+    pub fn server_key(mut self, key: PrivateSignKey) -> Self {
+        self.servers.push(key.hash());
+        self.server_key = Some(key);
+        self
+    }
+
+    /// Pins a server key whose vouches the chains accept ([`IntegrityMode::Centralized`]), e.g.
+    /// to open a server's log elsewhere.
+    pub fn add_server_public_key(mut self, key: &PublicSignKey) -> Self {
+        self.servers.push(key.hash());
         self
     }
 
@@ -259,24 +411,53 @@ impl ChainBuilder {
     }
 
     /// Freezes the settings into a [`ChainRegistry`] that opens chains.
-    pub fn build(self) -> ChainRegistry {
+    pub fn build(mut self) -> ChainRegistry {
+        self.root_keys.sort_unstable();
+        self.root_keys.dedup();
+        self.servers.sort_unstable();
+        self.servers.dedup();
+        let settings = TrustSettings {
+            root_keys: self.root_keys.clone(),
+            integrity: self.integrity,
+            servers: self.servers.clone(),
+            vouches_as: self.server_key.as_ref().map(|k| k.hash()),
+            plugins: self.plugins.names(),
+        };
         ChainRegistry {
             inner: Arc::new(RegistryInner {
                 conf: self.conf,
                 root_keys: self.root_keys,
                 integrity: self.integrity,
+                server_key: self.server_key,
+                servers: self.servers,
                 plugins: self.plugins,
+                settings,
                 memory: Mutex::new(HashMap::new()),
             }),
         }
     }
 }
 
+/// What decides how a chain's transactions are judged: a chain is shared within the process
+/// only between registries that agree on all of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TrustSettings {
+    root_keys: Vec<Hash>,
+    integrity: IntegrityMode,
+    servers: Vec<Hash>,
+    vouches_as: Option<Hash>,
+    /// Validator and linter names and transformer ids, in order.
+    plugins: Vec<String>,
+}
+
 struct RegistryInner {
     conf: AteConfig,
     root_keys: Vec<Hash>,
     integrity: IntegrityMode,
+    server_key: Option<PrivateSignKey>,
+    servers: Vec<Hash>,
     plugins: Plugins,
+    settings: TrustSettings,
     memory: Mutex<HashMap<ChainKey, Weak<ChainInner>>>,
 }
 
@@ -284,15 +465,35 @@ impl RegistryInner {
     fn trust(&self, key: &ChainKey) -> ChainTrust {
         ChainTrust {
             policy: TrustPolicy::new(key.as_str(), self.root_keys.clone())
-                .with_integrity(self.integrity),
+                .with_integrity(self.integrity)
+                .with_servers(self.servers.clone()),
             plugins: self.plugins.clone(),
+            server_key: self.server_key.clone(),
         }
+    }
+
+    /// Opens `key` over `store`, replaying its log.
+    fn open_chain(
+        &self,
+        key: &ChainKey,
+        store: Box<dyn LogStore>,
+        path: Option<PathBuf>,
+    ) -> Result<Arc<ChainInner>, OpenError> {
+        open_chain(
+            key.clone(),
+            store,
+            &self.conf,
+            self.trust(key),
+            self.settings.clone(),
+            path,
+        )
     }
 }
 
 /// Opens chains with one configuration. Opening a key that is already open in this process
-/// returns the same chain (for files: keyed by the log path, across registries; for memory-only
-/// chains: within this registry and its clones).
+/// returns the same chain (for files: keyed by the log path, across registries with the same
+/// trust settings, [`OpenError::OtherSettings`] otherwise; for memory-only chains: within this
+/// registry and its clones).
 #[derive(Clone)]
 pub struct ChainRegistry {
     inner: Arc<RegistryInner>,
@@ -306,9 +507,25 @@ impl std::fmt::Debug for ChainRegistry {
     }
 }
 
+/// The chains open on files in this process, by log path.
 fn open_files() -> &'static Mutex<HashMap<PathBuf, Weak<ChainInner>>> {
     static FILES: OnceLock<Mutex<HashMap<PathBuf, Weak<ChainInner>>>> = OnceLock::new();
     FILES.get_or_init(Default::default)
+}
+
+/// A lock per log path, held while that path is opened, so two tasks never race to open one
+/// file while opens of different files go on side by side.
+fn opening_lock(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    type Locks = Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>;
+    static LOCKS: OnceLock<Locks> = OnceLock::new();
+    let mut locks = LOCKS.get_or_init(Default::default).lock();
+    if let Some(lock) = locks.get(path).and_then(Weak::upgrade) {
+        return lock;
+    }
+    locks.retain(|_, w| w.strong_count() > 0);
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    locks.insert(path.to_path_buf(), Arc::downgrade(&lock));
+    lock
 }
 
 impl ChainRegistry {
@@ -318,75 +535,83 @@ impl ChainRegistry {
     }
 
     /// Opens (creating if needed) the chain `key`, replaying its log into the view.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::InvalidKey`] for a key that cannot name a log; [`OpenError::Log`] when the
+    /// log cannot be read, is locked by another handle, or is damaged;
+    /// [`OpenError::Malformed`], [`OpenError::OutOfSequence`] and [`OpenError::Invalid`] for a
+    /// transaction in it that does not decode, is out of place, or fails validation;
+    /// [`OpenError::OtherSettings`] when the log is already open in this process under other
+    /// trust settings.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the chain being opened in the background; a later open
+    /// of the same key waits for it and returns that chain.
     pub async fn open(&self, key: &ChainKey) -> Result<Chain, OpenError> {
         key.validate()?;
-        let conf = self.inner.conf.clone();
-        match &conf.log_path {
-            Some(root) => {
-                let path = key.log_file(root)?;
-                // One open per path at a time, so two tasks never race to open the same file.
-                let _opening = OPENING.lock().await;
-                if let Some(inner) = open_files().lock().get(&path).and_then(Weak::upgrade) {
-                    return Ok(Chain { inner });
-                }
-                let key2 = key.clone();
-                let path2 = path.clone();
-                let trust = self.inner.trust(key);
-                let inner = tokio::task::spawn_blocking(move || {
-                    let chunk = if conf.preallocate {
-                        PREALLOCATE_CHUNK
-                    } else {
-                        0
-                    };
-                    let store = FileStore::open(&path2, chunk)?;
-                    open_chain(key2, Box::new(store), &conf, trust, Some(path2))
-                })
-                .await
-                .map_err(|e| OpenError::Task(e.to_string()))??;
-                let mut files = open_files().lock();
-                files.retain(|_, w| w.strong_count() > 0);
-                files.insert(path, Arc::downgrade(&inner));
-                Ok(Chain { inner })
+        let Some(root) = &self.inner.conf.log_path else {
+            return self.open_in_memory(key);
+        };
+        let path = key.log_file(root)?;
+        let lock = opening_lock(&path);
+        let _opening = lock.lock().await;
+        if let Some(inner) = open_files().lock().get(&path).and_then(Weak::upgrade) {
+            if inner.settings != self.inner.settings {
+                return Err(OpenError::OtherSettings { path });
             }
-            None => {
-                let mut memory = self.inner.memory.lock();
-                if let Some(inner) = memory.get(key).and_then(Weak::upgrade) {
-                    return Ok(Chain { inner });
-                }
-                let inner = open_chain(
-                    key.clone(),
-                    Box::new(MemoryStore::new()),
-                    &conf,
-                    self.inner.trust(key),
-                    None,
-                )?;
-                memory.retain(|_, w| w.strong_count() > 0);
-                memory.insert(key.clone(), Arc::downgrade(&inner));
-                Ok(Chain { inner })
-            }
+            return Ok(Chain { inner });
         }
+        let registry = self.inner.clone();
+        let (key2, path2) = (key.clone(), path.clone());
+        let inner = tokio::task::spawn_blocking(move || {
+            let chunk = if registry.conf.preallocate {
+                PREALLOCATE_CHUNK
+            } else {
+                0
+            };
+            let store = FileStore::open(&path2, chunk)?;
+            registry.open_chain(&key2, Box::new(store), Some(path2))
+        })
+        .await??;
+        let mut files = open_files().lock();
+        files.retain(|_, w| w.strong_count() > 0);
+        files.insert(path, Arc::downgrade(&inner));
+        Ok(Chain { inner })
+    }
+
+    fn open_in_memory(&self, key: &ChainKey) -> Result<Chain, OpenError> {
+        let mut memory = self.inner.memory.lock();
+        if let Some(inner) = memory.get(key).and_then(Weak::upgrade) {
+            return Ok(Chain { inner });
+        }
+        let inner = self
+            .inner
+            .open_chain(key, Box::new(MemoryStore::new()), None)?;
+        memory.retain(|_, w| w.strong_count() > 0);
+        memory.insert(key.clone(), Arc::downgrade(&inner));
+        Ok(Chain { inner })
     }
 
     /// Opens a chain over any [`LogStore`] (another backend, or a store prepared by a test).
+    ///
+    /// # Errors
+    ///
+    /// As [`ChainRegistry::open`], but for the key's form and sharing (the store is this
+    /// chain's alone).
     pub fn open_store(&self, key: &ChainKey, store: Box<dyn LogStore>) -> Result<Chain, OpenError> {
-        let inner = open_chain(
-            key.clone(),
-            store,
-            &self.inner.conf,
-            self.inner.trust(key),
-            None,
-        )?;
+        let inner = self.inner.open_chain(key, store, None)?;
         Ok(Chain { inner })
     }
 }
-
-static OPENING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn open_chain(
     key: ChainKey,
     store: Box<dyn LogStore>,
     conf: &AteConfig,
     trust: ChainTrust,
+    settings: TrustSettings,
     path: Option<PathBuf>,
 ) -> Result<Arc<ChainInner>, OpenError> {
     let (mut log, records, recovery) =
@@ -412,12 +637,17 @@ fn open_chain(
     let handle = std::thread::Builder::new()
         .name(format!("ate-writer-{key}"))
         .spawn(move || writer::run(shared2, log, rx, max_group))
-        .map_err(|e| OpenError::Task(e.to_string()))?;
+        .map_err(|source| OpenError::Thread {
+            what: "the chain's writer",
+            source,
+        })?;
     Ok(Arc::new(ChainInner {
         shared,
         sender: Mutex::new(Some(tx)),
         writer: Mutex::new(Some(handle)),
         recovery,
         path,
+        settings,
+        max_foreign: conf.max_foreign_transaction_bytes,
     }))
 }

@@ -13,17 +13,17 @@
 //! second stage. The outcome is that of a single pass in order: the first transaction that fails
 //! is the one reported, with the error a single pass reports, and nothing after it is applied.
 
-use std::collections::HashMap;
 use std::sync::mpsc;
 
-use crate::event::codec::TransactionRef;
-use crate::event::{ParentLink, PrimaryKey, Transaction};
+use crate::event::Transaction;
+use crate::event::codec::{MIN_EVENT_BYTES, TransactionRef};
 use crate::log::LogRecord;
-use crate::trust::{EventKeys, Overlay, TrustError, Verified};
-use crate::view::{Replayed, View};
+use crate::trust::{Overlay, TrustError};
+use crate::view::View;
 
 use super::OpenError;
-use super::trust::{ChainTrust, TxKeyTable};
+use super::apply::Prepared;
+use super::trust::ChainTrust;
 
 /// Logs smaller than this are replayed on the opening thread alone.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
@@ -31,34 +31,12 @@ const PARALLEL_MIN_BYTES: usize = 1 << 20;
 const MAX_WORKERS: usize = 8;
 /// Transactions each worker may have ready ahead of the second stage.
 const QUEUE_DEPTH: usize = 4;
-/// The smallest encoded event with its length prefix: a bound on the events a payload can hold.
-const MIN_EVENT_BYTES: usize = 4 + 31;
 
-/// A transaction through the first stage, with what the second stage needs of its events in a
-/// compact form (it is handed from thread to thread).
-struct Prepared<'a> {
-    seq: u64,
-    /// The events; `type_id` is an index into `types`.
-    events: Vec<Replayed<'a>>,
-    /// The distinct type names of the events that are not tombstones, in order of appearance.
-    types: Vec<&'a str>,
-    verified: Verified,
-    /// Its wrapped data keys, checked against its events.
-    keys: TxKeyTable,
+/// A transaction through the first stage.
+struct Verified<'a> {
+    prepared: Prepared,
     /// The decoded transaction, kept only when validator plugins will need it.
     tx: Option<TransactionRef<'a>>,
-}
-
-impl EventKeys for Replayed<'_> {
-    fn key(&self) -> PrimaryKey {
-        self.key
-    }
-    fn tombstone(&self) -> bool {
-        self.tombstone
-    }
-    fn parent(&self) -> Option<ParentLink> {
-        self.parent
-    }
 }
 
 /// Replays `records` (read from the store named `store`, their payloads slices of the view's
@@ -93,8 +71,8 @@ fn replay_here(
 ) -> Result<(), OpenError> {
     let mut staged = Overlay::new();
     for (i, rec) in records.iter().enumerate() {
-        let prepared = prepare(trust, rec, i as u64 + 1, store)?;
-        finish(view, trust, rec, prepared, &mut staged, store)?;
+        let verified = prepare(trust, rec, i as u64 + 1, store)?;
+        finish(view, trust, rec, verified, &mut staged, store)?;
     }
     Ok(())
 }
@@ -123,28 +101,31 @@ fn replay_with_workers(
                         }
                     }
                 })
-                .map_err(|e| OpenError::Task(format!("cannot start a replay thread: {e}")))?;
+                .map_err(|source| OpenError::Thread {
+                    what: "a replay worker",
+                    source,
+                })?;
             queues.push(receiver);
         }
         let mut staged = Overlay::new();
         for (i, rec) in records.iter().enumerate() {
-            let prepared = queues[i % workers]
+            let verified = queues[i % workers]
                 .recv()
-                .map_err(|_| OpenError::Task("a replay thread stopped".into()))??;
-            finish(view, trust, rec, prepared, &mut staged, store)?;
+                .map_err(|_| OpenError::WorkerStopped)??;
+            finish(view, trust, rec, verified, &mut staged, store)?;
         }
         Ok(())
         // Returning drops the queues, so workers still running stop at their next send.
     })
 }
 
-/// The first stage: decode, sequence number, signatures, trust metadata, keys trailer.
+/// The first stage: decode, sequence number, proofs, trust metadata, keys and directory.
 fn prepare<'a>(
     trust: &ChainTrust,
     rec: &'a LogRecord,
     expected: u64,
     store: &str,
-) -> Result<Prepared<'a>, OpenError> {
+) -> Result<Verified<'a>, OpenError> {
     let tx = TransactionRef::decode(&rec.payload).map_err(|source| OpenError::Malformed {
         store: store.to_string(),
         offset: rec.offset,
@@ -158,95 +139,39 @@ fn prepare<'a>(
             expected,
         });
     }
-    let (verified, keys) = trust
-        .verify_replayed(&tx)
+    let verified = trust
+        .verify(&tx, None, None)
         .map_err(|source| invalid(store, rec, tx.seq, source))?;
-    let mut types: Vec<&str> = Vec::new();
-    let mut slots: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
-    let mut last: Option<(&str, u32)> = None;
-    let mut slot_of = |name: &'a str| -> u32 {
-        if let Some((n, slot)) = last
-            && n == name
-        {
-            return slot;
-        }
-        let slot = *slots.entry(name).or_insert_with(|| {
-            types.push(name);
-            (types.len() - 1) as u32
-        });
-        last = Some((name, slot));
-        slot
-    };
-    let events = tx
-        .events
-        .iter()
-        .map(|ev| Replayed {
-            key: ev.key,
-            parent: ev.parent,
-            raw: ev.raw,
-            type_id: if ev.tombstone {
-                0
-            } else {
-                slot_of(ev.type_name)
-            },
-            tombstone: ev.tombstone,
-        })
-        .collect();
-    Ok(Prepared {
-        seq: tx.seq,
-        events,
-        types,
-        verified,
-        keys,
+    Ok(Verified {
+        prepared: Prepared::new(&tx, &rec.payload, verified),
         tx: trust.has_validators().then_some(tx),
     })
 }
 
-/// The second stage: the checks against the view, then the events are applied.
+/// The second stage: the checks against the view, then the transaction is applied.
 fn finish(
     view: &mut View,
     trust: &ChainTrust,
     rec: &LogRecord,
-    prepared: Prepared<'_>,
+    verified: Verified<'_>,
     staged: &mut Overlay,
     store: &str,
 ) -> Result<(), OpenError> {
-    let Prepared {
-        seq,
-        events,
-        types,
-        verified,
-        keys,
-        tx,
-    } = prepared;
+    let Verified { prepared, tx } = verified;
     let owned: Option<Transaction> = tx.map(|tx| tx.to_transaction(&rec.payload));
+    let seq = prepared.seq;
     trust
-        .check_replayed(&*view, &events, seq, &verified, owned.as_ref(), staged)
+        .check(
+            &*view,
+            &Overlay::new(),
+            &prepared.events,
+            seq,
+            &prepared.verified,
+            owned.as_ref(),
+            staged,
+        )
         .map_err(|source| invalid(store, rec, seq, source))?;
-    let type_ids: Vec<u32> = types.iter().map(|name| view.intern(name)).collect();
-    // Every event passed, so every decoded metadata is valid. (Only the events with metadata
-    // are listed, in order; a cursor walks them without moving the others.)
-    let mut decoded = verified.trust.into_iter();
-    let mut next = decoded.next();
-    for (i, ev) in events.iter().enumerate() {
-        let auth = match &next {
-            Some((at, _)) if *at == i => {
-                let here = std::mem::replace(&mut next, decoded.next());
-                here.and_then(|(_, t)| t.ok()).and_then(|t| t.auth)
-            }
-            _ => None,
-        };
-        let type_id = if ev.tombstone {
-            0
-        } else {
-            type_ids.get(ev.type_id as usize).copied().unwrap_or(0)
-        };
-        view.apply_replayed(&Replayed { type_id, ..*ev }, seq, auth);
-    }
-    if let Some(keys) = keys {
-        view.set_tx_keys(seq, keys);
-    }
-    view.set_last_seq(seq);
+    prepared.apply(view, &rec.payload);
     Ok(())
 }
 
@@ -279,10 +204,12 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::crypto::{Hash, KeySize, PrivateSignKey};
-    use crate::event::{BodyFormat, EventDraft, MetaEntry, TxTrailer, encode_transaction};
+    use crate::crypto::{KeySize, PrivateSignKey};
+    use crate::event::{
+        BodyFormat, EventDraft, MetaEntry, PrimaryKey, TxTrailer, encode_transaction,
+    };
     use crate::trust::TrustPolicy;
-    use crate::trust::meta::{TAG_PREVIOUS, TxSignature, signature_trailer, signed_message};
+    use crate::trust::meta::{TAG_PREVIOUS, TxSealer, event_hashes};
 
     fn draft(key: u128, previous: Option<u64>, body: usize) -> EventDraft {
         EventDraft {
@@ -323,18 +250,13 @@ mod tests {
             edit(t, &mut seq, &mut events);
             let mut trailers: Vec<TxTrailer> = Vec::new();
             if let Some(key) = signer {
-                let unsigned = decode(&encode_transaction(seq, &events, &[]));
                 let covers: Vec<u32> = (0..events.len() as u32).collect();
-                let hashes: Vec<Hash> = unsigned.iter().map(|e| e.hash()).collect();
-                let public = key.as_public_key();
-                let msg = signed_message(public.algorithm().as_u8(), &chain, &covers, &hashes);
-                trailers.push(signature_trailer(&TxSignature {
-                    chain,
-                    public_key: public,
-                    covers,
-                    hashes,
-                    signature: key.sign(&msg),
-                }));
+                trailers = TxSealer {
+                    signers: vec![(key, covers)],
+                    ..TxSealer::default()
+                }
+                .seal(&chain, &event_hashes(&events))
+                .unwrap();
             }
             payloads.push(encode_transaction(seq, &events, &trailers));
         }
@@ -355,16 +277,11 @@ mod tests {
         (buf, records)
     }
 
-    fn decode(payload: &[u8]) -> Vec<crate::event::Event> {
-        crate::event::decode_transaction(Bytes::copy_from_slice(payload))
-            .unwrap()
-            .events
-    }
-
     fn trust(root: Option<&PrivateSignKey>) -> ChainTrust {
         ChainTrust {
             policy: TrustPolicy::new("replay", root.map(|k| vec![k.hash()]).unwrap_or_default()),
             plugins: Default::default(),
+            server_key: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use crate::crypto::Hash;
 use crate::event::PrimaryKey;
+use crate::trust::TrustError;
 
 /// Reading or staging a record failed.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +140,23 @@ pub enum DioError {
     /// The Dio this record came from was dropped, so there is nowhere to stage the change.
     #[error("the Dio this record belongs to was dropped")]
     DioClosed,
+    /// A record's read rule names an NTRU public key by id that neither the rule carries nor
+    /// the chain knows (no transaction of the chain named it): build the rule with
+    /// `ReadOption::from_public_key`.
+    #[error(
+        "record {key} is to be encrypted for public key {read_key:?}, which this chain does not know"
+    )]
+    UnknownPublicKey {
+        /// The record.
+        key: PrimaryKey,
+        /// The public key's id.
+        read_key: Hash,
+    },
+    /// The write breaks a rule of the chain of trust that validation would refuse too (e.g.
+    /// rules inherited through too many parents, a record moved under its own descendant or
+    /// to a place no session key may write).
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     /// A `DaoVec` that does not know its owning record was used; load the owner through a Dio
     /// (types deriving `Dao` are attached automatically) or call `DaoVec::attach`.
     #[error("the collection is not attached to a parent record")]

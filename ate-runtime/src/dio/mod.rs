@@ -8,6 +8,7 @@
 mod dao;
 mod delete;
 mod error;
+mod read;
 mod relations;
 mod seal;
 mod staging;
@@ -19,6 +20,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
 
 pub use dao::{AuthMut, Dao, DaoMut};
 pub use error::DioError;
@@ -26,7 +28,7 @@ pub use relations::{DaoRef, DaoVec};
 use staging::{Staged, Staging};
 
 use crate::AteError;
-use crate::chain::Chain;
+use crate::chain::{Chain, CommitError, Submitted};
 use crate::event::{ParentLink, PrimaryKey};
 use crate::schema;
 use crate::session::AteSession;
@@ -126,7 +128,7 @@ impl Dio {
     ) -> Result<Dao<T>, DioError> {
         let key = PrimaryKey::generate();
         let body = encode(&value)?;
-        let auth = seal::default_auth(schema::registration_of::<T>());
+        let auth = staging::default_auth(schema::registration_of::<T>());
         self.staging.lock().stage(
             key,
             Staged {
@@ -203,14 +205,17 @@ impl Dio {
             key: *key,
             reason: e.to_string(),
         })?;
-        let body = seal::open_body(
+        let body = read::open_body(
             &self.chain,
             &self.session,
-            *key,
-            seq,
-            &trust,
-            keys.as_deref(),
-            event.body.unwrap_or_default(),
+            read::Stored {
+                key: *key,
+                seq,
+                type_name: expected,
+                trust: &trust,
+                keys: keys.as_deref(),
+                body: event.body.unwrap_or_default(),
+            },
         )?;
         let value = decode::<T>(*key, &body)?;
         Ok(self.make(
@@ -314,7 +319,24 @@ impl Dio {
     }
 
     /// Writes everything staged as one transaction. Returns once it is durable (fsynced) and
-    /// visible in the view. On error nothing was written and the staged changes remain.
+    /// visible in the view.
+    ///
+    /// # Errors
+    ///
+    /// [`DioError`]s found while sealing (a missing write or read key, a final record, …) and
+    /// [`CommitError`](crate::CommitError)s from the chain (refused by validation, a unique
+    /// index violated, an I/O failure, …). On error nothing was written and the staged writes
+    /// stay staged, so the caller can fix what was refused and commit again, or
+    /// [`Dio::cancel`] them.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before the transaction reached the chain's writer leaves the writes
+    /// staged as they were. Once the writer has it, it may be committed whatever happens to
+    /// the future: dropping the future then takes the writes out of this Dio for good (they
+    /// are not staged again, since they may be in the log), and if the commit does happen the
+    /// Dio still learns the versions it wrote (so a later change of the same records names the
+    /// right version). Read the records to know whether it happened.
     pub async fn commit(&mut self) -> Result<(), AteError> {
         let (taken, versions) = {
             let mut staging = self.staging.lock();
@@ -326,24 +348,24 @@ impl Dio {
             (Taken::new(&self.staging, ops), versions)
         };
         let sealed = seal::seal(&self.chain, &self.session, &versions, taken.ops())?;
-        let seq = self
-            .chain
-            .commit(sealed.payload, sealed.hashes, sealed.trust)
-            .await?;
-        taken.committed(seq);
+        let verified =
+            self.chain
+                .verify_local(&sealed.payload, sealed.hashes.as_deref(), sealed.trust)?;
+        let submitted = self.chain.submit(sealed.payload, verified)?;
+        taken.submitted(submitted).outcome().await?;
         Ok(())
     }
 }
 
-/// Staged writes taken out for a commit: put back unless the commit happens (on an error, and
-/// when the commit is dropped before it ends).
+/// Staged writes taken out for a commit, until the transaction reaches the chain's writer: put
+/// back unless it does (on an error, and when the commit is dropped before).
 struct Taken<'a> {
-    staging: &'a Mutex<Staging>,
+    staging: &'a Arc<Mutex<Staging>>,
     ops: Option<Vec<(PrimaryKey, Staged)>>,
 }
 
 impl<'a> Taken<'a> {
-    fn new(staging: &'a Mutex<Staging>, ops: Vec<(PrimaryKey, Staged)>) -> Self {
+    fn new(staging: &'a Arc<Mutex<Staging>>, ops: Vec<(PrimaryKey, Staged)>) -> Self {
         Taken {
             staging,
             ops: Some(ops),
@@ -354,10 +376,12 @@ impl<'a> Taken<'a> {
         self.ops.as_deref().unwrap_or_default()
     }
 
-    /// The writes are committed as the transaction `seq`.
-    fn committed(mut self, seq: u64) {
-        if let Some(ops) = self.ops.take() {
-            self.staging.lock().committed(seq, &ops);
+    /// The transaction reached the chain's writer as `submitted`.
+    fn submitted(mut self, submitted: Submitted) -> InFlight {
+        InFlight {
+            staging: self.staging.clone(),
+            ops: self.ops.take().unwrap_or_default(),
+            outcome: Some(submitted.into_receiver()),
         }
     }
 }
@@ -367,5 +391,50 @@ impl Drop for Taken<'_> {
         if let Some(ops) = self.ops.take() {
             self.staging.lock().restore(ops);
         }
+    }
+}
+
+/// Staged writes whose transaction is with the chain's writer.
+struct InFlight {
+    staging: Arc<Mutex<Staging>>,
+    ops: Vec<(PrimaryKey, Staged)>,
+    /// `None` once the outcome arrived.
+    outcome: Option<oneshot::Receiver<Result<u64, CommitError>>>,
+}
+
+impl InFlight {
+    /// Waits for the outcome: committed, the Dio has seen the new versions; refused or failed,
+    /// the writes are staged again.
+    async fn outcome(mut self) -> Result<u64, CommitError> {
+        let Some(rx) = self.outcome.take() else {
+            return Err(CommitError::Closed);
+        };
+        let outcome = rx.await.unwrap_or(Err(CommitError::Closed));
+        let ops = std::mem::take(&mut self.ops);
+        let mut staging = self.staging.lock();
+        match &outcome {
+            Ok(seq) => staging.committed(*seq, &ops),
+            Err(_) => staging.restore(ops),
+        }
+        outcome
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // The commit was dropped while the writer had the transaction: it may be committed, so
+        // the writes are not staged again; if it is, the Dio learns the versions it wrote.
+        let Some(rx) = self.outcome.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (staging, ops) = (self.staging.clone(), std::mem::take(&mut self.ops));
+        runtime.spawn(async move {
+            if let Ok(Ok(seq)) = rx.await {
+                staging.lock().committed(seq, &ops);
+            }
+        });
     }
 }

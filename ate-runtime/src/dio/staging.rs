@@ -11,7 +11,7 @@ use super::DioError;
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use crate::chain::Chain;
 use crate::event::{ParentLink, PrimaryKey};
-use crate::trust::Authorization;
+use crate::trust::{Authorization, ReadOption, WriteOption};
 
 /// One staged write: a new version (plaintext body) or a deletion.
 #[derive(Debug, Clone)]
@@ -169,5 +169,24 @@ impl Staging {
                 self.versions.remove(k);
             }
         }
+    }
+}
+
+/// The default rules of a new record of a type (from `#[derive(Dao)]`).
+pub(crate) fn default_auth(reg: Option<&crate::schema::TypeRegistration>) -> Authorization {
+    use crate::schema::AccessDefault;
+    let Some(reg) = reg else {
+        return Authorization::default();
+    };
+    Authorization {
+        read: match reg.read {
+            AccessDefault::Everyone => ReadOption::Everyone,
+            _ => ReadOption::Inherit,
+        },
+        write: match reg.write {
+            AccessDefault::Everyone => WriteOption::Everyone,
+            AccessDefault::Nobody => WriteOption::Nobody,
+            _ => WriteOption::Inherit,
+        },
     }
 }

@@ -25,6 +25,10 @@ const KNOWN_FLAGS: u8 = FLAG_TOMBSTONE | FLAG_PARENT | FLAG_BODY;
 /// Upper bound on a type name, in bytes.
 pub const MAX_TYPE_NAME: usize = 1024;
 
+/// The smallest encoded event with its length prefix in a transaction payload (a tombstone
+/// without parent, type name, metadata or body): a bound on the events a payload can hold.
+pub const MIN_EVENT_BYTES: usize = 4 + 1 + 1 + 16 + 8 + 2 + 1 + 2;
+
 /// The fields of an event that come before its metadata entries, borrowed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EventHead<'a> {

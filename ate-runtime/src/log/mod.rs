@@ -15,7 +15,7 @@ pub use error::LogError;
 pub use file::{FileStore, LOCK_WAIT, PREALLOCATE_CHUNK};
 pub use memory::MemoryStore;
 pub use redo::{
-    DEFAULT_MAX_FRAME, FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, LogRecord, RecoveryMode,
-    RecoveryReport, RedoLog, encode_frames, frame_in_place,
+    Appended, DEFAULT_MAX_FRAME, FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, LogRecord,
+    RecoveryMode, RecoveryReport, RedoLog, encode_frames, frame_in_place,
 };
 pub use store::LogStore;

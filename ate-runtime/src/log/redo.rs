@@ -29,7 +29,7 @@ use super::{LogError, LogStore};
 /// The file magic.
 pub const FILE_MAGIC: [u8; 8] = *b"ATE-LOG\0";
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Size of the file header.
 pub const FILE_HEADER_LEN: usize = 16;
 /// The frame magic.

@@ -25,7 +25,9 @@ pub enum ReadKey {
     /// too, in its session.
     Symmetric(Hash),
     /// An NTRU public key: anyone can write for it, only the private key's holder can read.
-    Public(PublicEncryptKey),
+    /// Rules name it by its id; the key itself travels once per transaction, in its key
+    /// directory.
+    Public(PublicReadKey),
 }
 
 impl ReadKey {
@@ -33,8 +35,79 @@ impl ReadKey {
     pub fn hash(&self) -> Hash {
         match self {
             ReadKey::Symmetric(h) => *h,
-            ReadKey::Public(pk) => pk.hash(),
+            ReadKey::Public(pk) => pk.id,
         }
+    }
+}
+
+/// An NTRU public read key as a rule names it: by its id ([`PublicEncryptKey::hash`]).
+///
+/// Encoded as the id alone, so a record's rules stay small; the key is written once per
+/// transaction that names it, in the transaction's key directory, and the chain's view keeps
+/// every key its transactions named. A rule made from a key in this process
+/// ([`ReadOption::from_public_key`]) carries the key too, so the writer of the first record
+/// for it can wrap data keys; one decoded from a log carries the id only. Equality and hashing
+/// are by id.
+#[derive(Clone)]
+pub struct PublicReadKey {
+    id: Hash,
+    key: Option<PublicEncryptKey>,
+}
+
+impl PublicReadKey {
+    /// The rule's name for `key`, carrying the key.
+    pub fn new(key: &PublicEncryptKey) -> Self {
+        PublicReadKey {
+            id: key.hash(),
+            key: Some(key.clone()),
+        }
+    }
+
+    /// A name for the key with id `id`, without the key.
+    pub fn from_id(id: Hash) -> Self {
+        PublicReadKey { id, key: None }
+    }
+
+    /// The key's id.
+    pub fn id(&self) -> Hash {
+        self.id
+    }
+
+    /// The key itself, when this rule was made from it in this process.
+    pub fn key(&self) -> Option<&PublicEncryptKey> {
+        self.key.as_ref()
+    }
+}
+
+impl PartialEq for PublicReadKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for PublicReadKey {}
+
+impl std::hash::Hash for PublicReadKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl std::fmt::Debug for PublicReadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicReadKey({:?})", self.id)
+    }
+}
+
+impl Serialize for PublicReadKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.id.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicReadKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Hash::deserialize(d).map(PublicReadKey::from_id)
     }
 }
 
@@ -46,7 +119,7 @@ impl ReadOption {
 
     /// Readable only with the private half of `key`.
     pub fn from_public_key(key: &PublicEncryptKey) -> Self {
-        ReadOption::Specific(ReadKey::Public(key.clone()))
+        ReadOption::Specific(ReadKey::Public(PublicReadKey::new(key)))
     }
 }
 

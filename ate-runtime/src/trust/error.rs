@@ -7,12 +7,12 @@ use crate::event::PrimaryKey;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrustError {
-    /// An event's bytes do not match the hash its signature lists (the payload was changed).
-    #[error("event {index} does not match the hash its signature covers (tampered payload)")]
-    EventHashMismatch {
-        /// The event's index in its transaction.
-        index: u32,
-    },
+    /// The transaction is not the one its signatures (or vouch) were made for: an event, the
+    /// keys trailer, the key directory or a signer's coverage was changed, added or removed.
+    #[error(
+        "the transaction does not match the digest its proofs sign (an event, the keys, the key directory or a signer's coverage was changed, added or removed)"
+    )]
+    TxDigestMismatch,
     /// A signature does not verify under the public key it names.
     #[error("signature by key {signer:?} does not verify")]
     BadSignature {
@@ -156,6 +156,83 @@ pub enum TrustError {
     UnusedKeyEntry {
         /// The entry's read key.
         read_key: Hash,
+    },
+    /// Trailers out of their canonical order (tag order; signatures ascending by signer).
+    #[error("trailer {tag} comes after trailer {after}: trailers must be in canonical order")]
+    TrailerOrder {
+        /// The trailer's tag.
+        tag: u16,
+        /// The tag of the trailer before it.
+        after: u16,
+    },
+    /// More signatures than a transaction may carry.
+    #[error("the transaction carries more than {max} signatures")]
+    TooManySignatures {
+        /// The cap.
+        max: usize,
+    },
+    /// Two signatures by one key.
+    #[error("the transaction carries two signatures by key {signer:?}")]
+    DuplicateSigner {
+        /// The key.
+        signer: Hash,
+    },
+    /// A vouch by a server key the chain does not pin, or a vouch handed to
+    /// `Chain::commit_transaction` (only the chain's own server vouches, through
+    /// `Chain::commit_vouched`).
+    #[error("vouch by server key {server:?}, which this chain does not pin")]
+    UnpinnedServer {
+        /// The key that signed the vouch.
+        server: Hash,
+    },
+    /// A transaction built elsewhere carries a vouch: a vouch is the word of this chain's own
+    /// server and is made only by `Chain::commit_vouched`.
+    #[error("a transaction from outside the process may not carry a vouch")]
+    ForeignVouch,
+    /// The key directory does not decode, is not canonical, is empty, or is not ascending.
+    #[error("malformed key directory: {reason}")]
+    MalformedDirectory {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A rule names a public read key that is not in the transaction's key directory.
+    #[error("event {index} names public read key {read_key:?}, which is not in the key directory")]
+    MissingDirectoryEntry {
+        /// The event's index in its transaction.
+        index: u32,
+        /// The key's id.
+        read_key: Hash,
+    },
+    /// The key directory holds a key no rule of the transaction names.
+    #[error("the key directory holds key {read_key:?}, which no rule of the transaction names")]
+    UnusedDirectoryEntry {
+        /// The key's id.
+        read_key: Hash,
+    },
+    /// The record's rules are inherited through more than `MAX_INHERIT_DEPTH` parents.
+    #[error(
+        "record {key} would inherit its rules through more parents than MAX_INHERIT_DEPTH allows"
+    )]
+    TooDeep {
+        /// The record.
+        key: PrimaryKey,
+    },
+    /// The update would make a record its own ancestor.
+    #[error("moving record {key} there would make it its own ancestor")]
+    ParentCycle {
+        /// The record.
+        key: PrimaryKey,
+    },
+    /// The update moves a record under a parent (or to the root) whose write right no signer
+    /// holds (or which is final).
+    #[error(
+        "moving record {key} under {to:?} needs that parent's write right, which no signer holds"
+    )]
+    UnauthorizedMove {
+        /// The record.
+        key: PrimaryKey,
+        /// The new parent (`None`: the chain root).
+        to: Option<PrimaryKey>,
     },
     /// A custom validator refused the transaction.
     #[error("refused by validator {validator}: {reason}")]

@@ -1,4 +1,4 @@
-//! The keys trailer checked against the events that use it.
+//! The keys trailer and the key directory checked against the events that use them.
 //!
 //! A transaction's encrypted bodies share one data key per read key; its wrapped form is in the
 //! keys trailer ([`TxKeys`]), once per transaction. The trailer is not signed, so each encrypted
@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use crate::crypto::Hash;
+use crate::crypto::{Hash, PublicEncryptKey};
 
-use super::TrustError;
-use super::meta::{CheckedMeta, TxKey, TxKeys, key_entry_id};
+use super::meta::{CheckedMeta, TxDirectory, TxKey, TxKeys, key_entry_id};
+use super::{ReadKey, ReadOption, TrustError};
 
 /// Checks the keys trailer `keys` of a transaction against the trust metadata of its events
 /// (`trust`: the events that have metadata, by index, as [`TrustPolicy::verify`] lists them):
@@ -67,6 +67,54 @@ pub(crate) fn check_keys(
         });
     }
     Ok((!entries.is_empty()).then(|| entries.into()))
+}
+
+/// Checks the key directory `directory` of a transaction against the rules of its events
+/// (`trust`, as for [`check_keys`]): every NTRU public read key an event's explicit rules name
+/// must be in it, and it must hold nothing else. Returns its keys, for the view.
+pub(crate) fn check_directory(
+    directory: Option<TxDirectory>,
+    trust: &[(usize, Result<CheckedMeta, TrustError>)],
+) -> Result<Option<Arc<[PublicEncryptKey]>>, TrustError> {
+    if trust.iter().any(|(_, t)| t.is_err()) {
+        return Ok(None);
+    }
+    // Ascending by id (checked when decoded).
+    let keys: Vec<PublicEncryptKey> = directory.map(|d| d.keys).unwrap_or_default();
+    let mut used = vec![false; keys.len()];
+    // Records written together mostly share their rules.
+    let mut last: Option<Hash> = None;
+    for (i, t) in trust {
+        let Ok(CheckedMeta {
+            auth: Some(auth), ..
+        }) = t
+        else {
+            continue;
+        };
+        let ReadOption::Specific(ReadKey::Public(pk)) = &auth.read else {
+            continue;
+        };
+        let id = pk.id();
+        if last == Some(id) {
+            continue;
+        }
+        match keys.binary_search_by_key(&id, |k| k.hash()) {
+            Ok(at) => used[at] = true,
+            Err(_) => {
+                return Err(TrustError::MissingDirectoryEntry {
+                    index: *i as u32,
+                    read_key: id,
+                });
+            }
+        }
+        last = Some(id);
+    }
+    if let Some(at) = used.iter().position(|u| !u) {
+        return Err(TrustError::UnusedDirectoryEntry {
+            read_key: keys[at].hash(),
+        });
+    }
+    Ok((!keys.is_empty()).then(|| keys.into()))
 }
 
 #[cfg(test)]

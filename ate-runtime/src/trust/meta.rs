@@ -10,23 +10,17 @@
 //! | 4 | transforms | u16 LE ids of the body transformers applied, in order (absent: none) |
 //! | 5 | confidentiality | [`Confidentiality`], 76 bytes: read key id ‖ key entry id ‖ nonce; the body is then AES-256-GCM ciphertext |
 //!
-//! Transaction trailers (`TxTrailer` tags):
-//!
-//! | tag | name | value |
-//! |---|---|---|
-//! | 1 | signature | MessagePack of [`TxSignature`] |
-//! | 2 | vouch | MessagePack of [`TxVouch`]: writers a trusted server authenticated (accepted only on chains in [`IntegrityMode::Centralized`](super::IntegrityMode::Centralized)) |
-//! | 3 | keys | MessagePack of [`TxKeys`]: the data key of each read key, wrapped once per transaction; each encrypted event binds its entry by [`key_entry_id`] |
+//! Transaction trailers are in [`trailers`](super::trailers) (re-exported here).
 //!
 //! An event or transaction carrying a tag this build does not know is refused
 //! ([`TrustError::UnknownMetadata`]): metadata can change who may read or write, so it is never
 //! ignored.
 
-use serde::{Deserialize, Serialize};
+use crate::crypto::{Hash, NONCE_LEN};
+use crate::event::{Event, MetaEntry, PrimaryKey, Transaction};
 
-use crate::crypto::{Hash, NONCE_LEN, PublicSignKey, Signature, WrappedKey};
-use crate::event::{Event, MetaEntry, Transaction, TxTrailer};
-
+use super::trailers::encode;
+pub use super::trailers::*;
 use super::{Authorization, TrustError};
 
 /// Event metadata: the record's read and write rules.
@@ -45,36 +39,6 @@ pub const TAG_CONFIDENTIALITY: u16 = 5;
 /// an event is refused, but its body is not plaintext either.)
 pub fn is_sealed(mut has: impl FnMut(u16) -> bool) -> bool {
     has(TAG_CONFIDENTIALITY) || has(TAG_TRANSFORMS) || has(TAG_RETIRED_CONFIDENTIALITY)
-}
-
-/// Transaction trailer: a signature over event hashes.
-pub const TRAILER_SIGNATURE: u16 = 1;
-/// Transaction trailer: writers vouched for by a trusted server (centralized integrity).
-pub const TRAILER_VOUCH: u16 = 2;
-/// Transaction trailer: the wrapped data keys of the transaction's encrypted bodies.
-pub const TRAILER_KEYS: u16 = 3;
-
-/// The writers a trusted server vouches for: it authenticated the connection the transaction
-/// came on as these keys, so their rights count for every event of the transaction without a
-/// signature. Only chains in [`IntegrityMode::Centralized`](super::IntegrityMode::Centralized)
-/// accept it; a log holding one is verifiable only by those who trust that server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TxVouch {
-    /// The chain (as in signatures: a vouch cannot move to another chain).
-    pub chain: Hash,
-    /// Hashes of the public keys the connection was authenticated as.
-    pub writers: Vec<Hash>,
-}
-
-/// What a transaction's trailers say: who wrote it, and the wrapped data keys of its bodies.
-#[derive(Debug, Clone, Default)]
-pub struct TxProofs {
-    /// Signatures over event hashes.
-    pub signatures: Vec<TxSignature>,
-    /// A server's vouch, at most one.
-    pub vouch: Option<TxVouch>,
-    /// The keys trailer, at most one (checked against the events by verification).
-    pub keys: Option<TxKeys>,
 }
 
 /// How an event's body is encrypted: under the transaction's data key for `read_key`, whose
@@ -127,48 +91,6 @@ impl Confidentiality {
             nonce,
         })
     }
-}
-
-/// The data key of one read key in one transaction, wrapped for that reader.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TxKey {
-    /// The read key (its id, as in [`Confidentiality::read_key`]).
-    pub read_key: Hash,
-    /// The data key, wrapped (AES-256-GCM for symmetric read keys, NTRU + AES-256-GCM for public
-    /// ones); wrapped for `read_key` ([`WrappedKey::reader`]).
-    pub wrapped: WrappedKey,
-}
-
-/// The keys trailer of a transaction: one entry per read key its bodies are encrypted for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TxKeys {
-    /// The entries, at most one per read key, each used by at least one event.
-    pub keys: Vec<TxKey>,
-}
-
-/// Domain separation tag of key entry ids.
-pub const KEY_ENTRY_DOMAIN: &[u8] = b"ATE/tx-key/v1";
-
-/// The id an encrypted event binds its key entry by:
-/// [`Hash::of_parts`]`([KEY_ENTRY_DOMAIN, MessagePack of the entry])`, the entry encoded as in
-/// the trailer (canonical: the trailer must be exactly the encoding of what it decodes to).
-pub fn key_entry_id(entry: &TxKey) -> Hash {
-    Hash::of_parts(&[KEY_ENTRY_DOMAIN, &encode(entry)])
-}
-
-/// A signature by one key over the hashes of some of a transaction's events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TxSignature {
-    /// Hash of the chain key the transaction was written for (also inside the signed bytes).
-    pub chain: Hash,
-    /// The signer's public key (so anyone can verify the log offline).
-    pub public_key: PublicSignKey,
-    /// Indexes of the events covered, ascending.
-    pub covers: Vec<u32>,
-    /// The hash of each covered event, in the same order.
-    pub hashes: Vec<Hash>,
-    /// The signature over [`signed_message`].
-    pub signature: Signature,
 }
 
 /// The hash naming a chain inside signatures.
@@ -224,10 +146,6 @@ fn decode<T: serde::de::DeserializeOwned>(tag: u16, bytes: &[u8]) -> Result<T, T
         tag,
         reason: e.to_string(),
     })
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    rmp_serde::to_vec(value).expect("metadata types always encode")
 }
 
 impl EventTrust {
@@ -321,129 +239,46 @@ impl EventTrust {
     }
 }
 
-/// The signatures, vouch and keys trailer of a transaction, refusing unknown trailers.
+/// The proofs and keys of a transaction, decoded and checked for form ([`proofs_from`]).
 pub fn proofs_of(tx: &Transaction) -> Result<TxProofs, TrustError> {
     proofs_from(tx.trailers.iter().map(|t| (t.tag, &t.value[..])))
 }
 
-/// The proofs in `(tag, value)` trailer entries, as [`proofs_of`] reads them.
-pub fn proofs_from<'a>(
-    trailers: impl IntoIterator<Item = (u16, &'a [u8])>,
-) -> Result<TxProofs, TrustError> {
-    let mut proofs = TxProofs::default();
-    for (tag, value) in trailers {
-        match tag {
-            TRAILER_SIGNATURE => proofs.signatures.push(decode(tag, value)?),
-            TRAILER_VOUCH if proofs.vouch.is_none() => proofs.vouch = Some(decode(tag, value)?),
-            TRAILER_VOUCH => {
-                return Err(TrustError::MalformedMetadata {
-                    tag,
-                    reason: "more than one vouch".into(),
-                });
-            }
-            TRAILER_KEYS if proofs.keys.is_none() => proofs.keys = Some(decode_keys(value)?),
-            TRAILER_KEYS => return Err(TrustError::DuplicateKeysTrailer),
-            other => return Err(TrustError::UnknownMetadata(other)),
-        }
-    }
-    Ok(proofs)
-}
-
-/// The keys trailer of a transaction (`None`: it has none), as [`keys_from`] reads it.
-pub fn keys_of(tx: &Transaction) -> Result<Option<TxKeys>, TrustError> {
-    Ok(proofs_of(tx)?.keys)
-}
-
 /// The keys trailer among `(tag, value)` trailer entries (`None`: there is none), as
-/// [`proofs_from`] reads it with the rest. Refuses a second keys trailer, one that does not
-/// decode or is not the canonical encoding of what it decodes to, an empty one, two entries for
-/// one read key, and an entry whose wrapped key is for another reader than its read key.
+/// [`proofs_from`] reads it with the rest.
 pub fn keys_from<'a>(
     trailers: impl IntoIterator<Item = (u16, &'a [u8])>,
 ) -> Result<Option<TxKeys>, TrustError> {
     Ok(proofs_from(trailers)?.keys)
 }
 
-/// One keys trailer's value, checked as [`keys_from`] says.
-fn decode_keys(value: &[u8]) -> Result<TxKeys, TrustError> {
-    let malformed = |reason: String| TrustError::MalformedKeys { reason };
-    let keys: TxKeys = rmp_serde::from_slice(value).map_err(|e| malformed(e.to_string()))?;
-    if encode(&keys) != value {
-        return Err(malformed(
-            "not the canonical encoding of its entries".into(),
-        ));
-    }
-    if keys.keys.is_empty() {
-        return Err(malformed("no entries".into()));
-    }
-    for (i, k) in keys.keys.iter().enumerate() {
-        if k.wrapped.reader() != k.read_key {
-            return Err(malformed(format!(
-                "entry {i} holds a key wrapped for {:?}, not for its read key {:?}",
-                k.wrapped.reader(),
-                k.read_key
-            )));
-        }
-        if keys.keys[..i].iter().any(|o| o.read_key == k.read_key) {
-            return Err(TrustError::DuplicateKeyEntry {
-                read_key: k.read_key,
-            });
-        }
-    }
-    Ok(keys)
-}
+/// Domain separation tag of the associated data of encrypted bodies.
+pub const BODY_DOMAIN: &[u8] = b"ATE/body/v2";
 
-/// The trailer carrying a transaction's wrapped data keys.
-pub fn keys_trailer(keys: &TxKeys) -> TxTrailer {
-    TxTrailer {
-        tag: TRAILER_KEYS,
-        value: encode(keys).into(),
-    }
-}
-
-/// The trailer carrying a vouch.
-pub fn vouch_trailer(vouch: &TxVouch) -> TxTrailer {
-    TxTrailer {
-        tag: TRAILER_VOUCH,
-        value: encode(vouch).into(),
-    }
-}
-
-/// The trailer carrying a signature.
-pub fn signature_trailer(sig: &TxSignature) -> TxTrailer {
-    TxTrailer {
-        tag: TRAILER_SIGNATURE,
-        value: encode(sig).into(),
-    }
-}
-
-/// Domain separation tag of transaction signatures.
-pub const SIGNATURE_DOMAIN: &[u8] = b"ATE/tx-signature/v1";
-
-/// The exact bytes a transaction signature covers:
-/// `domain ‖ algorithm id (u8) ‖ chain hash (32) ‖ count (u32 LE) ‖ (index u32 LE ‖ hash (32))*`.
-/// The algorithm id stops a downgrade; the chain hash stops replay on another chain; the indexes
-/// stop events being reordered.
-pub fn signed_message(alg: u8, chain: &Hash, covers: &[u32], hashes: &[Hash]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(SIGNATURE_DOMAIN.len() + 37 + 36 * hashes.len());
-    m.extend_from_slice(SIGNATURE_DOMAIN);
-    m.push(alg);
-    m.extend_from_slice(chain.as_bytes());
-    m.extend_from_slice(&(hashes.len() as u32).to_le_bytes());
-    for (i, h) in covers.iter().zip(hashes) {
-        m.extend_from_slice(&i.to_le_bytes());
-        m.extend_from_slice(h.as_bytes());
-    }
-    m
-}
-
-/// The associated data of an encrypted body: binds the ciphertext to its chain and record, so it
-/// cannot be moved to another record or chain.
-pub fn body_aad(chain_key: &str, key: &crate::event::PrimaryKey) -> Vec<u8> {
-    let mut a = Vec::with_capacity(16 + chain_key.len() + 16);
-    a.extend_from_slice(b"ATE/body/v1");
+/// The associated data of an encrypted body: binds the ciphertext to its chain, its record, the
+/// version it replaces, its type and the key entry holding its data key. So it cannot be moved
+/// to another record or chain, relabelled as another type, nor copied into a later version of
+/// the same record (a writer without the read key cannot roll a record back to an old
+/// content: readers get `DecryptFailed`).
+///
+/// `"ATE/body/v2" ‖ chain key length (u16 LE) ‖ chain key ‖ primary key (16) ‖ previous
+/// version (u64 LE, 0 for a new record) ‖ key entry id (32) ‖ type name length (u16 LE) ‖ type
+/// name`.
+pub fn body_aad(
+    chain_key: &str,
+    key: &PrimaryKey,
+    previous: Option<u64>,
+    key_entry: &Hash,
+    type_name: &str,
+) -> Vec<u8> {
+    let mut a = Vec::with_capacity(BODY_DOMAIN.len() + 2 + chain_key.len() + 58 + type_name.len());
+    a.extend_from_slice(BODY_DOMAIN);
     a.extend_from_slice(&(chain_key.len() as u16).to_le_bytes());
     a.extend_from_slice(chain_key.as_bytes());
     a.extend_from_slice(&key.to_bytes());
+    a.extend_from_slice(&previous.unwrap_or(0).to_le_bytes());
+    a.extend_from_slice(key_entry.as_bytes());
+    a.extend_from_slice(&(type_name.len() as u16).to_le_bytes());
+    a.extend_from_slice(type_name.as_bytes());
     a
 }

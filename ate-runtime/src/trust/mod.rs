@@ -4,8 +4,8 @@
 //!
 //! - [`Authorization`] carries a record's [`ReadOption`] and [`WriteOption`]; `Inherit` walks
 //!   parent links up to the chain root, whose writers are the chain's root keys.
-//! - Transactions are signed once per signing key over the hashes of the events it covers
-//!   ([`meta::signed_message`]).
+//! - Transactions are signed once per signing key over their digest ([`meta::tx_digest`]): every
+//!   event's hash, every proof's coverage, the keys trailer and the key directory.
 //! - [`TrustPolicy::validate`] checks signatures, write rights, versions (replays), that
 //!   protected records are encrypted for their reader, and that each encrypted event binds its
 //!   transaction's wrapped data key ([`meta::TxKeys`]) by id.
@@ -18,11 +18,12 @@ mod error;
 mod keys;
 pub mod meta;
 mod plugin;
+pub mod trailers;
 mod validate;
 
-pub use auth::{Authorization, ReadKey, ReadOption, WriteOption};
+pub use auth::{Authorization, PublicReadKey, ReadKey, ReadOption, WriteOption};
 pub use error::TrustError;
-pub(crate) use keys::check_keys;
+pub(crate) use keys::{check_directory, check_keys};
 pub(crate) use plugin::refuse;
 pub use plugin::{EXTENSION_TAG_BASE, Linter, Transformer, ValidationContext, Validator};
 pub(crate) use validate::{EventKeys, Verified};

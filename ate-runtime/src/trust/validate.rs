@@ -3,16 +3,20 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::crypto::Hash;
+use crate::crypto::{Hash, PublicEncryptKey};
 use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, Transaction};
 
-use super::meta::{CheckedMeta, EventTrust, TxProofs, chain_hash, proofs_of, signed_message};
+use super::meta::{
+    CheckedMeta, EventTrust, TxProofs, chain_hash, proofs_of, signature_message, tx_digest,
+    vouch_message,
+};
 use super::{Authorization, ReadOption, TrustError, WriteOption};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Deepest parent chain the rules are inherited through; deeper trees are refused writes.
+/// Deepest parent chain the rules are inherited through: a write whose read or write rule would
+/// be inherited from further up is refused ([`TrustError::TooDeep`]), on commit and on open.
 pub const MAX_INHERIT_DEPTH: usize = 256;
 
 /// What validation needs to know about a live record.
@@ -97,22 +101,40 @@ pub enum IntegrityMode {
     /// log can verify it offline, with no trusted party.
     #[default]
     Distributed,
-    /// Transactions may instead carry a server's vouch ([`TxVouch`](super::meta::TxVouch)): the
-    /// server authenticated the connection they arrived on, and the writers it names hold
-    /// their rights for every event without signing. Cheaper for writers; the log is then only
-    /// as trustworthy as that server. Signed transactions are accepted too.
+    /// Transactions may instead carry a server's vouch ([`TxVouch`](super::meta::TxVouch)),
+    /// signed by a server key the chain pins: the server authenticated the connection they
+    /// arrived on, and the writers it names hold their rights for every event without signing.
+    /// Cheaper for writers; the log is then only as trustworthy as that server. Signed
+    /// transactions are accepted too.
     Centralized,
 }
 
-/// The chain-wide rules: the chain's identity, its root writers and its integrity mode.
+/// The chain-wide rules: the chain's identity, its root writers, its integrity mode and the
+/// servers whose vouches it accepts.
 #[derive(Debug, Clone)]
 pub struct TrustPolicy {
     chain_key: String,
     chain_hash: Hash,
     root_keys: Vec<Hash>,
     integrity: IntegrityMode,
+    /// Ids of the server keys whose vouches count (centralized integrity).
+    servers: Vec<Hash>,
     /// [`TrustPolicy::root_write`], built once.
     root_rule: WriteOption,
+}
+
+/// A parent chain longer than [`MAX_INHERIT_DEPTH`] was walked without finding the rule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TooDeep;
+
+/// The rules a write must satisfy (see [`TrustPolicy::write_rules`]).
+pub(crate) struct WriteRules {
+    /// The record's own rule (inherited when it has none); for a new record its parent's, or
+    /// the root's.
+    pub own: Rule,
+    /// When the write moves an existing record to another parent (or to the root): that place
+    /// and its rule, which the write must satisfy too.
+    pub moved_to: Option<(Option<PrimaryKey>, Rule)>,
 }
 
 impl TrustPolicy {
@@ -129,6 +151,7 @@ impl TrustPolicy {
             chain_hash: chain_hash(chain_key),
             root_keys,
             integrity: IntegrityMode::Distributed,
+            servers: Vec::new(),
             root_rule,
         }
     }
@@ -136,6 +159,12 @@ impl TrustPolicy {
     /// The same policy in integrity mode `mode`.
     pub fn with_integrity(mut self, mode: IntegrityMode) -> Self {
         self.integrity = mode;
+        self
+    }
+
+    /// The same policy accepting vouches signed by the server keys with these ids.
+    pub fn with_servers(mut self, servers: Vec<Hash>) -> Self {
+        self.servers = servers;
         self
     }
 
@@ -164,100 +193,136 @@ impl TrustPolicy {
         self.root_keys.is_empty()
     }
 
-    /// The write rule in force for an existing record (its own, else inherited).
-    pub fn effective_write(&self, lookup: &dyn TrustLookup, key: &PrimaryKey) -> WriteOption {
-        self.write_rule(lookup, lookup.record(key))
-            .get(self)
-            .clone()
-    }
-
-    /// The write rule in force for the record whose state is `first` (`None`: no such record),
-    /// walking parent links through `lookup`.
-    fn write_rule(&self, lookup: &dyn TrustLookup, first: Option<RecordState>) -> Rule {
+    /// The nearest record, from `first` up the parent links, whose own rules set the rule that
+    /// `sets` tells; `Ok(None)`: none does, the root's rule applies.
+    fn nearest(
+        lookup: &dyn TrustLookup,
+        first: Option<RecordState>,
+        sets: impl Fn(&Authorization) -> bool,
+    ) -> Result<Option<Arc<Authorization>>, TooDeep> {
         let mut rec = first;
         for _ in 0..MAX_INHERIT_DEPTH {
             let Some(r) = rec else {
-                return Rule::Root;
+                return Ok(None);
             };
             if let Some(a) = r.auth
-                && a.write != WriteOption::Inherit
+                && sets(&a)
             {
-                return Rule::Own(a);
+                return Ok(Some(a));
             }
             match r.parent {
                 Some(p) => rec = lookup.record(&p),
-                None => return Rule::Root,
+                None => return Ok(None),
             }
         }
-        Rule::TooDeep
+        Err(TooDeep)
+    }
+
+    /// The write rule in force for the record whose state is `first` (`None`: no such record,
+    /// the root's), walking parent links through `lookup`.
+    fn write_rule(
+        &self,
+        lookup: &dyn TrustLookup,
+        first: Option<RecordState>,
+    ) -> Result<Rule, TooDeep> {
+        Ok(
+            match Self::nearest(lookup, first, |a| a.write != WriteOption::Inherit)? {
+                Some(a) => Rule::Own(a),
+                None => Rule::Root,
+            },
+        )
+    }
+
+    /// The rules that set the read rule in force for the record whose state is `first` (`None`:
+    /// `Everyone`).
+    fn read_rule(
+        &self,
+        lookup: &dyn TrustLookup,
+        first: Option<RecordState>,
+    ) -> Result<Option<Arc<Authorization>>, TooDeep> {
+        Self::nearest(lookup, first, |a| a.read != ReadOption::Inherit)
+    }
+
+    /// The write rule in force for an existing record (its own, else inherited).
+    pub fn effective_write(
+        &self,
+        lookup: &dyn TrustLookup,
+        key: &PrimaryKey,
+    ) -> Result<WriteOption, TrustError> {
+        let rule = self
+            .write_rule(lookup, lookup.record(key))
+            .map_err(|TooDeep| TrustError::TooDeep { key: *key })?;
+        Ok(rule.get(self).clone())
     }
 
     /// The read rule in force for an existing record (its own, else inherited; the root is
     /// `Everyone`).
-    pub fn effective_read(&self, lookup: &dyn TrustLookup, key: &PrimaryKey) -> ReadOption {
-        match self.read_rule(lookup, key) {
-            Some(a) => a.read.clone(),
-            None => ReadOption::Everyone,
-        }
-    }
-
-    /// The rules that set the read rule in force for an existing record (`None`: `Everyone`).
-    fn read_rule(&self, lookup: &dyn TrustLookup, key: &PrimaryKey) -> Option<Arc<Authorization>> {
-        let mut at = *key;
-        for _ in 0..MAX_INHERIT_DEPTH {
-            let rec = lookup.record(&at)?;
-            if let Some(a) = rec.auth
-                && a.read != ReadOption::Inherit
-            {
-                return Some(a);
-            }
-            at = rec.parent?;
-        }
-        None
-    }
-
-    /// The write rule a write to `key` must satisfy: the record's own (effective) rule when it
-    /// exists, otherwise its parent's, otherwise the root's.
-    pub fn required_write(
+    pub fn effective_read(
         &self,
         lookup: &dyn TrustLookup,
         key: &PrimaryKey,
-        parent: Option<&PrimaryKey>,
-    ) -> WriteOption {
-        self.required_rule(lookup, lookup.record(key), parent)
-            .get(self)
-            .clone()
+    ) -> Result<ReadOption, TrustError> {
+        match self.read_rule(lookup, lookup.record(key)) {
+            Ok(Some(a)) => Ok(a.read.clone()),
+            Ok(None) => Ok(ReadOption::Everyone),
+            Err(TooDeep) => Err(TrustError::TooDeep { key: *key }),
+        }
     }
 
-    /// [`TrustPolicy::required_write`] for a record whose current state is `current` (looked up
-    /// already), without copying the rule.
-    pub(crate) fn required_rule(
+    /// The rules a write to `key` must satisfy, the record's current state being `current`
+    /// (looked up already) and its parent after the write `parent` (for a deletion, its
+    /// current parent): its own (effective) rule when it exists, otherwise its parent's,
+    /// otherwise the root's; and, when the write moves it to another parent (or to the root),
+    /// that place's rule too. A move that would make the record its own ancestor is refused.
+    pub(crate) fn write_rules(
         &self,
         lookup: &dyn TrustLookup,
-        current: Option<RecordState>,
-        parent: Option<&PrimaryKey>,
-    ) -> Rule {
-        if current.is_some() {
-            self.write_rule(lookup, current)
-        } else if let Some(p) = parent {
-            self.write_rule(lookup, lookup.record(p))
+        key: PrimaryKey,
+        current: Option<&RecordState>,
+        parent: Option<PrimaryKey>,
+    ) -> Result<WriteRules, TrustError> {
+        let too_deep = |TooDeep| TrustError::TooDeep { key };
+        let place = |p: Option<PrimaryKey>| match p {
+            Some(p) => self.write_rule(lookup, lookup.record(&p)).map_err(too_deep),
+            None => Ok(Rule::Root),
+        };
+        let Some(current) = current else {
+            return Ok(WriteRules {
+                own: place(parent)?,
+                moved_to: None,
+            });
+        };
+        let own = self
+            .write_rule(lookup, Some(current.clone()))
+            .map_err(too_deep)?;
+        let moved_to = if current.parent == parent {
+            None
         } else {
-            Rule::Root
-        }
+            if let Some(p) = parent {
+                refuse_cycle(lookup, key, p)?;
+            }
+            Some((parent, place(parent)?))
+        };
+        Ok(WriteRules { own, moved_to })
     }
 
     /// The read rule a new version of `key` will have with rules `auth` under `parent`.
     pub fn read_for(
         &self,
         lookup: &dyn TrustLookup,
+        key: &PrimaryKey,
         auth: Option<&Authorization>,
         parent: Option<&PrimaryKey>,
-    ) -> ReadOption {
+    ) -> Result<ReadOption, TrustError> {
         match auth.map(|a| &a.read) {
-            Some(r) if *r != ReadOption::Inherit => r.clone(),
+            Some(r) if *r != ReadOption::Inherit => Ok(r.clone()),
             _ => match parent {
-                Some(p) => self.effective_read(lookup, p),
-                None => ReadOption::Everyone,
+                Some(p) => match self.read_rule(lookup, lookup.record(p)) {
+                    Ok(Some(a)) => Ok(a.read.clone()),
+                    Ok(None) => Ok(ReadOption::Everyone),
+                    Err(TooDeep) => Err(TrustError::TooDeep { key: *key }),
+                },
+                None => Ok(ReadOption::Everyone),
             },
         }
     }
@@ -267,27 +332,33 @@ impl TrustPolicy {
     fn reader_for(
         &self,
         lookup: &dyn TrustLookup,
+        key: &PrimaryKey,
         auth: Option<&Authorization>,
         parent: Option<&PrimaryKey>,
-    ) -> Option<Hash> {
+    ) -> Result<Option<Hash>, TrustError> {
         let specific = |r: &ReadOption| match r {
             ReadOption::Specific(rk) => Some(rk.hash()),
             _ => None,
         };
         match auth.map(|a| &a.read) {
-            Some(r) if *r != ReadOption::Inherit => specific(r),
+            Some(r) if *r != ReadOption::Inherit => Ok(specific(r)),
             _ => {
-                let inherited = self.read_rule(lookup, parent?)?;
-                specific(&inherited.read)
+                let Some(p) = parent else {
+                    return Ok(None);
+                };
+                match self.read_rule(lookup, lookup.record(p)) {
+                    Ok(inherited) => Ok(inherited.and_then(|a| specific(&a.read))),
+                    Err(TooDeep) => Err(TrustError::TooDeep { key: *key }),
+                }
             }
         }
     }
 
     /// Validates one transaction against `base` plus `overlay` (the accepted transactions ahead
     /// of it). `hashes`, when given, are the events' hashes computed by trusted local code;
-    /// otherwise (events from a file or the network) they are recomputed. Its keys trailer is
-    /// checked against the events that bind its entries. On success returns the signers of each
-    /// event and the transaction's effects (merge them into `overlay`).
+    /// otherwise (events from a file or the network) they are recomputed. Its keys trailer and
+    /// key directory are checked against the events that use them. On success returns the
+    /// signers of each event and the transaction's effects (merge them into `overlay`).
     pub fn validate(
         &self,
         base: &dyn TrustLookup,
@@ -305,13 +376,16 @@ impl TrustPolicy {
         })
     }
 
-    /// The half of validation that depends only on the transaction: every signature is checked
-    /// against the events' hashes (recomputed unless `hashes` are given, as in
-    /// [`TrustPolicy::validate`]), and each event's trust metadata is decoded. It reads no record,
-    /// so transactions can go through it on any thread, ahead of [`TrustPolicy::check`].
+    /// The half of validation that depends only on the transaction: its proofs (signatures and
+    /// vouch) are checked against its digest over the events' hashes (recomputed unless
+    /// `hashes` are given, as in [`TrustPolicy::validate`]), each event's trust metadata is
+    /// decoded, and the keys trailer and key directory are checked against the events. It reads
+    /// no record, so transactions can go through it on any thread, ahead of
+    /// [`TrustPolicy::check`].
     ///
-    /// With `hashes` given, the signatures are taken as verified too: the Dio that sealed the
-    /// transaction verified each one after signing (debug builds verify them again here).
+    /// With `hashes` given, the proofs are taken as verified too: the Dio that sealed the
+    /// transaction verified each signature after making it (debug builds verify them again
+    /// here).
     ///
     /// `local`, when given (one per event), is what the committing Dio wrote into each event's
     /// metadata in this process (trusted, like `hashes`): it is taken instead of decoding the
@@ -323,115 +397,120 @@ impl TrustPolicy {
         hashes: Option<&[Hash]>,
         local: Option<Vec<CheckedMeta>>,
     ) -> Result<Verified, TrustError> {
-        let n = events.len();
-        let mut signers = Signers::default();
-        let TxProofs {
-            signatures: sigs,
-            vouch,
+        let trust = decode_trust(events, local);
+        // Every encrypted event binds its entry of the keys trailer, every entry is bound; every
+        // public read key a rule names is in the key directory, and nothing else is. These
+        // cheap checks come first: they name what is wrong more precisely than a digest.
+        let keys = super::check_keys(proofs.keys.clone(), &trust)?;
+        let directory = super::check_directory(proofs.directory.clone(), &trust)?;
+        let signers = self.verify_proofs(events, &proofs, hashes)?;
+        Ok(Verified {
+            signers,
+            trust,
             keys,
-        } = proofs;
-        if let Some(v) = vouch {
+            directory,
+        })
+    }
+
+    /// Checks the signatures and the vouch of a transaction against its digest, and returns who
+    /// signed which events.
+    fn verify_proofs<E: EventFields>(
+        &self,
+        events: &[E],
+        proofs: &TxProofs,
+        hashes: Option<&[Hash]>,
+    ) -> Result<Signers, TrustError> {
+        let n = events.len();
+        if let Some(v) = &proofs.vouch {
             if self.integrity != IntegrityMode::Centralized {
                 return Err(TrustError::VouchRefused);
             }
             if v.chain != self.chain_hash {
                 return Err(TrustError::WrongChain);
             }
-            let all: Vec<u32> = (0..n as u32).collect();
-            for w in v.writers {
-                signers.by_signature.push((w, all.clone()));
+            if !self.servers.contains(&v.server.hash()) {
+                return Err(TrustError::UnpinnedServer {
+                    server: v.server.hash(),
+                });
+            }
+            if v.signature.algorithm()? != v.server.algorithm() {
+                return Err(TrustError::UnknownAlgorithm(
+                    "signature and key algorithms differ".into(),
+                ));
             }
         }
-        if !sigs.is_empty() {
-            let given = hashes.filter(|h| h.len() == n);
-            // Otherwise all hashed at once (several events at a time).
-            let computed: Vec<Hash> = match given {
-                Some(_) => Vec::new(),
-                None => Hash::of_many(&events.iter().map(|e| e.raw()).collect::<Vec<_>>()),
+        for sig in &proofs.signatures {
+            if sig.chain != self.chain_hash {
+                return Err(TrustError::WrongChain);
+            }
+            if sig.covers.windows(2).any(|w| w[0] >= w[1])
+                || sig.covers.last().is_some_and(|i| *i as usize >= n)
+            {
+                return Err(TrustError::BadCoverage);
+            }
+            if sig.signature.algorithm()? != sig.public_key.algorithm() {
+                return Err(TrustError::UnknownAlgorithm(
+                    "signature and key algorithms differ".into(),
+                ));
+            }
+        }
+        if !proofs.is_signed() {
+            return Ok(Signers::default());
+        }
+        // A transaction sealed in this process (`hashes` given) was signed by its Dio, which
+        // verified each signature right after making it; otherwise (a file, the network,
+        // `Chain::commit_transaction`, a vouch) every proof is verified here.
+        let trusted = hashes.filter(|h| h.len() == n);
+        if trusted.is_none() || cfg!(debug_assertions) {
+            let computed: Vec<Hash>;
+            let actual = match trusted {
+                Some(h) => h,
+                None => {
+                    computed = Hash::of_many(&events.iter().map(|e| e.raw()).collect::<Vec<_>>());
+                    &computed
+                }
             };
-            let actual = given.unwrap_or(&computed);
-            for sig in sigs {
-                if sig.chain != self.chain_hash {
-                    return Err(TrustError::WrongChain);
+            let digest = tx_digest(&self.chain_hash, actual, &proofs.claims());
+            for sig in &proofs.signatures {
+                if sig.digest != digest {
+                    return Err(TrustError::TxDigestMismatch);
                 }
-                if sig.covers.len() != sig.hashes.len()
-                    || sig.covers.windows(2).any(|w| w[0] >= w[1])
-                    || sig.covers.last().is_some_and(|i| *i as usize >= n)
-                {
-                    return Err(TrustError::BadCoverage);
+                sig.public_key
+                    .verify(&signature_message(&digest), &sig.signature)
+                    .map_err(|_| TrustError::BadSignature {
+                        signer: sig.public_key.hash(),
+                    })?;
+            }
+            if let Some(v) = &proofs.vouch {
+                if v.digest != digest {
+                    return Err(TrustError::TxDigestMismatch);
                 }
-                for (i, h) in sig.covers.iter().zip(&sig.hashes) {
-                    if actual[*i as usize] != *h {
-                        return Err(TrustError::EventHashMismatch { index: *i });
-                    }
-                }
-                let alg = sig.public_key.algorithm();
-                if sig.signature.algorithm()? != alg {
-                    return Err(TrustError::UnknownAlgorithm(
-                        "signature and key algorithms differ".into(),
-                    ));
-                }
-                let signer = sig.public_key.hash();
-                // A transaction sealed in this process (`hashes` given) was signed by its Dio,
-                // which verified each signature right after making it; otherwise (a file, the
-                // network, `Chain::commit_transaction`) every signature is verified here.
-                if given.is_none() || cfg!(debug_assertions) {
-                    let msg =
-                        signed_message(alg.as_u8(), &self.chain_hash, &sig.covers, &sig.hashes);
-                    sig.public_key
-                        .verify(&msg, &sig.signature)
-                        .map_err(|_| TrustError::BadSignature { signer })?;
-                }
-                signers.by_signature.push((signer, sig.covers));
+                v.server
+                    .verify(&vouch_message(&digest), &v.signature)
+                    .map_err(|_| TrustError::BadSignature {
+                        signer: v.server.hash(),
+                    })?;
             }
         }
-        // Events without metadata have the default (inherit, new record, plaintext).
-        let mut trust = Vec::new();
-        match local.filter(|l| l.len() == n) {
-            Some(local) => {
-                trust.reserve(n);
-                for (i, (ev, t)) in events.iter().zip(local).enumerate() {
-                    // Tests run every commit through this: what the Dio hands over is what
-                    // decoding its metadata gives.
-                    debug_assert_eq!(
-                        ev.trust().map(CheckedMeta::from).ok().as_ref(),
-                        Some(&t),
-                        "metadata handed over differs from the metadata written"
-                    );
-                    if ev.has_meta() {
-                        trust.push((i, Ok(t)));
-                    }
-                }
-            }
-            None => {
-                // Decoded up to the first refusal, which `check` reports when it reaches that
-                // event.
-                for (i, ev) in events.iter().enumerate() {
-                    if !ev.has_meta() {
-                        continue;
-                    }
-                    let t = ev.trust().map(CheckedMeta::from);
-                    let failed = t.is_err();
-                    trust.push((i, t));
-                    if failed {
-                        break;
-                    }
-                }
+        let mut signers = Signers::default();
+        for sig in &proofs.signatures {
+            signers
+                .by_signature
+                .push((sig.public_key.hash(), Covers::Some(sig.covers.clone())));
+        }
+        if let Some(v) = &proofs.vouch {
+            for w in &v.writers {
+                signers.by_signature.push((*w, Covers::All));
             }
         }
-        // Every encrypted event binds its entry of the keys trailer, every entry is bound.
-        let keys = super::check_keys(keys, &trust)?;
-        Ok(Verified {
-            signers,
-            trust,
-            keys,
-        })
+        Ok(signers)
     }
 
-    /// The half of validation that reads the records: versions, parents, write rights and read
-    /// rules, event by event against `base` plus `overlay` plus the events ahead in the same
-    /// transaction. `verified` is the other half for the same events. On success `staged`
-    /// (cleared first) holds the transaction's effects.
+    /// The half of validation that reads the records: versions, parents, write rights (of the
+    /// record, and of its new place when it moves) and read rules, event by event against
+    /// `base` plus `overlay` plus the events ahead in the same transaction. `verified` is the
+    /// other half for the same events. On success `staged` (cleared first) holds the
+    /// transaction's effects.
     pub(crate) fn check<E: EventKeys>(
         &self,
         base: &dyn TrustLookup,
@@ -459,21 +538,7 @@ impl TrustPolicy {
                 newer: staged,
             };
             let current = lookup.record(&key);
-            match (&current, trust.previous) {
-                (Some(c), Some(p)) if c.seq == p => {}
-                (None, None) if !tombstone => {
-                    if lookup.was_deleted(&key) {
-                        return Err(TrustError::Deleted { key });
-                    }
-                }
-                (c, p) => {
-                    return Err(TrustError::VersionMismatch {
-                        key,
-                        claimed: p,
-                        current: c.as_ref().map(|c| c.seq),
-                    });
-                }
-            }
+            check_version(&lookup, key, tombstone, current.as_ref(), trust.previous)?;
             let parent = match (&current, ev.parent()) {
                 (_, Some(link)) => {
                     if lookup.record(&link.parent).is_none() {
@@ -487,11 +552,16 @@ impl TrustPolicy {
                 (Some(c), None) if tombstone => c.parent,
                 _ => None,
             };
-            let required = self.required_rule(&lookup, current, parent.as_ref());
-            check_right(required.get(self), verified.signers.of(i), key)?;
+            let rules = self.write_rules(&lookup, key, current.as_ref(), parent)?;
+            check_right(rules.own.get(self), verified.signers.of(i), key)?;
+            if let Some((to, rule)) = &rules.moved_to
+                && check_right(rule.get(self), verified.signers.of(i), key).is_err()
+            {
+                return Err(TrustError::UnauthorizedMove { key, to: *to });
+            }
             if !tombstone
                 && let Some(expected) =
-                    self.reader_for(&lookup, trust.auth.as_ref(), parent.as_ref())
+                    self.reader_for(&lookup, &key, trust.auth.as_ref(), parent.as_ref())?
                 && trust.reader != Some(expected)
             {
                 return Err(TrustError::NotEncryptedForReader { key, expected });
@@ -515,14 +585,98 @@ impl TrustPolicy {
     }
 }
 
+/// The version an event claims to replace must be the record's current one; a new record's key
+/// must never have been used.
+fn check_version(
+    lookup: &dyn TrustLookup,
+    key: PrimaryKey,
+    tombstone: bool,
+    current: Option<&RecordState>,
+    previous: Option<u64>,
+) -> Result<(), TrustError> {
+    match (current, previous) {
+        (Some(c), Some(p)) if c.seq == p => Ok(()),
+        (None, None) if !tombstone => {
+            if lookup.was_deleted(&key) {
+                Err(TrustError::Deleted { key })
+            } else {
+                Ok(())
+            }
+        }
+        (c, p) => Err(TrustError::VersionMismatch {
+            key,
+            claimed: p,
+            current: c.map(|c| c.seq),
+        }),
+    }
+}
+
+/// Refuses to put `key` under `parent` when `key` is `parent` or one of its ancestors.
+fn refuse_cycle(
+    lookup: &dyn TrustLookup,
+    key: PrimaryKey,
+    parent: PrimaryKey,
+) -> Result<(), TrustError> {
+    let mut at = parent;
+    for _ in 0..=MAX_INHERIT_DEPTH {
+        if at == key {
+            return Err(TrustError::ParentCycle { key });
+        }
+        match lookup.record(&at).and_then(|r| r.parent) {
+            Some(up) => at = up,
+            None => return Ok(()),
+        }
+    }
+    Err(TrustError::TooDeep { key })
+}
+
+/// Each event's trust metadata, by index, for the events that have some: `local` when the
+/// committing Dio handed it over, otherwise decoded (up to the first refusal, which
+/// [`TrustPolicy::check`] reports when it reaches that event).
+fn decode_trust<E: EventFields>(
+    events: &[E],
+    local: Option<Vec<CheckedMeta>>,
+) -> Vec<(usize, Result<CheckedMeta, TrustError>)> {
+    let mut trust = Vec::new();
+    match local.filter(|l| l.len() == events.len()) {
+        Some(local) => {
+            trust.reserve(events.len());
+            for (i, (ev, t)) in events.iter().zip(local).enumerate() {
+                // Tests run every commit through this: what the Dio hands over is what
+                // decoding its metadata gives.
+                debug_assert_eq!(
+                    ev.trust().map(CheckedMeta::from).ok().as_ref(),
+                    Some(&t),
+                    "metadata handed over differs from the metadata written"
+                );
+                if ev.has_meta() {
+                    trust.push((i, Ok(t)));
+                }
+            }
+        }
+        None => {
+            for (i, ev) in events.iter().enumerate() {
+                if !ev.has_meta() {
+                    continue;
+                }
+                let t = ev.trust().map(CheckedMeta::from);
+                let failed = t.is_err();
+                trust.push((i, t));
+                if failed {
+                    break;
+                }
+            }
+        }
+    }
+    trust
+}
+
 /// The write rule that applies, without copying it.
 pub(crate) enum Rule {
     /// The chain root's ([`TrustPolicy::root_write`]).
     Root,
     /// A record's own rule (never `Inherit`).
     Own(Arc<Authorization>),
-    /// The parent chain is deeper than [`MAX_INHERIT_DEPTH`]: no one may write.
-    TooDeep,
 }
 
 impl Rule {
@@ -531,7 +685,6 @@ impl Rule {
         match self {
             Rule::Root => &policy.root_rule,
             Rule::Own(a) => &a.write,
-            Rule::TooDeep => &WriteOption::Nobody,
         }
     }
 }
@@ -604,10 +757,28 @@ impl EventFields for EventRef<'_> {
     }
 }
 
-/// The valid signatures of a transaction: each signer and the events it covers (ascending).
+/// The events a signer's rights count for.
+#[derive(Debug)]
+enum Covers {
+    /// Every event (the writers a vouch names).
+    All,
+    /// These, ascending.
+    Some(Vec<u32>),
+}
+
+impl Covers {
+    fn contains(&self, i: usize) -> bool {
+        match self {
+            Covers::All => true,
+            Covers::Some(c) => u32::try_from(i).is_ok_and(|i| c.binary_search(&i).is_ok()),
+        }
+    }
+}
+
+/// The valid proofs of a transaction: each signer and the events it covers.
 #[derive(Debug, Default)]
 pub(crate) struct Signers {
-    by_signature: Vec<(Hash, Vec<u32>)>,
+    by_signature: Vec<(Hash, Covers)>,
 }
 
 impl Signers {
@@ -615,23 +786,13 @@ impl Signers {
     pub(crate) fn of(&self, i: usize) -> impl Iterator<Item = &Hash> + Clone {
         self.by_signature
             .iter()
-            .filter(move |(_, covers)| {
-                u32::try_from(i).is_ok_and(|i| covers.binary_search(&i).is_ok())
-            })
+            .filter(move |(_, covers)| covers.contains(i))
             .map(|(signer, _)| signer)
     }
 
     /// For each of `n` events, its signers in signature order.
     pub(crate) fn per_event(&self, n: usize) -> Vec<Vec<Hash>> {
-        let mut out = vec![Vec::new(); n];
-        for (signer, covers) in &self.by_signature {
-            for i in covers {
-                if let Some(s) = out.get_mut(*i as usize) {
-                    s.push(*signer);
-                }
-            }
-        }
-        out
+        (0..n).map(|i| self.of(i).copied().collect()).collect()
     }
 }
 
@@ -644,7 +805,9 @@ pub(crate) struct Verified {
     /// up to and including the first refusal.
     pub(crate) trust: Vec<(usize, Result<CheckedMeta, TrustError>)>,
     /// The keys trailer's entries, checked against the events that bind them (for reads).
-    pub(crate) keys: Option<std::sync::Arc<[super::meta::TxKey]>>,
+    pub(crate) keys: Option<Arc<[super::meta::TxKey]>>,
+    /// The key directory's keys, checked against the rules that name them (for writers).
+    pub(crate) directory: Option<Arc<[PublicEncryptKey]>>,
 }
 
 struct TwoLayer<'a> {

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::crypto::{Hash, PublicEncryptKey};
 use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, decode_event};
-use crate::trust::meta::{TAG_AUTHORIZATION, TxKey, is_sealed};
+use crate::trust::meta::{TxKey, is_sealed};
 use crate::trust::{Authorization, RecordState, TrustLookup};
 use index::Indexes;
 pub use index::{IndexKey, IndexSpec};
@@ -35,26 +36,19 @@ pub struct Entry {
     pub seq: u64,
 }
 
-/// A replayed event, as the view needs it.
+/// A committed event, as the view applies it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Replayed<'a> {
+pub(crate) struct ViewEvent<'a> {
     /// The record written.
     pub key: PrimaryKey,
     /// Its place in the tree.
     pub parent: Option<ParentLink>,
-    /// The encoded event, inside the view's current segment.
+    /// The encoded event, inside the view's current segment (else copied).
     pub raw: &'a [u8],
-    /// Its type, interned.
-    pub type_id: u32,
+    /// Its type.
+    pub type_name: &'a str,
     /// Whether it deletes the record.
     pub tombstone: bool,
-}
-
-/// A type by name or interned id.
-#[derive(Clone, Copy)]
-enum TypeRef<'a> {
-    Name(&'a str),
-    Id(u32),
 }
 
 /// What applying an event needs of it.
@@ -62,7 +56,7 @@ struct Change<'a> {
     key: PrimaryKey,
     tombstone: bool,
     parent: Option<ParentLink>,
-    type_name: TypeRef<'a>,
+    type_id: u32,
     /// Length of the encoded event.
     len: u32,
     /// The plaintext body, for indexing (`None` when encrypted or absent).
@@ -117,6 +111,9 @@ pub struct View {
     /// The wrapped data keys of each transaction that wrote encrypted bodies, by sequence number
     /// (its keys trailer, checked by validation): where a read finds a record's wrapped key.
     tx_keys: FastMap<u64, Arc<[TxKey]>>,
+    /// Every NTRU public read key a transaction's key directory carried, by id: where a writer
+    /// finds the key a record's inherited read rule names.
+    directory: FastMap<Hash, PublicEncryptKey>,
     next_ordinal: u64,
     last_seq: u64,
     events_applied: u64,
@@ -191,15 +188,6 @@ impl View {
         Some(((self.segments.len() - 1) as u32, 0))
     }
 
-    /// Where `raw` is kept: inside the current segment, else as a segment of its own.
-    fn locate(&mut self, raw: &Bytes) -> (u32, u32) {
-        if let Some(at) = self.locate_in_segment(raw) {
-            return at;
-        }
-        self.segments.push(raw.clone());
-        ((self.segments.len() - 1) as u32, 0)
-    }
-
     /// Where `raw` is kept: inside the current segment, else copied into a segment of its own.
     fn locate_slice(&mut self, raw: &[u8]) -> (u32, u32) {
         if let Some(at) = self.locate_in_segment(raw) {
@@ -221,36 +209,12 @@ impl View {
         self.event(e).body.unwrap_or_default()
     }
 
-    /// Applies one committed event of the transaction `seq`.
-    pub fn apply(&mut self, ev: &Event, seq: u64) {
-        let auth = if ev.tombstone {
-            None
-        } else {
-            ev.meta(TAG_AUTHORIZATION)
-                .and_then(|bytes| rmp_serde::from_slice::<Authorization>(bytes).ok())
-        };
-        let place = if ev.tombstone {
-            None
-        } else {
-            Some(self.locate(&ev.raw))
-        };
-        let change = Change {
-            key: ev.key,
-            tombstone: ev.tombstone,
-            parent: ev.parent,
-            type_name: TypeRef::Name(ev.type_name()),
-            len: ev.raw.len() as u32,
-            index_body: index_body(is_sealed(|t| ev.meta(t).is_some()), ev.body.as_deref()),
-        };
-        self.apply_change(&change, place, auth, seq);
-    }
-
-    /// Applies one replayed event of the transaction `seq`, whose bytes lie in the current
-    /// segment (see [`View::add_segment`]). Its type is already interned and its authorization
-    /// metadata already decoded (by validation).
-    pub(crate) fn apply_replayed(
+    /// Applies one event of the transaction `seq`, whose bytes lie in the current segment (see
+    /// [`View::add_segment`]; otherwise they are copied). Its authorization metadata was
+    /// decoded by validation. Writer and replay both apply every event through here.
+    pub(crate) fn apply_event(
         &mut self,
-        ev: &Replayed<'_>,
+        ev: &ViewEvent<'_>,
         seq: u64,
         auth: Option<Authorization>,
     ) {
@@ -259,8 +223,9 @@ impl View {
         } else {
             Some(self.locate_slice(ev.raw))
         };
+        let type_id = self.intern(ev.type_name);
         // Only indexed types need the body: decode it then (it was decoded once already).
-        let index_body = if !ev.tombstone && self.indexes.is_indexed(ev.type_id) {
+        let index_body = if !ev.tombstone && self.indexes.is_indexed(type_id) {
             EventRef::decode(ev.raw)
                 .ok()
                 .and_then(|e| index_body(is_sealed(|t| e.meta(t).is_some()), e.body))
@@ -271,7 +236,7 @@ impl View {
             key: ev.key,
             tombstone: ev.tombstone,
             parent: ev.parent,
-            type_name: TypeRef::Id(ev.type_id),
+            type_id,
             len: ev.raw.len() as u32,
             index_body,
         };
@@ -292,18 +257,14 @@ impl View {
         self.events_applied += 1;
         let (old, type_id) = match place {
             Some((seg, off)) if !ev.tombstone => {
-                let type_id = match ev.type_name {
-                    TypeRef::Name(name) => self.intern(name),
-                    TypeRef::Id(id) => id,
-                };
                 let entry = Entry {
                     seg,
                     off,
                     len: ev.len,
-                    type_id,
+                    type_id: ev.type_id,
                     seq,
                 };
-                (self.entries.insert(ev.key, entry), Some(type_id))
+                (self.entries.insert(ev.key, entry), Some(ev.type_id))
             }
             _ => {
                 self.deleted.insert(ev.key);
@@ -386,6 +347,18 @@ impl View {
     /// reads of the records it wrote.
     pub(crate) fn set_tx_keys(&mut self, seq: u64, keys: Arc<[TxKey]>) {
         self.tx_keys.insert(seq, keys);
+    }
+
+    /// Learns the public read keys of a transaction's validated key directory.
+    pub(crate) fn add_directory(&mut self, keys: &[PublicEncryptKey]) {
+        for k in keys {
+            self.directory.entry(k.hash()).or_insert_with(|| k.clone());
+        }
+    }
+
+    /// The NTRU public read key with id `id`, when a transaction of the chain named it.
+    pub fn public_key(&self, id: &Hash) -> Option<PublicEncryptKey> {
+        self.directory.get(id).cloned()
     }
 
     /// The wrapped data keys of the transaction `seq` (`None`: it wrote no encrypted body).

@@ -4,7 +4,21 @@ use super::*;
 
 impl View {
     fn apply_test(&mut self, ev: &Event) {
-        self.apply(ev, 1)
+        self.apply_one(ev, 1)
+    }
+
+    fn apply_one(&mut self, ev: &Event, seq: u64) {
+        let auth = ev
+            .meta(crate::trust::meta::TAG_AUTHORIZATION)
+            .map(|bytes| rmp_serde::from_slice::<Authorization>(bytes).unwrap());
+        let view_event = ViewEvent {
+            key: ev.key,
+            parent: ev.parent,
+            raw: &ev.raw,
+            type_name: ev.type_name(),
+            tombstone: ev.tombstone,
+        };
+        self.apply_event(&view_event, seq, auth)
     }
 }
 use crate::event::{BodyFormat, EventDraft, decode_transaction, encode_transaction};
@@ -101,7 +115,7 @@ fn bodies_are_slices_of_their_segment() {
     let mut v = View::new();
     v.add_segment(payload);
     for e in &tx.events {
-        v.apply(e, 1);
+        v.apply_one(e, 1);
     }
     assert_eq!(&v.body(v.get(&PrimaryKey::from(1)).unwrap())[..], b"one");
     assert_eq!(&v.body(v.get(&PrimaryKey::from(2)).unwrap())[..], b"two");
