@@ -15,6 +15,9 @@ use ate_runtime::trust::meta::{
 use ate_runtime::trust::{ReadOption, TrustError, ValidationContext, Validator, WriteOption};
 use serde::{Deserialize, Serialize};
 
+#[path = "trust/forged.rs"]
+mod forged;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Secret {
     text: String,

@@ -66,6 +66,30 @@ impl<T: Storable> Dao<T> {
         AuthMut { dao: self }
     }
 
+    /// Moves the record (and everything below it) into the collection `vec` of its owning
+    /// record, staged like a change of value. Committing it needs the record's own write right
+    /// and the write right of its new parent; a record cannot move under itself or one of its
+    /// descendants (`TrustError::UnauthorizedMove` / `TrustError::ParentCycle`, on commit).
+    ///
+    /// # Errors
+    ///
+    /// [`DioError::DetachedCollection`] when `vec` does not know its owning record.
+    pub fn move_to(&mut self, vec: &super::DaoVec<T>) -> Result<(), DioError> {
+        self.parent = Some(ParentLink {
+            parent: vec.owner()?,
+            collection: vec.id(),
+        });
+        self.restage();
+        Ok(())
+    }
+
+    /// Moves the record (and everything below it) to the root of the chain, staged like a
+    /// change of value; committing it needs the chain root's write right as well as its own.
+    pub fn move_to_root(&mut self) {
+        self.parent = None;
+        self.restage();
+    }
+
     /// Stages the deletion of this record, and of every record below it, in the Dio it came
     /// from (see [`Dio::delete`](super::Dio::delete)).
     pub fn delete(self) -> Result<(), DioError> {

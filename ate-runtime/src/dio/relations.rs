@@ -50,7 +50,7 @@ impl<T> DaoVec<T> {
         self.parent = Some(parent);
     }
 
-    fn owner(&self) -> Result<PrimaryKey, DioError> {
+    pub(super) fn owner(&self) -> Result<PrimaryKey, DioError> {
         self.parent.ok_or(DioError::DetachedCollection)
     }
 }

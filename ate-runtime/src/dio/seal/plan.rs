@@ -144,13 +144,13 @@ impl Planner<'_> {
             WriteOption::Nobody => return Err(DioError::Final { key }),
             rule => self.signer_for(rule, key)?,
         };
+        // A move also needs the write right of the record's new place.
         let moved = match &rules.moved_to {
             Some((to, rule)) => match rule.get(policy) {
-                WriteOption::Nobody => {
-                    return Err(TrustError::UnauthorizedMove { key, to: *to }.into());
-                }
                 rule if own.is_some_and(|id| rule.allows(&id)) => None,
-                rule => self.signer_for(rule, key)?,
+                rule => self
+                    .signer_for(rule, key)
+                    .map_err(|_| TrustError::UnauthorizedMove { key, to: *to })?,
             },
             None => None,
         };
