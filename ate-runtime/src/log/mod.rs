@@ -7,15 +7,20 @@
 pub mod conformance;
 mod error;
 mod file;
+mod frame;
 mod memory;
+mod recovery;
 mod redo;
+mod search;
 mod store;
 
 pub use error::LogError;
 pub use file::{FileStore, LOCK_WAIT, PREALLOCATE_CHUNK};
-pub use memory::MemoryStore;
-pub use redo::{
-    DEFAULT_MAX_FRAME, FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, LogRecord, RecoveryMode,
-    RecoveryReport, RedoLog, encode_frames, frame_in_place,
+pub use frame::{
+    DEFAULT_MAX_FRAME, FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, encode_frames,
+    frame_in_place,
 };
+pub use memory::MemoryStore;
+pub use recovery::{LogRecord, RecoveryMode, RecoveryReport};
+pub use redo::{Appended, RedoLog};
 pub use store::LogStore;
