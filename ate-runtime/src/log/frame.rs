@@ -75,19 +75,11 @@ pub(super) fn payload_check(
     let len_bytes = u32::try_from(len)
         .map_err(|_| "frame length out of range")?
         .to_le_bytes();
-    let actual = crc32c::crc32c_append(crc32c::crc32c(&len_bytes), payload);
+    let actual = super::crc::append(crc32c::crc32c(&len_bytes), payload);
     if actual != h.crc {
         return Err("frame checksum mismatch");
     }
     Ok(())
-}
-
-/// Checks the frame at `pos` without regard to the configured limit; returns its payload length
-/// when the frame is whole and intact.
-pub(super) fn intact_frame_at(data: &[u8], pos: usize) -> Result<usize, &'static str> {
-    let h = header_at(data, pos)?;
-    payload_check(data, pos, h, h.len)?;
-    Ok(h.len)
 }
 
 /// The header of the frame holding `payload`.

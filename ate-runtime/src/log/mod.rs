@@ -5,6 +5,7 @@
 //! [`RedoLog`] frames transactions over any store and recovers on open.
 
 pub mod conformance;
+mod crc;
 mod error;
 mod file;
 mod frame;
