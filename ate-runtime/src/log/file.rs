@@ -5,6 +5,9 @@
 //! already-allocated blocks has no file-size or extent metadata to flush. Recovery treats an
 //! all-zero tail as the clean end of the log.
 //!
+//! Privacy: the files the store creates have mode 0600 and the folders it creates 0700; a file or
+//! folder that already exists keeps its mode.
+//!
 //! Locking: an open store holds an exclusive lock on its file (`flock`), so a second handle in
 //! this or another process gets [`LogError::Locked`]. The lock belongs to the open file, and a
 //! child process started by any thread of this process shares the file from its `fork` until its
@@ -12,15 +15,20 @@
 //! moment. So an open that finds the file locked tries again with short sleeps for up to
 //! [`LOCK_WAIT`] before it reports `Locked`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::{LogError, LogStore};
+
+/// The mode of the folders the store creates: the owner's only (what the umask leaves of it).
+const DIR_MODE: u32 = 0o700;
+/// The mode of the files the store creates: read and write for the owner only.
+const FILE_MODE: u32 = 0o600;
 
 /// Default size of each zero-filled extension of the file.
 pub const PREALLOCATE_CHUNK: u64 = 8 << 20;
@@ -54,7 +62,8 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// Opens (creating if needed, with its folder) the log at `path` and locks it. When
+    /// Opens (creating if needed, with its folder) the log at `path` and locks it. A new file
+    /// gets mode 0600 and new folders 0700 (folders that exist are left as they are). When
     /// `preallocate` is non-zero the file is grown ahead of the data by that many zero bytes at
     /// a time ([`PREALLOCATE_CHUNK`] is the engine's default).
     ///
@@ -78,13 +87,18 @@ impl FileStore {
             source,
         };
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .map_err(io)?;
         let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(FILE_MODE)
             .open(path)
             .map_err(io)?;
         let deadline = Instant::now().checked_add(lock_wait);
@@ -184,5 +198,38 @@ impl LogStore for FileStore {
 
     fn len(&self) -> u64 {
         self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn new_logs_and_folders_are_private_and_existing_ones_keep_their_mode() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = root.path().join("a/b/x.log");
+        drop(FileStore::open(&path, 0).unwrap());
+        assert_eq!(
+            mode(root.path()),
+            0o755,
+            "an existing folder is not changed"
+        );
+        assert_eq!(mode(&root.path().join("a")), 0o700);
+        assert_eq!(mode(&root.path().join("a/b")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+
+        let shared = root.path().join("a/shared.log");
+        std::fs::write(&shared, b"").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+        drop(FileStore::open(&shared, 0).unwrap());
+        assert_eq!(mode(&shared), 0o640, "an existing file is not changed");
     }
 }
