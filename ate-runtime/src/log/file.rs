@@ -5,8 +5,12 @@
 //! already-allocated blocks has no file-size or extent metadata to flush. Recovery treats an
 //! all-zero tail as the clean end of the log.
 //!
-//! Privacy: the files the store creates have mode 0600 and the folders it creates 0700; a file or
-//! folder that already exists keeps its mode.
+//! Quarantine: before recovery cuts a torn tail, the store copies it to a new file beside the log,
+//! `<log file name>.quarantine-<offset>-<unix ms>`, fsynced with its folder (see
+//! [`LogStore::quarantine`]). The engine never reads or removes these files.
+//!
+//! Privacy: the files the store creates (logs and quarantine files) have mode 0600 and the folders
+//! it creates 0700; a file or folder that already exists keeps its mode.
 //!
 //! Locking: an open store holds an exclusive lock on its file (`flock`), so a second handle in
 //! this or another process gets [`LogError::Locked`]. The lock belongs to the open file, and a
@@ -15,11 +19,13 @@
 //! moment. So an open that finds the file locked tries again with short sleeps for up to
 //! [`LOCK_WAIT`] before it reports `Locked`.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -196,8 +202,74 @@ impl LogStore for FileStore {
         Ok(())
     }
 
+    /// Writes the bytes to a new file beside the log (see [`quarantine_name`]), mode 0600, and
+    /// fsyncs it and its folder before returning its path.
+    fn quarantine(&mut self, offset: u64, bytes: &[u8]) -> Result<String, LogError> {
+        let path = write_quarantine(&self.path, offset, bytes).map_err(|e| self.io(e))?;
+        Ok(path.display().to_string())
+    }
+
     fn len(&self) -> u64 {
         self.len
+    }
+}
+
+/// The longest file name most file systems accept (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// The name of the file that keeps the tail cut at `offset` from the log file `log_name`:
+/// `<log_name>.quarantine-<offset>-<unix_ms>`, then `.<attempt>` when `attempt` is not 0 (the
+/// name was taken). The log's name is shortened when the whole would be longer than
+/// [`NAME_MAX`] bytes.
+fn quarantine_name(log_name: &OsStr, offset: u64, unix_ms: u128, attempt: u32) -> OsString {
+    let mut suffix = format!(".quarantine-{offset}-{unix_ms}");
+    if attempt > 0 {
+        suffix.push_str(&format!(".{attempt}"));
+    }
+    let log_name = log_name.as_bytes();
+    let keep = log_name.len().min(NAME_MAX.saturating_sub(suffix.len()));
+    let mut name = log_name[..keep].to_vec();
+    name.extend_from_slice(suffix.as_bytes());
+    OsString::from_vec(name)
+}
+
+/// Writes `bytes` to a new quarantine file beside the log at `log` (mode 0600, never an existing
+/// file), fsyncs it, then its folder; returns its path. What it created is removed when a later
+/// step fails.
+fn write_quarantine(log: &Path, offset: u64, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let (path, mut file) = create_quarantine_file(log, offset)?;
+    let dir = log.parent().unwrap_or(Path::new("."));
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| File::open(dir)?.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(path)
+}
+
+/// Creates the quarantine file for the tail at `offset` of the log at `log`, under the first
+/// name of [`quarantine_name`] that is free.
+fn create_quarantine_file(log: &Path, offset: u64) -> std::io::Result<(PathBuf, File)> {
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let log_name = log.file_name().unwrap_or(OsStr::new("log"));
+    let mut attempt = 0;
+    loop {
+        let path = log.with_file_name(quarantine_name(log_name, offset, unix_ms, attempt));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => attempt += 1,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -205,6 +277,7 @@ impl LogStore for FileStore {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    use super::super::{DEFAULT_MAX_FRAME, RecoveryMode, RedoLog, encode_frames};
     use super::*;
 
     fn mode(path: &Path) -> u32 {
@@ -231,5 +304,99 @@ mod tests {
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
         drop(FileStore::open(&shared, 0).unwrap());
         assert_eq!(mode(&shared), 0o640, "an existing file is not changed");
+    }
+
+    /// A log of one frame followed by a torn one; returns its bytes and where the torn frame starts.
+    fn log_with_torn_tail(path: &Path) -> (Vec<u8>, usize) {
+        let store = FileStore::open(path, 0).unwrap();
+        let (mut log, _, _) =
+            RedoLog::open(store, RecoveryMode::default(), DEFAULT_MAX_FRAME).unwrap();
+        log.append(&[b"acknowledged"]).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let mut bytes = std::fs::read(path).unwrap();
+        let torn_at = bytes.len();
+        bytes.extend_from_slice(&encode_frames(&[b"never acknowledged"])[..20]);
+        std::fs::write(path, &bytes).unwrap();
+        (bytes, torn_at)
+    }
+
+    #[test]
+    fn a_torn_tail_is_kept_in_a_private_file_beside_the_log_before_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tail.log");
+        let (bytes, torn_at) = log_with_torn_tail(&path);
+        let store = FileStore::open(&path, 0).unwrap();
+        let (_log, recs, report) =
+            RedoLog::open(store, RecoveryMode::default(), DEFAULT_MAX_FRAME).unwrap();
+        assert_eq!(recs.len(), 1);
+        let q = report.quarantine.expect("the torn tail is quarantined");
+        assert_eq!(
+            (q.offset, q.len),
+            (torn_at as u64, (bytes.len() - torn_at) as u64)
+        );
+        let kept = Path::new(&q.location);
+        assert_eq!(kept.parent(), Some(dir.path()));
+        let name = kept.file_name().unwrap().to_str().unwrap();
+        let unix_ms = name
+            .strip_prefix(&format!("tail.log.quarantine-{torn_at}-"))
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(unix_ms.parse::<u128>().is_ok(), "{name}");
+        assert_eq!(mode(kept), 0o600);
+        assert_eq!(std::fs::read(kept).unwrap(), bytes[torn_at..]);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes[..torn_at],
+            "then the log is cut"
+        );
+    }
+
+    #[test]
+    fn quarantine_names_fit_the_file_system_and_never_replace_a_file() {
+        let name = |log: &str, attempt| quarantine_name(OsStr::new(log), 5, 17, attempt);
+        assert_eq!(name("a.log", 0), "a.log.quarantine-5-17");
+        assert_eq!(name("a.log", 2), "a.log.quarantine-5-17.2");
+        let long = format!("{}.log", "x".repeat(251));
+        let cut = name(&long, 3);
+        assert_eq!(cut.len(), NAME_MAX);
+        assert!(cut.to_str().unwrap().ends_with("xx.quarantine-5-17.3"));
+
+        // A log with the longest name a file system allows still has its tail kept.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(&long);
+        let mut store = FileStore::open(&path, 0).unwrap();
+        let first = store.quarantine(5, b"one").unwrap();
+        let second = store.quarantine(5, b"two").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(std::fs::read(&first).unwrap(), b"one");
+        assert_eq!(std::fs::read(&second).unwrap(), b"two");
+    }
+
+    #[test]
+    fn a_quarantine_that_cannot_be_written_fails_the_open_and_leaves_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("x.log");
+        let (bytes, _) = log_with_torn_tail(&path);
+        let store = FileStore::open(&path, 0).unwrap();
+        // The open file is still readable, but no file can be created beside it any more.
+        let moved = dir.path().join("moved");
+        std::fs::rename(dir.path().join("sub"), &moved).unwrap();
+        match RedoLog::open(store, RecoveryMode::default(), DEFAULT_MAX_FRAME) {
+            Err(LogError::Io { store, source }) => {
+                assert_eq!(store, path.display().to_string());
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("expected an I/O error, got {:?}", other.map(|o| o.2)),
+        }
+        assert_eq!(
+            std::fs::read(moved.join("x.log")).unwrap(),
+            bytes,
+            "the log is untouched"
+        );
+        assert_eq!(
+            std::fs::read_dir(&moved).unwrap().count(),
+            1,
+            "nothing else was written"
+        );
     }
 }

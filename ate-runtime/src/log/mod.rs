@@ -2,7 +2,8 @@
 //!
 //! [`LogStore`] is the backend contract (a byte sequence with a logical end); [`FileStore`] and
 //! [`MemoryStore`] implement it, and [`conformance`] is the suite every backend must pass.
-//! [`RedoLog`] frames transactions over any store and recovers on open.
+//! [`RedoLog`] frames transactions over any store and recovers on open: a torn tail is kept
+//! aside with [`LogStore::quarantine`] before it is cut, so no byte is ever destroyed.
 
 pub mod conformance;
 mod crc;
@@ -22,6 +23,6 @@ pub use frame::{
     frame_in_place,
 };
 pub use memory::MemoryStore;
-pub use recovery::{LogRecord, RecoveryMode, RecoveryReport};
+pub use recovery::{LogRecord, Quarantined, RecoveryMode, RecoveryReport};
 pub use redo::{Appended, RedoLog};
 pub use store::LogStore;

@@ -12,8 +12,11 @@
 //! length that ends exactly where an intact frame starts (a damaged length field). Frame-looking
 //! bytes inside a damaged frame's own declared payload are part of that payload. If no
 //! acknowledged data follows, the tail is torn (a write cut short by a crash, never
-//! acknowledged): in [`RecoveryMode::TolerateCorruptTail`] it is truncated and logged, in
-//! [`RecoveryMode::AbsoluteConsistency`] it is an error.
+//! acknowledged): in [`RecoveryMode::TolerateCorruptTail`] it is first copied aside with
+//! [`LogStore::quarantine`] (a file beside the log, fsynced with its folder), then truncated,
+//! and a warning names the copy, which [`RecoveryReport::quarantine`] reports too; if the copy
+//! fails, the open fails with the store's [`LogError::Io`] and the log is left untouched. In
+//! [`RecoveryMode::AbsoluteConsistency`] a torn tail is an error.
 
 use bytes::Bytes;
 
@@ -28,8 +31,9 @@ use super::{LogError, LogStore};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum RecoveryMode {
-    /// Truncate a torn last frame (a crash during a write that was never acknowledged) and log a
-    /// warning; damage anywhere else is an error.
+    /// Truncate a torn last frame (a crash during a write that was never acknowledged) after
+    /// keeping a copy of it ([`LogStore::quarantine`]), and log a warning naming the copy;
+    /// damage anywhere else is an error.
     #[default]
     TolerateCorruptTail,
     /// Any damage, even at the tail, is an error.
@@ -47,6 +51,7 @@ pub struct LogRecord {
 
 /// What recovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Frames read.
     pub records: usize,
@@ -54,6 +59,20 @@ pub struct RecoveryReport {
     pub end: u64,
     /// Bytes of a torn tail that were cut off (0 when the log closed cleanly).
     pub truncated: u64,
+    /// Where the torn tail that was cut off is kept (`None` when nothing was cut).
+    pub quarantine: Option<Quarantined>,
+}
+
+/// A torn tail that recovery cut off, after keeping it aside with [`LogStore::quarantine`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Quarantined {
+    /// Where the cut bytes started in the log: the log's end after recovery.
+    pub offset: u64,
+    /// How many bytes were cut off, and kept.
+    pub len: u64,
+    /// Where they are kept: the quarantine file's path, or a memory store's name for them.
+    pub location: String,
 }
 
 /// What [`recover`] read from a store.
@@ -89,17 +108,19 @@ pub(super) fn recover<S: LogStore>(
     }
     check_file_header(&data, &name)?;
     let scan = scan_frames(&data, max_frame, &name)?;
-    let mut report = RecoveryReport {
+    let quarantine = match scan.damage {
+        None => {
+            store.resume_at(scan.end as u64)?;
+            None
+        }
+        Some(damage) => handle_damage(store, &data, scan.end, damage, mode, &name)?,
+    };
+    let report = RecoveryReport {
         records: scan.records.len(),
         end: scan.end as u64,
-        truncated: 0,
+        truncated: quarantine.as_ref().map_or(0, |q| q.len),
+        quarantine,
     };
-    match scan.damage {
-        None => store.resume_at(scan.end as u64)?,
-        Some(damage) => {
-            report.truncated = handle_damage(store, &data, scan.end, damage, mode, &name)?;
-        }
-    }
     Ok(Recovered {
         records: scan.records,
         report,
@@ -234,7 +255,8 @@ fn check_frame(data: &[u8], pos: usize, max_frame: usize) -> Result<usize, Damag
 /// Step 3, after the scan stopped at the damaged frame at `pos`: zeros from `pos` on are
 /// preallocated space (the clean end); acknowledged data after the damage is
 /// [`LogError::Corrupt`]; anything else is a torn tail, refused in
-/// [`RecoveryMode::AbsoluteConsistency`] and cut otherwise. Returns the bytes cut.
+/// [`RecoveryMode::AbsoluteConsistency`] and otherwise quarantined, then cut. Returns the
+/// quarantined tail, if any.
 fn handle_damage<S: LogStore>(
     store: &mut S,
     data: &[u8],
@@ -242,10 +264,10 @@ fn handle_damage<S: LogStore>(
     damage: Damage,
     mode: RecoveryMode,
     name: &str,
-) -> Result<u64, LogError> {
+) -> Result<Option<Quarantined>, LogError> {
     if data[pos..].iter().all(|b| *b == 0) {
         store.resume_at(pos as u64)?;
-        return Ok(0);
+        return Ok(None);
     }
     if let Some(found) = data_after_damage(data, pos, damage.header) {
         return Err(damage_before_tail(name, pos, damage.reason, found));
@@ -268,24 +290,32 @@ fn damage_before_tail(name: &str, pos: usize, reason: &str, found: After) -> Log
     corrupt(name, pos, why)
 }
 
-/// Cuts the torn tail that starts at `pos`; returns the bytes cut.
+/// Cuts the torn tail that starts at `pos`, once the store has kept a copy of it: bytes are
+/// never destroyed, even those of a write that was never acknowledged. When the copy fails, the
+/// open fails and the log is left as it is.
 fn cut_torn_tail<S: LogStore>(
     store: &mut S,
     data: &[u8],
     pos: usize,
     reason: &str,
     name: &str,
-) -> Result<u64, LogError> {
-    let cut = (data.len() - pos) as u64;
+) -> Result<Option<Quarantined>, LogError> {
+    let tail = &data[pos..];
+    let location = store.quarantine(pos as u64, tail)?;
     tracing::warn!(
         log = %name,
         offset = pos,
-        bytes = cut,
+        bytes = tail.len(),
         %reason,
-        "truncating a torn tail left by an interrupted write"
+        quarantine = %location,
+        "truncating a torn tail left by an interrupted write; the cut bytes are kept in {location}"
     );
     store.truncate(pos as u64)?;
-    Ok(cut)
+    Ok(Some(Quarantined {
+        offset: pos as u64,
+        len: tail.len() as u64,
+        location,
+    }))
 }
 
 fn corrupt(name: &str, offset: usize, reason: String) -> LogError {
@@ -293,5 +323,74 @@ fn corrupt(name: &str, offset: usize, reason: String) -> LogError {
         store: name.to_string(),
         offset: offset as u64,
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DEFAULT_MAX_FRAME, MemoryStore, RedoLog, encode_frames};
+    use super::*;
+
+    fn torn_log() -> (Vec<u8>, usize) {
+        let mut bytes = header_bytes().to_vec();
+        bytes.extend_from_slice(&encode_frames(&[b"kept"]));
+        let torn_at = bytes.len();
+        bytes.extend_from_slice(&encode_frames(&[b"torn away"])[..15]);
+        (bytes, torn_at)
+    }
+
+    #[test]
+    fn a_torn_tail_is_quarantined_then_cut() {
+        let (bytes, torn_at) = torn_log();
+        let store = MemoryStore::from_bytes(bytes.clone());
+        let (_log, recs, report) =
+            RedoLog::open(store.clone(), RecoveryMode::default(), DEFAULT_MAX_FRAME).unwrap();
+        assert_eq!(recs.len(), 1);
+        let kept = store.quarantined();
+        let location = kept[0].0.clone();
+        assert!(location.starts_with(&format!("memory:quarantine-{torn_at}-")));
+        assert_eq!(
+            report.quarantine,
+            Some(Quarantined {
+                offset: torn_at as u64,
+                len: (bytes.len() - torn_at) as u64,
+                location: location.clone(),
+            })
+        );
+        assert_eq!(report.truncated, 15);
+        assert_eq!(
+            kept,
+            vec![(location, Bytes::copy_from_slice(&bytes[torn_at..]))]
+        );
+        assert_eq!(store.bytes(), bytes[..torn_at]);
+    }
+
+    #[test]
+    fn a_failed_quarantine_fails_the_open_and_leaves_the_log() {
+        let (bytes, _) = torn_log();
+        let store = MemoryStore::from_bytes(bytes.clone());
+        // The read succeeds; the quarantine, the next I/O call, fails.
+        store.fail_after(1);
+        let opened = RedoLog::open(store.clone(), RecoveryMode::default(), DEFAULT_MAX_FRAME);
+        assert!(matches!(opened, Err(LogError::Io { .. })));
+        assert_eq!(store.bytes(), bytes, "the log is untouched");
+        assert!(store.quarantined().is_empty());
+    }
+
+    #[test]
+    fn nothing_is_quarantined_without_a_cut() {
+        let (bytes, torn_at) = torn_log();
+        let mut padded = bytes[..torn_at].to_vec();
+        padded.resize(torn_at + 100, 0);
+        for (data, mode) in [
+            (padded, RecoveryMode::default()),
+            (bytes, RecoveryMode::AbsoluteConsistency),
+        ] {
+            let store = MemoryStore::from_bytes(data);
+            if let Ok((_, _, report)) = RedoLog::open(store.clone(), mode, DEFAULT_MAX_FRAME) {
+                assert_eq!((report.truncated, report.quarantine), (0, None));
+            }
+            assert!(store.quarantined().is_empty());
+        }
     }
 }
