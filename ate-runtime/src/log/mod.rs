@@ -11,6 +11,7 @@ mod error;
 mod file;
 mod frame;
 mod memory;
+mod preallocate;
 mod recovery;
 mod redo;
 mod search;
