@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 /// The name of a chain (one redo log). `ChainKey::from("universe")`.
 ///
 /// A key is one or more `/`-separated segments of ASCII letters, digits, `.`, `_` and `-`
-/// (no segment is `.` or `..`), at most 255 bytes; a leading `/` is ignored. Anything else is
-/// refused by [`ChainKey::validate`] before it can name a file, so a key never escapes the
-/// configured log folder.
+/// (no segment is `.` or `..`), at most 255 bytes. Anything else is refused by
+/// [`ChainKey::validate`] before it can name a file, so a key never escapes the configured log
+/// folder. A leading `/` is refused too: `/etc/passwd` is not quietly read as `etc/passwd`, and one
+/// log file never has two keys (the key, not the file, names the chain in its signatures).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChainKey(String);
 
@@ -33,18 +34,26 @@ impl ChainKey {
         &self.0
     }
 
-    /// Checks the key and returns its normalised segments.
+    /// Checks the key and returns its segments.
+    ///
+    /// # Errors
+    /// [`ChainKeyError`] naming the rule the key breaks.
     pub fn validate(&self) -> Result<Vec<&str>, ChainKeyError> {
         let err = |reason| ChainKeyError {
             key: self.0.clone(),
             reason,
         };
-        let name = self.0.strip_prefix('/').unwrap_or(&self.0);
+        let name = self.0.as_str();
         if name.is_empty() {
             return Err(err("empty"));
         }
         if name.len() > 255 {
             return Err(err("longer than 255 bytes"));
+        }
+        if name.starts_with('/') {
+            return Err(err(
+                "a leading `/` is not allowed (keys are relative to the log folder)",
+            ));
         }
         let segments: Vec<&str> = name.split('/').collect();
         for s in &segments {
@@ -117,7 +126,7 @@ mod tests {
             Path::new("/data/universe.log")
         );
         assert_eq!(
-            ChainKey::from("/bank/acc-1.x").log_file(root).unwrap(),
+            ChainKey::from("bank/acc-1.x").log_file(root).unwrap(),
             Path::new("/data/bank/acc-1.x.log")
         );
     }
@@ -146,11 +155,17 @@ mod tests {
     }
 
     #[test]
-    fn leading_slash_is_the_same_file() {
-        let root = Path::new("/r");
-        // "/etc/passwd" is a key with two segments under the root, never the system file.
+    fn a_leading_slash_is_refused() {
+        for bad in ["/etc/passwd", "/universe", "//a"] {
+            let e = ChainKey::from(bad).validate().unwrap_err();
+            assert_eq!(e.key, bad);
+            assert!(e.reason.contains("leading `/`"), "{bad:?}: {}", e.reason);
+            assert!(ChainKey::from(bad).log_file(Path::new("/r")).is_err());
+        }
         assert_eq!(
-            ChainKey::from("/etc/passwd").log_file(root).unwrap(),
+            ChainKey::from("etc/passwd")
+                .log_file(Path::new("/r"))
+                .unwrap(),
             Path::new("/r/etc/passwd.log")
         );
     }

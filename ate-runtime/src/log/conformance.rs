@@ -6,7 +6,9 @@
 
 use bytes::Bytes;
 
-use super::{DEFAULT_MAX_FRAME, FILE_HEADER_LEN, LogError, LogStore, RecoveryMode, RedoLog};
+use super::{
+    DEFAULT_MAX_FRAME, FILE_HEADER_LEN, LogError, LogStore, RecoveryMode, RecoveryReport, RedoLog,
+};
 
 /// Gives the suite one log location, opened and reopened, with raw access to its bytes.
 pub trait StoreHarness {
@@ -20,14 +22,55 @@ pub trait StoreHarness {
     fn set_raw(&mut self, bytes: Vec<u8>);
     /// Removes the log entirely (no store is open).
     fn reset(&mut self);
+    /// The bytes kept at `location`, a place [`LogStore::quarantine`] returned for the current
+    /// log (since the last [`StoreHarness::reset`] or [`StoreHarness::set_raw`]); `None` when
+    /// there are none.
+    fn quarantined(&mut self, location: &str) -> Option<Vec<u8>>;
 }
 
 fn open<H: StoreHarness>(
     h: &mut H,
     mode: RecoveryMode,
 ) -> Result<(RedoLog<H::Store>, Vec<Bytes>), LogError> {
-    let (log, recs, _) = RedoLog::open(h.open(), mode, DEFAULT_MAX_FRAME)?;
-    Ok((log, recs.into_iter().map(|r| r.payload).collect()))
+    open_reporting(h, mode).map(|(log, recs, _)| (log, recs))
+}
+
+/// A log opened by the suite: the log, its payloads and what recovery found.
+type Opened<S> = (RedoLog<S>, Vec<Bytes>, RecoveryReport);
+
+fn open_reporting<H: StoreHarness>(
+    h: &mut H,
+    mode: RecoveryMode,
+) -> Result<Opened<H::Store>, LogError> {
+    let (log, recs, report) = RedoLog::open(h.open(), mode, DEFAULT_MAX_FRAME)?;
+    Ok((log, recs.into_iter().map(|r| r.payload).collect(), report))
+}
+
+/// Checks that `report` says the tail `cut`, which started at `offset`, was cut and kept, and
+/// that the harness finds exactly those bytes where the report says; returns that location.
+fn assert_quarantined<H: StoreHarness>(
+    h: &mut H,
+    report: &RecoveryReport,
+    offset: usize,
+    cut: &[u8],
+) -> String {
+    assert_eq!(report.truncated, cut.len() as u64, "bytes cut");
+    let q = report
+        .quarantine
+        .as_ref()
+        .expect("a cut tail is quarantined");
+    assert_eq!(
+        (q.offset, q.len),
+        (offset as u64, cut.len() as u64),
+        "the quarantine's offset and length"
+    );
+    let kept = h.quarantined(&q.location);
+    assert!(
+        kept.as_deref() == Some(cut),
+        "{}: the quarantine holds exactly the bytes cut",
+        q.location
+    );
+    q.location.clone()
 }
 
 fn payload(i: usize) -> Vec<u8> {
@@ -74,14 +117,15 @@ pub fn append_after_reopen<H: StoreHarness>(h: &mut H) {
     assert_eq!(recs.last().map(|b| b.to_vec()), all.last().cloned());
 }
 
-/// Every cut of the last frame is a torn tail: truncated in the tolerant mode (earlier records
-/// intact), an error in the strict mode.
+/// Every cut of the last frame is a torn tail: quarantined then truncated in the tolerant mode
+/// (earlier records intact, each cut kept in a place of its own), an error in the strict mode.
 pub fn torn_tail_is_truncated<H: StoreHarness>(h: &mut H) {
     let all = write_n(h, 6);
     let full = h.raw();
     let logical = logical_len(&full);
     let last_len = all.last().expect("records").len() + super::FRAME_HEADER_LEN;
     let last_start = logical - last_len;
+    let mut locations = std::collections::HashSet::new();
     for cut in last_start + 1..logical {
         h.set_raw(full[..cut].to_vec());
         match open(h, RecoveryMode::AbsoluteConsistency) {
@@ -91,13 +135,16 @@ pub fn torn_tail_is_truncated<H: StoreHarness>(h: &mut H) {
                 other.map(|r| r.1.len())
             ),
         }
-        h.set_raw(full[..cut].to_vec());
-        let (mut log, recs) = open(h, RecoveryMode::TolerateCorruptTail).expect("tolerant open");
+        assert_eq!(h.raw(), full[..cut], "strict mode leaves the log as it is");
+        let (mut log, recs, report) =
+            open_reporting(h, RecoveryMode::TolerateCorruptTail).expect("tolerant open");
         assert_eq!(
             recs.len(),
             all.len() - 1,
             "cut at {cut}: earlier records survive"
         );
+        let location = assert_quarantined(h, &report, last_start, &full[last_start..cut]);
+        assert!(locations.insert(location), "cut at {cut}: a new quarantine");
         let again = payload(7);
         log.append(&[&again]).expect("append after truncation");
         log.sync().expect("sync");
@@ -124,14 +171,18 @@ pub fn flipped_bytes_are_detected<H: StoreHarness>(h: &mut H) {
         let mut bad = full.clone();
         bad[pos] ^= 0x41;
         h.set_raw(bad);
-        let res = open(h, RecoveryMode::TolerateCorruptTail);
+        let res = open_reporting(h, RecoveryMode::TolerateCorruptTail);
         if pos >= last_start {
-            let (_log, recs) = res.unwrap_or_else(|e| panic!("flip at {pos} in the tail: {e}"));
+            let (_log, recs, report) =
+                res.unwrap_or_else(|e| panic!("flip at {pos} in the tail: {e}"));
             assert_eq!(
                 recs.len(),
                 all.len() - 1,
                 "flip at {pos}: the damaged tail frame is cut"
             );
+            let mut bad = full.clone();
+            bad[pos] ^= 0x41;
+            assert_quarantined(h, &report, last_start, &bad[last_start..]);
         } else {
             match res {
                 Err(LogError::Corrupt { offset, .. }) => {
@@ -141,12 +192,36 @@ pub fn flipped_bytes_are_detected<H: StoreHarness>(h: &mut H) {
                     assert!(pos < FILE_HEADER_LEN, "flip at {pos}")
                 }
                 Err(e) => panic!("flip at {pos}: unexpected error {e}"),
-                Ok((_, recs)) => panic!("flip at {pos} went unnoticed ({} records)", recs.len()),
+                Ok((_, recs, _)) => {
+                    panic!("flip at {pos} went unnoticed ({} records)", recs.len())
+                }
             }
         }
         checked += 1;
     }
     assert!(checked > 50);
+}
+
+/// A quarantine keeps its bytes where it says, in a new place each time (even for the same
+/// offset), without changing the log.
+pub fn quarantine_keeps_bytes_aside<H: StoreHarness>(h: &mut H) {
+    write_n(h, 3);
+    let before = h.raw();
+    let mut store = h.open();
+    let first = store.quarantine(40, b"the first tail").expect("quarantine");
+    let second = store.quarantine(40, b"another tail").expect("quarantine");
+    let empty = store.quarantine(7, b"").expect("quarantine nothing");
+    drop(store);
+    assert!(
+        first != second && second != empty && first != empty,
+        "each quarantine has a place of its own: {first}, {second}, {empty}"
+    );
+    assert_eq!(h.quarantined(&first), Some(b"the first tail".to_vec()));
+    assert_eq!(h.quarantined(&second), Some(b"another tail".to_vec()));
+    assert_eq!(h.quarantined(&empty), Some(Vec::new()));
+    assert_eq!(h.raw(), before, "the log is unchanged");
+    let (_log, recs) = open(h, RecoveryMode::AbsoluteConsistency).expect("reopen");
+    assert_eq!(recs.len(), 3);
 }
 
 /// A log with a newer format version is refused.
@@ -184,6 +259,7 @@ pub fn test_all<H: StoreHarness>(h: &mut H) {
     append_after_reopen(h);
     torn_tail_is_truncated(h);
     flipped_bytes_are_detected(h);
+    quarantine_keeps_bytes_aside(h);
     newer_version_is_refused(h);
     foreign_bytes_are_refused(h);
 }
@@ -221,6 +297,11 @@ mod tests {
         fn reset(&mut self) {
             self.0 = MemoryStore::new();
         }
+        fn quarantined(&mut self, location: &str) -> Option<Vec<u8>> {
+            let kept = self.0.quarantined();
+            let found = kept.into_iter().find(|(name, _)| name == location);
+            found.map(|(_, bytes)| bytes.to_vec())
+        }
     }
 
     struct Disk(tempfile::TempDir, u64);
@@ -242,6 +323,11 @@ mod tests {
         }
         fn reset(&mut self) {
             let _ = std::fs::remove_file(self.path());
+        }
+        fn quarantined(&mut self, location: &str) -> Option<Vec<u8>> {
+            let path = std::path::Path::new(location);
+            assert_eq!(path.parent(), Some(self.0.path()), "beside the log");
+            std::fs::read(path).ok()
         }
     }
 
@@ -300,13 +386,22 @@ mod tests {
             drop(log);
             store.crash(keep);
             let (_l, recs, report) =
-                RedoLog::open(store, RecoveryMode::default(), DEFAULT_MAX_FRAME).unwrap();
+                RedoLog::open(store.clone(), RecoveryMode::default(), DEFAULT_MAX_FRAME).unwrap();
             assert_eq!(&recs[0].payload[..], b"durable");
             if keep == frame {
                 assert_eq!(recs.len(), 2, "a whole frame that reached the disk is kept");
+                assert!(report.quarantine.is_none());
             } else {
                 assert_eq!(recs.len(), 1, "torn at {keep}");
                 assert_eq!(report.truncated, keep);
+                let torn = &super::super::encode_frames(&[lost])[..keep as usize];
+                let kept = store.quarantined();
+                match &report.quarantine {
+                    None => assert_eq!(keep, 0, "torn at {keep}: nothing kept"),
+                    Some(q) => {
+                        assert_eq!(kept, vec![(q.location.clone(), Bytes::from(torn.to_vec()))])
+                    }
+                }
             }
         }
     }

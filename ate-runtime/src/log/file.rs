@@ -2,8 +2,17 @@
 //!
 //! Durability: `sync` is `fdatasync`. To keep that cheap for small commits, the file is grown
 //! ahead of the data by writing zeros (never by a sparse `set_len`): an fdatasync that overwrites
-//! already-allocated blocks has no file-size or extent metadata to flush. Recovery treats an
-//! all-zero tail as the clean end of the log.
+//! already-allocated blocks has no file-size or extent metadata to flush. A thread of the store's
+//! own writes those zeros and fdatasyncs them (`preallocate.rs`), so an append never stalls on
+//! them; an append that outruns them goes past the end of the file. Recovery treats an all-zero
+//! tail as the clean end of the log.
+//!
+//! Quarantine: before recovery cuts a torn tail, the store copies it to a new file beside the log,
+//! `<log file name>.quarantine-<offset>-<unix ms>`, fsynced with its folder (see
+//! [`LogStore::quarantine`]). The engine never reads or removes these files.
+//!
+//! Privacy: the files the store creates (logs and quarantine files) have mode 0600 and the folders
+//! it creates 0700; a file or folder that already exists keeps its mode.
 //!
 //! Locking: an open store holds an exclusive lock on its file (`flock`), so a second handle in
 //! this or another process gets [`LogError::Locked`]. The lock belongs to the open file, and a
@@ -12,21 +21,27 @@
 //! moment. So an open that finds the file locked tries again with short sleeps for up to
 //! [`LOCK_WAIT`] before it reports `Locked`.
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::ffi::{OsStr, OsString};
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use super::preallocate::Preallocator;
 use super::{LogError, LogStore};
 
-/// Default size of each zero-filled extension of the file.
+/// The mode of the folders the store creates: the owner's only (what the umask leaves of it).
+const DIR_MODE: u32 = 0o700;
+/// The mode of the files the store creates: read and write for the owner only.
+const FILE_MODE: u32 = 0o600;
+
+/// The engine's preallocation chunk: a store keeps up to this many bytes of zeros ahead of its
+/// data, and grows them again when fewer than half are left.
 pub const PREALLOCATE_CHUNK: u64 = 8 << 20;
-/// Appends at least this large go past the preallocated space without zero-filling first:
-/// their own size change is amortised over many bytes.
-const LARGE_APPEND: usize = 256 << 10;
 
 /// How long [`FileStore::open`] keeps trying to lock a file that another handle holds before it
 /// reports [`LogError::Locked`].
@@ -44,19 +59,20 @@ const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
+    /// The thread that writes zeros ahead of the data (`None`: no preallocation). Dropped
+    /// first: its handle on the file is closed once it has stopped.
+    zone: Option<Preallocator>,
     file: File,
     /// The logical end (where the next append goes).
     len: u64,
-    /// The physical size of the file (≥ `len`; the gap is zeros).
-    physical: u64,
-    /// Bytes of zeros written ahead of the data (0: none).
-    preallocate: u64,
 }
 
 impl FileStore {
-    /// Opens (creating if needed, with its folder) the log at `path` and locks it. When
-    /// `preallocate` is non-zero the file is grown ahead of the data by that many zero bytes at
-    /// a time ([`PREALLOCATE_CHUNK`] is the engine's default).
+    /// Opens (creating if needed, with its folder) the log at `path` and locks it. A new file
+    /// gets mode 0600 and new folders 0700 (folders that exist are left as they are). When
+    /// `preallocate` is non-zero, a thread of the store's own keeps up to that many bytes of
+    /// zeros ahead of the data once appends begin ([`PREALLOCATE_CHUNK`] is the engine's
+    /// default); dropping the store finishes the extension under way and joins the thread.
     ///
     /// A file locked by another handle is tried again, with short sleeps, for up to
     /// [`LOCK_WAIT`] before the open fails with [`LogError::Locked`].
@@ -78,13 +94,18 @@ impl FileStore {
             source,
         };
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .map_err(io)?;
         let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(FILE_MODE)
             .open(path)
             .map_err(io)?;
         let deadline = Instant::now().checked_add(lock_wait);
@@ -110,12 +131,15 @@ impl FileStore {
             File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         }
         let physical = file.metadata().map_err(io)?.len();
+        let zone = match preallocate {
+            0 => None,
+            chunk => Some(Preallocator::start(&file, path, chunk, physical).map_err(io)?),
+        };
         Ok(FileStore {
             path: path.to_path_buf(),
+            zone,
             file,
             len: physical,
-            physical,
-            preallocate,
         })
     }
 
@@ -138,29 +162,27 @@ impl LogStore for FileStore {
     }
 
     fn read_all(&mut self) -> Result<Bytes, LogError> {
-        let mut buf = Vec::with_capacity(self.physical as usize);
-        let mut f = &self.file;
-        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).map_err(|e| self.io(e))?;
-        f.read_to_end(&mut buf).map_err(|e| self.io(e))?;
-        self.physical = buf.len() as u64;
-        self.len = self.physical;
+        let read = || read_whole(&self.file).map(|buf| (buf.len() as u64, buf));
+        let buf = match &self.zone {
+            Some(zone) => zone.resized(|| read().map(|(size, buf)| (buf, size))),
+            None => read().map(|(_, buf)| buf),
+        }
+        .map_err(|e| self.io(e))?;
+        self.len = buf.len() as u64;
         Ok(Bytes::from(buf))
     }
 
     fn append(&mut self, data: &Bytes) -> Result<(), LogError> {
+        let end = self.len + data.len() as u64;
+        if let Some(zone) = &self.zone {
+            zone.before_append(end);
+        }
         self.file
             .write_all_at(data, self.len)
             .map_err(|e| self.io(e))?;
-        self.len += data.len() as u64;
-        if self.len > self.physical {
-            self.physical = self.len;
-            if self.preallocate > 0 && data.len() < LARGE_APPEND {
-                let zeros = vec![0u8; self.preallocate as usize];
-                self.file
-                    .write_all_at(&zeros, self.physical)
-                    .map_err(|e| self.io(e))?;
-                self.physical += self.preallocate;
-            }
+        self.len = end;
+        if let Some(zone) = &self.zone {
+            zone.appended(end);
         }
         Ok(())
     }
@@ -170,19 +192,356 @@ impl LogStore for FileStore {
     }
 
     fn truncate(&mut self, len: u64) -> Result<(), LogError> {
-        self.file.set_len(len).map_err(|e| self.io(e))?;
-        self.file.sync_all().map_err(|e| self.io(e))?;
+        let cut = || {
+            self.file.set_len(len)?;
+            self.file.sync_all()
+        };
+        match &self.zone {
+            Some(zone) => zone.resized(|| cut().map(|()| ((), len))),
+            None => cut(),
+        }
+        .map_err(|e| self.io(e))?;
         self.len = len;
-        self.physical = len;
         Ok(())
     }
 
     fn resume_at(&mut self, len: u64) -> Result<(), LogError> {
         self.len = len;
+        if let Some(zone) = &self.zone {
+            zone.resumed_at(len);
+        }
         Ok(())
+    }
+
+    /// Writes the bytes to a new file beside the log, named
+    /// `<log file name>.quarantine-<offset>-<unix ms>`, mode 0600, and fsyncs it and its folder
+    /// before returning its path.
+    fn quarantine(&mut self, offset: u64, bytes: &[u8]) -> Result<String, LogError> {
+        let path = write_quarantine(&self.path, offset, bytes).map_err(|e| self.io(e))?;
+        Ok(path.display().to_string())
     }
 
     fn len(&self) -> u64 {
         self.len
+    }
+}
+
+/// Every byte of `file`, from offset 0.
+fn read_whole(file: &File) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(file.metadata()?.len() as usize);
+    let mut f = file;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// The longest file name most file systems accept (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// The name of the file that keeps the tail cut at `offset` from the log file `log_name`:
+/// `<log_name>.quarantine-<offset>-<unix_ms>`, then `.<attempt>` when `attempt` is not 0 (the
+/// name was taken). The log's name is shortened when the whole would be longer than
+/// [`NAME_MAX`] bytes.
+fn quarantine_name(log_name: &OsStr, offset: u64, unix_ms: u128, attempt: u32) -> OsString {
+    let mut suffix = format!(".quarantine-{offset}-{unix_ms}");
+    if attempt > 0 {
+        suffix.push_str(&format!(".{attempt}"));
+    }
+    let log_name = log_name.as_bytes();
+    let keep = log_name.len().min(NAME_MAX.saturating_sub(suffix.len()));
+    let mut name = log_name[..keep].to_vec();
+    name.extend_from_slice(suffix.as_bytes());
+    OsString::from_vec(name)
+}
+
+/// Writes `bytes` to a new quarantine file beside the log at `log` (mode 0600, never an existing
+/// file), fsyncs it, then its folder; returns its path. What it created is removed when a later
+/// step fails.
+fn write_quarantine(log: &Path, offset: u64, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let (path, mut file) = create_quarantine_file(log, offset)?;
+    let dir = log.parent().unwrap_or(Path::new("."));
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| File::open(dir)?.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(path)
+}
+
+/// Creates the quarantine file for the tail at `offset` of the log at `log`, under the first
+/// name of [`quarantine_name`] that is free.
+fn create_quarantine_file(log: &Path, offset: u64) -> std::io::Result<(PathBuf, File)> {
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let log_name = log.file_name().unwrap_or(OsStr::new("log"));
+    let mut attempt = 0;
+    loop {
+        let path = log.with_file_name(quarantine_name(log_name, offset, unix_ms, attempt));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::super::{DEFAULT_MAX_FRAME, RecoveryMode, RedoLog, encode_frames};
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn new_logs_and_folders_are_private_and_existing_ones_keep_their_mode() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = root.path().join("a/b/x.log");
+        drop(FileStore::open(&path, 0).unwrap());
+        assert_eq!(
+            mode(root.path()),
+            0o755,
+            "an existing folder is not changed"
+        );
+        assert_eq!(mode(&root.path().join("a")), 0o700);
+        assert_eq!(mode(&root.path().join("a/b")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+
+        let shared = root.path().join("a/shared.log");
+        std::fs::write(&shared, b"").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+        drop(FileStore::open(&shared, 0).unwrap());
+        assert_eq!(mode(&shared), 0o640, "an existing file is not changed");
+    }
+
+    /// A log of one frame followed by a torn one; returns its bytes and where the torn frame starts.
+    fn log_with_torn_tail(path: &Path) -> (Vec<u8>, usize) {
+        let store = FileStore::open(path, 0).unwrap();
+        let (mut log, _, _) =
+            RedoLog::open(store, RecoveryMode::default(), DEFAULT_MAX_FRAME).unwrap();
+        log.append(&[b"acknowledged"]).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let mut bytes = std::fs::read(path).unwrap();
+        let torn_at = bytes.len();
+        bytes.extend_from_slice(&encode_frames(&[b"never acknowledged"])[..20]);
+        std::fs::write(path, &bytes).unwrap();
+        (bytes, torn_at)
+    }
+
+    #[test]
+    fn a_torn_tail_is_kept_in_a_private_file_beside_the_log_before_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tail.log");
+        let (bytes, torn_at) = log_with_torn_tail(&path);
+        let store = FileStore::open(&path, 0).unwrap();
+        let (_log, recs, report) =
+            RedoLog::open(store, RecoveryMode::default(), DEFAULT_MAX_FRAME).unwrap();
+        assert_eq!(recs.len(), 1);
+        let q = report.quarantine.expect("the torn tail is quarantined");
+        assert_eq!(
+            (q.offset, q.len),
+            (torn_at as u64, (bytes.len() - torn_at) as u64)
+        );
+        let kept = Path::new(&q.location);
+        assert_eq!(kept.parent(), Some(dir.path()));
+        let name = kept.file_name().unwrap().to_str().unwrap();
+        let unix_ms = name
+            .strip_prefix(&format!("tail.log.quarantine-{torn_at}-"))
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(unix_ms.parse::<u128>().is_ok(), "{name}");
+        assert_eq!(mode(kept), 0o600);
+        assert_eq!(std::fs::read(kept).unwrap(), bytes[torn_at..]);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes[..torn_at],
+            "then the log is cut"
+        );
+    }
+
+    #[test]
+    fn quarantine_names_fit_the_file_system_and_never_replace_a_file() {
+        let name = |log: &str, attempt| quarantine_name(OsStr::new(log), 5, 17, attempt);
+        assert_eq!(name("a.log", 0), "a.log.quarantine-5-17");
+        assert_eq!(name("a.log", 2), "a.log.quarantine-5-17.2");
+        let long = format!("{}.log", "x".repeat(251));
+        let cut = name(&long, 3);
+        assert_eq!(cut.len(), NAME_MAX);
+        assert!(cut.to_str().unwrap().ends_with("xx.quarantine-5-17.3"));
+
+        // A log with the longest name a file system allows still has its tail kept.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(&long);
+        let mut store = FileStore::open(&path, 0).unwrap();
+        let first = store.quarantine(5, b"one").unwrap();
+        let second = store.quarantine(5, b"two").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(std::fs::read(&first).unwrap(), b"one");
+        assert_eq!(std::fs::read(&second).unwrap(), b"two");
+    }
+
+    #[test]
+    fn a_quarantine_that_cannot_be_written_fails_the_open_and_leaves_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("x.log");
+        let (bytes, _) = log_with_torn_tail(&path);
+        let store = FileStore::open(&path, 0).unwrap();
+        // The open file is still readable, but no file can be created beside it any more.
+        let moved = dir.path().join("moved");
+        std::fs::rename(dir.path().join("sub"), &moved).unwrap();
+        match RedoLog::open(store, RecoveryMode::default(), DEFAULT_MAX_FRAME) {
+            Err(LogError::Io { store, source }) => {
+                assert_eq!(store, path.display().to_string());
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("expected an I/O error, got {:?}", other.map(|o| o.2)),
+        }
+        assert_eq!(
+            std::fs::read(moved.join("x.log")).unwrap(),
+            bytes,
+            "the log is untouched"
+        );
+        assert_eq!(
+            std::fs::read_dir(&moved).unwrap().count(),
+            1,
+            "nothing else was written"
+        );
+    }
+
+    /// Appends of many sizes, from a few bytes to more than a chunk, the larger ones rarer.
+    fn appends(seed: u64, total: usize) -> Vec<Vec<u8>> {
+        let mut state = seed;
+        let mut out = Vec::new();
+        let mut written = 0;
+        while written < total {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = match state >> 60 {
+                0 => 9000 + (state >> 20) as usize % 9000,
+                1..=3 => 500 + (state >> 20) as usize % 3000,
+                _ => 1 + (state >> 20) as usize % 200,
+            };
+            out.push((0..len).map(|i| (i as u64 ^ state) as u8 | 1).collect());
+            written += len;
+        }
+        out
+    }
+
+    #[test]
+    fn appends_across_many_chunk_boundaries_read_back_exactly() {
+        for chunk in [64, 4096] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("grown.log");
+            let mut store = FileStore::open(&path, chunk).unwrap();
+            let mut expected = Vec::new();
+            for (i, data) in appends(chunk, 60 * 4096).into_iter().enumerate() {
+                store.append(&Bytes::from(data.clone())).unwrap();
+                expected.extend_from_slice(&data);
+                if i % 7 == 0 {
+                    store.sync().unwrap();
+                }
+            }
+            store.sync().unwrap();
+            let zone = store.zone.as_ref().unwrap();
+            zone.settle();
+            assert!(
+                zone.zone_end() >= store.len() + chunk / 2,
+                "chunk {chunk}: the zone is ahead again once the thread is idle"
+            );
+            drop(store);
+            let raw = std::fs::read(&path).unwrap();
+            assert!(raw.len() as u64 >= expected.len() as u64 + chunk / 2);
+            assert!(raw[..expected.len()] == expected, "chunk {chunk}: the data");
+            assert!(raw[expected.len()..].iter().all(|b| *b == 0), "then zeros");
+        }
+    }
+
+    #[test]
+    fn a_log_reopened_after_drop_ends_where_the_zeros_begin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zeros.log");
+        let payloads = appends(7, 50_000);
+        let mut end = 0;
+        for round in 0..2 {
+            let store = FileStore::open(&path, 4096).unwrap();
+            let (mut log, recs, report) =
+                RedoLog::open(store, RecoveryMode::AbsoluteConsistency, DEFAULT_MAX_FRAME).unwrap();
+            assert_eq!(recs.len(), round * payloads.len());
+            assert_eq!((report.truncated, report.quarantine), (0, None));
+            if round == 1 {
+                assert_eq!(report.end, end);
+            }
+            for p in &payloads {
+                log.append(&[p]).unwrap();
+                log.sync().unwrap();
+            }
+            end = log.len();
+            drop(log);
+            // The thread has stopped and closed its handle: the file is free.
+            let free = FileStore::open_with_lock_wait(&path, 0, Duration::ZERO);
+            assert!(
+                free.is_ok(),
+                "round {round}: the store's thread let go of the file"
+            );
+            drop(free);
+            let raw = std::fs::read(&path).unwrap();
+            assert!(raw.len() as u64 > end, "zeros follow the log");
+            assert!(raw[end as usize..].iter().all(|b| *b == 0));
+        }
+        let store = FileStore::open(&path, 4096).unwrap();
+        let (_, recs, report) =
+            RedoLog::open(store, RecoveryMode::AbsoluteConsistency, DEFAULT_MAX_FRAME).unwrap();
+        assert_eq!(recs.len(), 2 * payloads.len());
+        assert_eq!(report.end, end);
+        for (r, p) in recs.iter().zip(payloads.iter().chain(&payloads)) {
+            assert_eq!(&r.payload[..], &p[..]);
+        }
+    }
+
+    #[test]
+    fn truncate_and_read_all_see_the_zeros_the_thread_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resize.log");
+        let mut store = FileStore::open(&path, 4096).unwrap();
+        store.append(&Bytes::from(vec![7u8; 100])).unwrap();
+        store.zone.as_ref().unwrap().settle();
+        let grown = std::fs::metadata(&path).unwrap().len();
+        assert!(grown >= 100 + 4096, "the thread grew the file to {grown}");
+        let all = store.read_all().unwrap();
+        assert_eq!(all.len() as u64, grown);
+        assert_eq!((all[..100] == [7u8; 100], store.len()), (true, grown));
+
+        store.truncate(50).unwrap();
+        store.zone.as_ref().unwrap().settle();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            50,
+            "a cut stays cut"
+        );
+        assert_eq!(store.read_all().unwrap()[..], [7u8; 50]);
+
+        store.resume_at(40).unwrap();
+        store.append(&Bytes::from(vec![9u8; 30])).unwrap();
+        store.zone.as_ref().unwrap().settle();
+        drop(store);
+        let raw = std::fs::read(&path).unwrap();
+        assert!(raw.len() >= 70 + 4096 / 2);
+        assert_eq!(raw[..40], [7u8; 40]);
+        assert_eq!(raw[40..70], [9u8; 30]);
+        assert!(raw[70..].iter().all(|b| *b == 0));
     }
 }

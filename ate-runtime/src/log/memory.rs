@@ -1,6 +1,7 @@
 //! A log store in memory, with the crash simulation the tests need.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -14,6 +15,8 @@ struct Inner {
     len: u64,
     synced: u64,
     fail_after: Option<u64>,
+    /// The tails recovery cut off, with their names, oldest first.
+    quarantined: Vec<(String, Bytes)>,
 }
 
 /// A log kept in memory. Clones share the same bytes, so a test can "reopen" a log by opening a
@@ -45,6 +48,12 @@ impl MemoryStore {
     pub fn bytes(&self) -> Vec<u8> {
         let i = self.inner.lock();
         concat(&i.chunks).to_vec()
+    }
+
+    /// Every tail recovery kept aside before cutting it ([`LogStore::quarantine`]), oldest
+    /// first: the name it returned, and the bytes.
+    pub fn quarantined(&self) -> Vec<(String, Bytes)> {
+        self.inner.lock().quarantined.clone()
     }
 
     /// Simulates a power cut: of the bytes appended since the last sync, only the first
@@ -129,6 +138,20 @@ impl LogStore for MemoryStore {
         i.len = len;
         i.synced = i.synced.min(len);
         Ok(())
+    }
+
+    /// Keeps the bytes in memory, under the name `memory:quarantine-<offset>-<n>`, where `n`
+    /// counts the quarantines of every memory store of the process; a power cut
+    /// ([`MemoryStore::crash`]) keeps them.
+    fn quarantine(&mut self, offset: u64, bytes: &[u8]) -> Result<String, LogError> {
+        static QUARANTINES: AtomicU64 = AtomicU64::new(0);
+        let mut i = self.inner.lock();
+        Self::tick(&mut i)?;
+        let n = QUARANTINES.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("memory:quarantine-{offset}-{n}");
+        i.quarantined
+            .push((name.clone(), Bytes::copy_from_slice(bytes)));
+        Ok(name)
     }
 
     fn len(&self) -> u64 {

@@ -32,6 +32,17 @@ pub trait LogStore: Send + 'static {
         self.truncate(len)
     }
 
+    /// Keeps `bytes` (the bytes from `offset` to the end of the store, which recovery is about
+    /// to cut off with [`LogStore::truncate`]) durably in a new place of their own beside the
+    /// log, and returns where: a file's path, or a name. It never overwrites an earlier
+    /// quarantine and does not change the log. Recovery cuts a torn tail only after this
+    /// returned `Ok`, so no byte a store held is ever destroyed.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] when the bytes could not be kept durably; recovery then fails and leaves
+    /// the log as it is.
+    fn quarantine(&mut self, offset: u64, bytes: &[u8]) -> Result<String, LogError>;
+
     /// The logical end.
     fn len(&self) -> u64;
 
@@ -59,6 +70,9 @@ impl LogStore for Box<dyn LogStore> {
     }
     fn resume_at(&mut self, len: u64) -> Result<(), LogError> {
         (**self).resume_at(len)
+    }
+    fn quarantine(&mut self, offset: u64, bytes: &[u8]) -> Result<String, LogError> {
+        (**self).quarantine(offset, bytes)
     }
     fn len(&self) -> u64 {
         (**self).len()

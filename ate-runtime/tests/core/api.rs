@@ -460,8 +460,15 @@ async fn chain_keys_never_escape_the_folder() {
     assert!(!root.path().join("x.log").exists());
     assert!(!root.path().join("x").exists());
 
-    // An absolute-looking key is a path inside the folder.
-    let chain = open(&reg, &ChainKey::from("/etc/passwd")).await.unwrap();
+    // An absolute-looking key is refused, not quietly read as a path inside the folder.
+    match open(&reg, &ChainKey::from("/etc/passwd")).await {
+        Err(OpenError::InvalidKey(ChainKeyError { reason, .. })) => {
+            assert!(reason.contains("leading `/`"), "{reason}")
+        }
+        other => panic!("a leading `/` must be refused, got {other:?}"),
+    }
+    assert!(!dir.join("etc").exists());
+    let chain = open(&reg, &ChainKey::from("etc/passwd")).await.unwrap();
     let path = chain.path().unwrap();
     assert_eq!(path, dir.join("etc").join("passwd.log"));
     assert!(path.exists());

@@ -3,12 +3,13 @@
 //! the damage; damage in the last transaction is a torn tail, cut off with everything before it
 //! intact. Never a panic, never a silently different view, and a refused file is left as it was.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ate_runtime::chain::OpenError;
 use ate_runtime::log::{
     DEFAULT_MAX_FRAME, FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, LogError, MemoryStore,
-    RecoveryMode, RedoLog, encode_frames, frame_in_place,
+    RecoveryMode, RecoveryReport, RedoLog, encode_frames, frame_in_place,
 };
 use ate_runtime::prelude::*;
 
@@ -28,6 +29,33 @@ fn frame_starts(raw: &[u8]) -> Vec<usize> {
         pos += FRAME_HEADER_LEN + len;
     }
     starts
+}
+
+/// Checks that `report` says the tail `cut`, which started at `offset`, was cut off and kept in
+/// a private quarantine file beside the log, which holds exactly those bytes (nothing is kept when
+/// nothing was cut).
+fn assert_quarantined(report: &RecoveryReport, log: &Path, offset: usize, cut: &[u8]) {
+    assert_eq!(report.truncated, cut.len() as u64);
+    if cut.is_empty() {
+        assert_eq!(report.quarantine, None);
+        return;
+    }
+    let q = report
+        .quarantine
+        .as_ref()
+        .expect("a cut tail is quarantined");
+    assert_eq!((q.offset, q.len), (offset as u64, cut.len() as u64));
+    let kept = Path::new(&q.location);
+    assert_eq!(kept.parent(), log.parent(), "beside the log");
+    assert_eq!(
+        std::fs::metadata(kept).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read(kept).unwrap() == cut,
+        "{}: the quarantine holds exactly the bytes cut",
+        q.location
+    );
 }
 
 /// A chain of [`TXS`] transactions; returns its bytes and the state after each transaction.
@@ -75,6 +103,7 @@ async fn every_flipped_byte_is_detected() {
         if pos >= last {
             let chain = res.unwrap_or_else(|e| panic!("flip at {pos} (last tx): {e}"));
             assert_eq!(chain.recovery().truncated, (raw.len() - last) as u64);
+            assert_quarantined(chain.recovery(), &path, last, &bad[last..]);
             assert_eq!(chain.recovery().records, TXS as usize - 1);
             states[TXS as usize - 1]
                 .assert_matches(&chain, &format!("flip at {pos}"))
@@ -144,9 +173,11 @@ async fn flips_in_the_preallocated_space_lose_nothing() {
     for pos in [end, end + 1, end + 11, end + 4095, raw.len() - 1] {
         let mut bad = raw.clone();
         bad[pos] = 0x41;
-        let (_, res) = open_bytes(scratch.path(), &bad, RecoveryMode::default()).await;
+        let (path, res) = open_bytes(scratch.path(), &bad, RecoveryMode::default()).await;
         let chain = res.unwrap_or_else(|e| panic!("flip at {pos} in the padding: {e}"));
         assert_eq!(chain.recovery().records, 5);
+        // The padding from the log's end is cut, with the flipped byte, and kept.
+        assert_quarantined(chain.recovery(), &path, end, &bad[end..]);
         states[5]
             .assert_matches(&chain, &format!("flip at {pos} in the padding"))
             .await;
@@ -183,6 +214,7 @@ async fn torn_tails_are_cut_in_the_tolerant_mode_only() {
         let (path, res) = open_bytes(scratch.path(), torn, RecoveryMode::default()).await;
         let chain = res.unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         assert_eq!(chain.recovery().truncated, (cut - last) as u64);
+        assert_quarantined(chain.recovery(), &path, last, &torn[last..]);
         before
             .assert_matches(&chain, &format!("cut at {cut}"))
             .await;
@@ -389,6 +421,7 @@ async fn an_intact_transaction_over_a_lowered_limit_is_refused_never_cut() {
     conf.max_transaction_bytes = largest;
     let chain = open(&registry(&conf).await, &key).await.unwrap();
     assert_eq!(chain.recovery().truncated, 0);
+    assert_eq!(chain.recovery().quarantine, None);
     states
         .last()
         .unwrap()
@@ -420,6 +453,7 @@ async fn a_torn_frame_over_the_limit_is_still_a_torn_tail() {
             .await
             .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         assert_eq!(chain.recovery().truncated, (cut - last) as u64);
+        assert_quarantined(chain.recovery(), &path, last, &raw[last..cut]);
         before
             .assert_matches(&chain, &format!("cut at {cut}"))
             .await;
@@ -483,6 +517,7 @@ async fn a_torn_transaction_holding_frame_bytes_is_a_torn_tail() {
         let (path, res) = open_bytes(scratch.path(), torn, RecoveryMode::default()).await;
         let chain = res.unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         assert_eq!(chain.recovery().truncated, (cut - last) as u64);
+        assert_quarantined(chain.recovery(), &path, last, &torn[last..]);
         before
             .assert_matches(&chain, &format!("cut at {cut}"))
             .await;
@@ -494,9 +529,10 @@ async fn a_torn_transaction_holding_frame_bytes_is_a_torn_tail() {
         if raw[cut..].iter().any(|b| *b != 0) {
             let mut padded = torn.to_vec();
             padded.resize(raw.len() + 4096, 0);
-            let (_, res) = open_bytes(scratch.path(), &padded, RecoveryMode::default()).await;
+            let (path, res) = open_bytes(scratch.path(), &padded, RecoveryMode::default()).await;
             let chain = res.unwrap_or_else(|e| panic!("cut at {cut}, padded: {e}"));
             assert_eq!(chain.recovery().end as usize, last, "cut at {cut}, padded");
+            assert_quarantined(chain.recovery(), &path, last, &padded[last..]);
             before
                 .assert_matches(&chain, &format!("cut at {cut}, padded"))
                 .await;
@@ -593,6 +629,13 @@ fn the_search_for_later_frames_starts_after_the_damaged_frames_declared_end() {
         assert_eq!(recs, plain, "cut at {cut}");
         assert_eq!(truncated, (cut - last) as u64);
         assert_eq!(store.bytes(), raw[..last]);
+        let kept = store.quarantined();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].1[..],
+            raw[last..cut],
+            "cut at {cut}: the torn tail is kept"
+        );
         assert!(matches!(
             reopen_log(&raw[..cut], RecoveryMode::AbsoluteConsistency),
             Err(LogError::Corrupt { offset, .. }) if offset as usize == last

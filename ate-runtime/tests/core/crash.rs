@@ -14,7 +14,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
-use ate_runtime::log::FileStore;
+use ate_runtime::log::{FileStore, RecoveryReport};
 use ate_runtime::prelude::*;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -209,6 +209,31 @@ async fn assert_absent(dio: &Dio, n: u64, tx: &Tx) {
     }
 }
 
+/// Checks that whatever recovery cut from the log `killed` (its bytes before the open) is in the
+/// quarantine file it names, byte for byte.
+fn assert_cut_bytes_are_kept(report: &RecoveryReport, killed: &[u8], round: usize) {
+    match &report.quarantine {
+        None => assert_eq!(
+            report.truncated, 0,
+            "round {round}: a cut tail is quarantined"
+        ),
+        Some(q) => {
+            assert_eq!((q.offset, q.len), (report.end, report.truncated));
+            assert_eq!(
+                q.offset + q.len,
+                killed.len() as u64,
+                "round {round}: the whole tail"
+            );
+            let kept = std::fs::read(&q.location).expect("read the quarantine file");
+            assert!(
+                kept[..] == killed[q.offset as usize..],
+                "round {round}: {} holds exactly the bytes cut",
+                q.location
+            );
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Stats {
     acked: usize,
@@ -313,6 +338,10 @@ fn sigkill_at_random_moments_loses_no_acknowledged_commit() {
             );
         }
 
+        let log = ChainKey::from(CHAIN)
+            .log_file(dir.path())
+            .expect("log path");
+        let killed = std::fs::read(&log).expect("read the log the child left");
         rt.block_on(async {
             let chain = open(&registry(&config(dir.path())).await, &ChainKey::from(CHAIN))
                 .await
@@ -320,6 +349,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_commit() {
             if chain.recovery().truncated > 0 {
                 stats.torn_tails += 1;
             }
+            assert_cut_bytes_are_kept(chain.recovery(), &killed, round);
             let dio = chain.dio(&session()).await;
             let last = dio.load::<Counter>(&counter).await.expect("counter").n;
             assert!(

@@ -10,7 +10,8 @@ use bytes::Bytes;
 
 use ate_runtime::chain::{ChainRegistry, CommitError, OpenError};
 use ate_runtime::log::{
-    DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, LogError, LogStore, MemoryStore, RecoveryMode, RedoLog,
+    DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, LogError, LogStore, MemoryStore, RecoveryMode,
+    RecoveryReport, RedoLog,
 };
 use ate_runtime::prelude::*;
 
@@ -50,6 +51,28 @@ fn split_at_sync(store: &MemoryStore) -> (Vec<u8>, Vec<u8>) {
     assert!(all.starts_with(&durable));
     let unsynced = all[durable.len()..].to_vec();
     (durable, unsynced)
+}
+
+/// Checks that the tail recovery cut from `store` (whose bytes were `before` the open) is the
+/// last quarantine of the store, byte for byte, and that nothing was kept when nothing was cut.
+fn assert_quarantined(store: &MemoryStore, before: &[u8], report: &RecoveryReport) {
+    let kept = store.quarantined();
+    match &report.quarantine {
+        None => {
+            assert_eq!(report.truncated, 0, "a cut tail is quarantined");
+            assert!(kept.is_empty(), "nothing was cut, nothing kept");
+        }
+        Some(q) => {
+            assert_eq!((q.offset, q.len), (report.end, report.truncated));
+            let (location, bytes) = kept.last().expect("the store kept the tail");
+            assert_eq!(location, &q.location);
+            assert_eq!(
+                bytes[..],
+                before[q.offset as usize..],
+                "the bytes cut, exactly"
+            );
+        }
+    }
 }
 
 /// The injected I/O error itself (what the transactions of the failing group get).
@@ -175,8 +198,10 @@ async fn every_io_failure_is_typed_and_a_power_cut_keeps_exactly_the_acknowledge
         // Every other power cut: every prefix of the unsynced bytes reaches the store.
         for keep in 0..=unsynced.len() as u64 {
             let store = after_power_cut(&durable, &unsynced, keep);
+            let before = store.bytes();
             let chain = open(&reg, &store)
                 .unwrap_or_else(|e| panic!("fail_after({n}), crash({keep}): reopen: {e}"));
+            assert_quarantined(&store, &before, chain.recovery());
             reopens += 1;
             let whole = keep == unsynced.len() as u64;
             match &failed {
@@ -193,6 +218,11 @@ async fn every_io_failure_is_typed_and_a_power_cut_keeps_exactly_the_acknowledge
                     if opened && keep > 0 && !whole {
                         torn_points += 1;
                         assert_eq!(chain.recovery().truncated, keep, "the torn tail is cut");
+                        assert_eq!(
+                            store.quarantined().last().map(|(_, b)| b.to_vec()),
+                            Some(unsynced[..keep as usize].to_vec()),
+                            "the torn tail is kept"
+                        );
                     }
                 }
             }
@@ -254,7 +284,10 @@ async fn a_failed_group_commit_leaves_whole_transactions_or_none() {
             groups_seen += 1;
         }
         for keep in 0..=unsynced.len() as u64 {
-            let chain = open(&reg, &after_power_cut(&durable, &unsynced, keep)).unwrap();
+            let store = after_power_cut(&durable, &unsynced, keep);
+            let before = store.bytes();
+            let chain = open(&reg, &store).unwrap();
+            assert_quarantined(&store, &before, chain.recovery());
             let dio = chain.dio(&session()).await;
             let mut live = 0;
             for (t, keys) in &acked {
@@ -308,8 +341,10 @@ fn a_power_cut_keeps_whole_frames_only() {
         log.append(&refs).unwrap();
         drop(log);
         store.crash(keep);
+        let before = store.bytes();
         let (_log, recs, report) =
-            RedoLog::open(store, RecoveryMode::default(), DEFAULT_MAX_FRAME).unwrap();
+            RedoLog::open(store.clone(), RecoveryMode::default(), DEFAULT_MAX_FRAME).unwrap();
+        assert_quarantined(&store, &before, &report);
         let mut whole = 0;
         let mut end = 0;
         for p in &payloads {
@@ -357,6 +392,9 @@ impl LogStore for FullDisk {
     }
     fn truncate(&mut self, len: u64) -> Result<(), LogError> {
         self.inner.truncate(len)
+    }
+    fn quarantine(&mut self, offset: u64, bytes: &[u8]) -> Result<String, LogError> {
+        self.inner.quarantine(offset, bytes)
     }
     fn len(&self) -> u64 {
         self.inner.len()
@@ -412,8 +450,10 @@ async fn a_full_disk_fails_the_commit_and_recovery_cuts_the_partial_write() {
         failures += 1;
         drop(chain);
         // The partial write is still there (as in the page cache): it is a torn tail.
+        let before = inner.bytes();
         let chain = open(&reg, &inner).unwrap();
         assert!(chain.recovery().truncated > 0 || inner.len() == room);
+        assert_quarantined(&inner, &before, chain.recovery());
         acked
             .assert_matches(&chain, &format!("room {room}, reopened"))
             .await;

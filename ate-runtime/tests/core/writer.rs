@@ -71,6 +71,9 @@ impl LogStore for GateStore {
     fn truncate(&mut self, len: u64) -> Result<(), LogError> {
         self.inner.truncate(len)
     }
+    fn quarantine(&mut self, offset: u64, bytes: &[u8]) -> Result<String, LogError> {
+        self.inner.quarantine(offset, bytes)
+    }
     fn len(&self) -> u64 {
         self.inner.len()
     }
