@@ -256,12 +256,18 @@ fn quarantine_name(log_name: &OsStr, offset: u64, unix_ms: u128, attempt: u32) -
 
 /// Writes `bytes` to a new quarantine file beside the log at `log` (mode 0600, never an existing
 /// file), fsyncs it, then its folder; returns its path. What it created is removed when a later
-/// step fails.
+/// step fails. Trailing zeros (a torn tail is mostly followed by preallocated space) are not
+/// written but left as a hole: the file reads back as `bytes`, without taking their room on disk.
 fn write_quarantine(log: &Path, offset: u64, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let (path, mut file) = create_quarantine_file(log, offset)?;
     let dir = log.parent().unwrap_or(Path::new("."));
+    let data = bytes
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |last| last + 1);
     let written = file
-        .write_all(bytes)
+        .write_all(&bytes[..data])
+        .and_then(|()| file.set_len(bytes.len() as u64))
         .and_then(|()| file.sync_all())
         .and_then(|()| File::open(dir)?.sync_all());
     if let Err(e) = written {
@@ -391,6 +397,22 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(std::fs::read(&first).unwrap(), b"one");
         assert_eq!(std::fs::read(&second).unwrap(), b"two");
+    }
+
+    #[test]
+    fn a_quarantined_tail_of_zeros_takes_no_room() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FileStore::open(&dir.path().join("z.log"), 0).unwrap();
+        let mut tail = vec![7u8; 100];
+        tail.resize(PREALLOCATE_CHUNK as usize, 0);
+        let kept = store.quarantine(16, &tail).unwrap();
+        assert_eq!(std::fs::read(&kept).unwrap(), tail);
+        let blocks = std::fs::metadata(&kept).unwrap().blocks() * 512;
+        assert!(
+            blocks < 1 << 20,
+            "{blocks} bytes allocated for 100 bytes of data"
+        );
     }
 
     #[test]
