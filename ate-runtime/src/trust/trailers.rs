@@ -551,7 +551,15 @@ impl TxSealer<'_> {
 /// Signs `msg` with `key` and verifies the signature at once, so a fault while signing never
 /// reaches a log.
 fn signed(key: &PrivateSignKey, msg: &[u8]) -> Result<Signature, SignFault> {
-    let signature = key.sign(msg);
+    #[allow(unused_mut)]
+    let mut signature = key.sign(msg);
+    #[cfg(test)]
+    if faults::take() {
+        let mut bytes = signature.as_bytes().to_vec();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        signature = Signature::from_parts(signature.algorithm_id(), bytes);
+    }
     key.public_key()
         .verify(msg, &signature)
         .map_err(|e| SignFault {
@@ -559,4 +567,28 @@ fn signed(key: &PrivateSignKey, msg: &[u8]) -> Result<Signature, SignFault> {
             reason: e.to_string(),
         })?;
     Ok(signature)
+}
+
+/// Faults injected while signing, for tests of the sign-then-verify check.
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::cell::Cell;
+
+    thread_local! {
+        static NEXT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// The next `n` signatures made on this thread come out damaged.
+    pub(crate) fn damage_next(n: usize) {
+        NEXT.with(|c| c.set(n));
+    }
+
+    /// Whether to damage this signature.
+    pub(super) fn take() -> bool {
+        NEXT.with(|c| {
+            let n = c.get();
+            c.set(n.saturating_sub(1));
+            n > 0
+        })
+    }
 }

@@ -15,6 +15,10 @@ use super::{Authorization, ReadOption, TrustError, WriteOption};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Whether the proofs of a transaction sealed in this process are verified again by the chain
+/// (debug builds, where every test commit checks the Dio's sign-then-verify).
+const REVERIFY_LOCAL: bool = cfg!(debug_assertions);
+
 /// Deepest parent chain the rules are inherited through: a write whose read or write rule would
 /// be inherited from further up is refused ([`TrustError::TooDeep`]), on commit and on open.
 pub const MAX_INHERIT_DEPTH: usize = 256;
@@ -403,7 +407,7 @@ impl TrustPolicy {
         // cheap checks come first: they name what is wrong more precisely than a digest.
         let keys = super::check_keys(proofs.keys.clone(), &trust)?;
         let directory = super::check_directory(proofs.directory.clone(), &trust)?;
-        let signers = self.verify_proofs(events, &proofs, hashes)?;
+        let signers = self.verify_proofs(events, &proofs, hashes, REVERIFY_LOCAL)?;
         Ok(Verified {
             signers,
             trust,
@@ -413,12 +417,14 @@ impl TrustPolicy {
     }
 
     /// Checks the signatures and the vouch of a transaction against its digest, and returns who
-    /// signed which events.
+    /// signed which events. With `hashes` given (sealed in this process), the proofs are taken
+    /// as verified unless `reverify`.
     fn verify_proofs<E: EventFields>(
         &self,
         events: &[E],
         proofs: &TxProofs,
         hashes: Option<&[Hash]>,
+        reverify: bool,
     ) -> Result<Signers, TrustError> {
         let n = events.len();
         if let Some(v) = &proofs.vouch {
@@ -461,7 +467,7 @@ impl TrustPolicy {
         // verified each signature right after making it; otherwise (a file, the network,
         // `Chain::commit_transaction`, a vouch) every proof is verified here.
         let trusted = hashes.filter(|h| h.len() == n);
-        if trusted.is_none() || cfg!(debug_assertions) {
+        if trusted.is_none() || reverify {
             let computed: Vec<Hash>;
             let actual = match trusted {
                 Some(h) => h,
@@ -854,4 +860,84 @@ fn check_right<'a>(
 /// Public-key hashes of every signer of a transaction (for plugins).
 pub fn all_signers(signers: &[Vec<Hash>]) -> HashSet<Hash> {
     signers.iter().flatten().copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{KeySize, PrivateSignKey, Signature};
+    use crate::event::codec::TransactionRef;
+    use crate::event::{BodyFormat, EventDraft, encode_transaction};
+    use crate::trust::meta::{TRAILER_SIGNATURE, TxSealer, TxSignature, event_hashes, proofs_from};
+
+    fn drafts(n: u128) -> Vec<EventDraft> {
+        (0..n)
+            .map(|k| EventDraft {
+                key: PrimaryKey::from(k + 1),
+                timestamp_ms: 1,
+                tombstone: false,
+                parent: None,
+                type_name: "t.T".into(),
+                format: BodyFormat::MessagePack,
+                meta: Vec::new(),
+                body: Some(vec![k as u8; 40].into()),
+            })
+            .collect()
+    }
+
+    /// The release-mode path: proofs of a transaction sealed in this process, its hashes handed
+    /// over, are taken as verified; what it finds is what full verification finds.
+    #[test]
+    fn locally_sealed_proofs_are_taken_as_verified_with_the_same_result() {
+        let (a, b) = (
+            PrivateSignKey::generate(KeySize::Bit128),
+            PrivateSignKey::generate(KeySize::Bit128),
+        );
+        let policy = TrustPolicy::new("local", vec![a.hash()]);
+        let evs = drafts(4);
+        let hashes = event_hashes(&evs);
+        let trailers = TxSealer {
+            signers: vec![(&a, vec![0, 1, 3]), (&b, vec![2, 3])],
+            ..TxSealer::default()
+        }
+        .seal(policy.chain_hash(), &hashes)
+        .unwrap();
+        let payload = encode_transaction(1, &evs, &trailers);
+        let tx = TransactionRef::decode(&payload).unwrap();
+        let proofs = || proofs_from(tx.trailers).unwrap();
+        let full = policy
+            .verify_proofs(&tx.events, &proofs(), None, false)
+            .unwrap();
+        let trusted = policy
+            .verify_proofs(&tx.events, &proofs(), Some(&hashes), false)
+            .unwrap();
+        assert_eq!(full.per_event(4), trusted.per_event(4));
+        let mut both = vec![a.hash(), b.hash()];
+        both.sort();
+        assert_eq!(trusted.per_event(4)[3], both);
+
+        // What "taken as verified" means: a signature broken after sealing is not looked at on
+        // that path, and is refused on every other.
+        let mut broken = trailers.clone();
+        let mut sig: TxSignature = rmp_serde::from_slice(&broken[0].value).unwrap();
+        let mut bytes = sig.signature.as_bytes().to_vec();
+        bytes[10] ^= 1;
+        sig.signature = Signature::from_parts(sig.signature.algorithm_id(), bytes);
+        broken[0] = crate::trust::meta::signature_trailer(&sig);
+        assert_eq!(broken[0].tag, TRAILER_SIGNATURE);
+        let payload = encode_transaction(1, &evs, &broken);
+        let tx = TransactionRef::decode(&payload).unwrap();
+        let proofs = || proofs_from(tx.trailers).unwrap();
+        assert!(
+            policy
+                .verify_proofs(&tx.events, &proofs(), Some(&hashes), false)
+                .is_ok()
+        );
+        for (hashes, reverify) in [(None, false), (Some(&hashes[..]), true)] {
+            assert!(matches!(
+                policy.verify_proofs(&tx.events, &proofs(), hashes, reverify),
+                Err(TrustError::BadSignature { .. })
+            ));
+        }
+    }
 }

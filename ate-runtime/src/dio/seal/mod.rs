@@ -154,7 +154,10 @@ fn data_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::{AteConfig, ChainBuilder, ChainKey};
+    use crate::crypto::PrivateSignKey;
     use crate::crypto::{KeySize, NONCE_LEN, PrivateEncryptKey};
+    use crate::trust::meta::faults;
     use crate::trust::meta::{Confidentiality, keys_from};
 
     #[test]
@@ -191,5 +194,35 @@ mod tests {
         assert_eq!(keys.keys.len(), 2);
         assert!(keys.keys[0].read_key < keys.keys[1].read_key);
         assert!(readers_trailer(HashMap::new()).is_none());
+    }
+
+    /// A fault while signing (a signature that does not verify under its own key) is caught by
+    /// the Dio before anything reaches the chain; the writes stay staged and commit once signed
+    /// correctly.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_fault_while_signing_never_reaches_the_log() {
+        let root = PrivateSignKey::generate(KeySize::Bit128);
+        let chain = ChainBuilder::new(&AteConfig::in_memory())
+            .await
+            .add_root_public_key(&root.as_public_key())
+            .build()
+            .open(&ChainKey::from("faulty"))
+            .await
+            .unwrap();
+        let mut session = AteSession::default();
+        session.add_write_key(&root);
+        let mut dio = chain.dio(&session).await;
+        let key = *dio.store("signed".to_string()).unwrap().key();
+        faults::damage_next(1);
+        match dio.commit().await {
+            Err(crate::AteError::Dio(DioError::SignatureSelfCheck { signer, .. })) => {
+                assert_eq!(signer, root.hash())
+            }
+            other => panic!("expected SignatureSelfCheck, got {other:?}"),
+        }
+        assert!(chain.is_empty());
+        assert!(dio.has_changes());
+        dio.commit().await.unwrap();
+        assert_eq!(*dio.load::<String>(&key).await.unwrap(), "signed");
     }
 }
