@@ -2,12 +2,15 @@
 //!
 //! - `api`: the public API end to end: reopen, updates, tombstones, children, references, typed
 //!   errors, chain keys, memory-only chains, concurrency, locking.
+//! - `cancel`: commit futures dropped before and after the writer took their transaction.
 //! - `crash` (R1): a child process committing in a loop is killed with SIGKILL at random
 //!   moments; every acknowledged transaction survives and none is half there.
 //! - `powercut` (R2, R3): a store that loses or tears unsynced bytes, and fails every I/O call in
 //!   turn; typed errors, a poisoned chain, and a view equal to the acknowledged commits.
 //! - `corruption` (R5): flipped bytes all over a chain file, torn tails, foreign files, newer
 //!   versions.
+//! - `hostile` (R12): crafted logs and transactions claiming counts and lengths far above their
+//!   bytes, and thousands of signatures: typed errors, and peak memory bounded by the bytes.
 //! - `model`: random operation sequences against a `BTreeMap` model, on both backends.
 //! - `writer`: group commit made deterministic: oversize transactions refused without poisoning,
 //!   and the cause of a failed group reported to each of its transactions.
@@ -17,6 +20,8 @@
 
 #[path = "core/api.rs"]
 mod api;
+#[path = "core/cancel.rs"]
+mod cancel;
 #[path = "core/child.rs"]
 mod child;
 #[path = "core/common.rs"]
@@ -25,6 +30,8 @@ mod common;
 mod corruption;
 #[path = "core/crash.rs"]
 mod crash;
+#[path = "core/hostile.rs"]
+mod hostile;
 #[path = "core/model.rs"]
 mod model;
 #[path = "core/powercut.rs"]

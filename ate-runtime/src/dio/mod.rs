@@ -8,6 +8,7 @@
 mod dao;
 mod delete;
 mod error;
+mod pool;
 mod read;
 mod relations;
 mod seal;
@@ -335,10 +336,25 @@ impl Dio {
     /// staged as they were. Once the writer has it, it may be committed whatever happens to
     /// the future: dropping the future then takes the writes out of this Dio for good (they
     /// are not staged again, since they may be in the log), and if the commit does happen the
-    /// Dio still learns the versions it wrote (so a later change of the same records names the
-    /// right version). Read the records to know whether it happened.
+    /// Dio still learns the versions it wrote (its next commit waits for that outcome first),
+    /// so a later change of the same records names the right version. Read the records to
+    /// know whether it happened.
     pub async fn commit(&mut self) -> Result<(), AteError> {
-        let (taken, versions) = {
+        // Commits dropped while the writer had them: their outcome first.
+        loop {
+            let dropped = self.staging.lock().pop_in_flight();
+            let Some((outcome, ops)) = dropped else {
+                break;
+            };
+            InFlight {
+                staging: self.staging.clone(),
+                ops,
+                outcome: Some(outcome),
+            }
+            .settle()
+            .await;
+        }
+        let (mut taken, versions) = {
             let mut staging = self.staging.lock();
             let ops = staging.take_ops()?;
             if ops.is_empty() {
@@ -347,14 +363,52 @@ impl Dio {
             let versions = staging.versions_of(&ops);
             (Taken::new(&self.staging, ops), versions)
         };
-        let sealed = seal::seal(&self.chain, &self.session, &versions, taken.ops())?;
-        let verified =
-            self.chain
-                .verify_local(&sealed.payload, sealed.hashes.as_deref(), sealed.trust)?;
-        let submitted = self.chain.submit(sealed.payload, verified)?;
+        let (payload, verified) = if self.seals_aside(taken.ops()) {
+            let ops = taken.take();
+            let (chain, session) = (self.chain.clone(), self.session.clone());
+            let staging = self.staging.clone();
+            let (ops, sealed) = pool::run(
+                move || {
+                    let sealed = seal_and_verify(&chain, &session, &versions, &ops);
+                    (ops, sealed)
+                },
+                move |(ops, _)| staging.lock().restore(ops),
+            )
+            .await;
+            taken.put(ops);
+            sealed?
+        } else {
+            seal_and_verify(&self.chain, &self.session, &versions, taken.ops())?
+        };
+        let submitted = self.chain.submit(payload, verified)?;
         taken.submitted(submitted).outcome().await?;
         Ok(())
     }
+
+    /// Whether the transaction is sealed on the sealing pool rather than on this task: when it
+    /// will be signed (the costly part), or is large.
+    fn seals_aside(&self, ops: &[(PrimaryKey, Staged)]) -> bool {
+        if std::env::var_os("ATE_SEAL_INLINE").is_some() {
+            return false;
+        }
+        ops.len() >= LARGE_TRANSACTION
+            || (!self.chain.policy().is_open() && self.session.write_keys().next().is_some())
+    }
+}
+
+/// From this many writes a transaction is sealed on the sealing pool, signed or not.
+const LARGE_TRANSACTION: usize = 64;
+
+/// Seals `ops` into a transaction and runs the checks that need no record on it.
+fn seal_and_verify(
+    chain: &Chain,
+    session: &AteSession,
+    versions: &staging::FastMap<PrimaryKey, u64>,
+    ops: &[(PrimaryKey, Staged)],
+) -> Result<(Vec<u8>, crate::trust::Verified), AteError> {
+    let sealed = seal::seal(chain, session, versions, ops)?;
+    let verified = chain.verify_local(&sealed.payload, sealed.hashes.as_deref(), sealed.trust)?;
+    Ok((sealed.payload, verified))
 }
 
 /// Staged writes taken out for a commit, until the transaction reaches the chain's writer: put
@@ -374,6 +428,17 @@ impl<'a> Taken<'a> {
 
     fn ops(&self) -> &[(PrimaryKey, Staged)] {
         self.ops.as_deref().unwrap_or_default()
+    }
+
+    /// The writes, taken out while they are sealed elsewhere (which restores them if that is
+    /// abandoned).
+    fn take(&mut self) -> Vec<(PrimaryKey, Staged)> {
+        self.ops.take().unwrap_or_default()
+    }
+
+    /// The writes back from being sealed elsewhere.
+    fn put(&mut self, ops: Vec<(PrimaryKey, Staged)>) {
+        self.ops = Some(ops);
     }
 
     /// The transaction reached the chain's writer as `submitted`.
@@ -406,10 +471,12 @@ impl InFlight {
     /// Waits for the outcome: committed, the Dio has seen the new versions; refused or failed,
     /// the writes are staged again.
     async fn outcome(mut self) -> Result<u64, CommitError> {
-        let Some(rx) = self.outcome.take() else {
+        // Awaited in place: dropped while waiting, the receiver goes to the Dio (see `Drop`).
+        let Some(rx) = self.outcome.as_mut() else {
             return Err(CommitError::Closed);
         };
         let outcome = rx.await.unwrap_or(Err(CommitError::Closed));
+        self.outcome = None;
         let ops = std::mem::take(&mut self.ops);
         let mut staging = self.staging.lock();
         match &outcome {
@@ -418,23 +485,29 @@ impl InFlight {
         }
         outcome
     }
+
+    /// Waits for the outcome of a commit that was dropped: committed, the Dio has seen the new
+    /// versions; otherwise the writes are dropped (the caller gave them up).
+    async fn settle(mut self) {
+        let Some(rx) = self.outcome.as_mut() else {
+            return;
+        };
+        let outcome = rx.await;
+        self.outcome = None;
+        if let Ok(Ok(seq)) = outcome {
+            self.staging.lock().committed(seq, &self.ops);
+        }
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         // The commit was dropped while the writer had the transaction: it may be committed, so
-        // the writes are not staged again; if it is, the Dio learns the versions it wrote.
-        let Some(rx) = self.outcome.take() else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (staging, ops) = (self.staging.clone(), std::mem::take(&mut self.ops));
-        runtime.spawn(async move {
-            if let Ok(Ok(seq)) = rx.await {
-                staging.lock().committed(seq, &ops);
-            }
-        });
+        // the writes are not staged again. The Dio's next commit waits for the outcome first,
+        // and learns the versions written if it happened.
+        if let Some(outcome) = self.outcome.take() {
+            let ops = std::mem::take(&mut self.ops);
+            self.staging.lock().in_flight(outcome, ops);
+        }
     }
 }

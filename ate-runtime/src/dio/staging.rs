@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use tokio::sync::oneshot;
+
 use super::DioError;
+use crate::chain::CommitError;
 
 /// Keyed by random primary keys, touched on every store: a fast hasher, not SipHash.
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -37,7 +40,16 @@ pub(crate) struct Staging {
     ops: FastMap<PrimaryKey, Staged>,
     versions: FastMap<PrimaryKey, u64>,
     error: Option<DioError>,
+    /// Writes whose commit was dropped while the chain's writer had it, with its outcome to
+    /// come.
+    in_flight: Vec<InFlightOps>,
 }
+
+/// A commit's outcome to come, and the writes it carries.
+pub(crate) type InFlightOps = (
+    oneshot::Receiver<Result<u64, CommitError>>,
+    Vec<(PrimaryKey, Staged)>,
+);
 
 impl Staging {
     pub fn new(chain: Chain) -> Self {
@@ -47,6 +59,7 @@ impl Staging {
             ops: FastMap::default(),
             versions: FastMap::default(),
             error: None,
+            in_flight: Vec::new(),
         }
     }
 
@@ -121,6 +134,20 @@ impl Staging {
         ops.iter()
             .filter_map(|(k, _)| self.versions.get(k).map(|v| (*k, *v)))
             .collect()
+    }
+
+    /// Keeps the writes of a commit dropped while the chain's writer had it, until its outcome.
+    pub fn in_flight(
+        &mut self,
+        outcome: oneshot::Receiver<Result<u64, CommitError>>,
+        ops: Vec<(PrimaryKey, Staged)>,
+    ) {
+        self.in_flight.push((outcome, ops));
+    }
+
+    /// A commit dropped while the writer had it, to wait for.
+    pub fn pop_in_flight(&mut self) -> Option<InFlightOps> {
+        self.in_flight.pop()
     }
 
     /// Staged live records under `link`, in staging order.

@@ -118,6 +118,7 @@ fn entry() {
         match role.as_str() {
             "commit" => crate::crash::child_commit_loop().await,
             "hold" => crate::api::child_hold().await,
+            "hostile" => crate::hostile::child_hostile_inputs().await,
             other => panic!("unknown child role {other:?}"),
         }
     });
