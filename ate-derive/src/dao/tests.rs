@@ -102,6 +102,29 @@ fn the_query_parameter_avoids_a_type_named_q() {
 }
 
 #[test]
+fn a_name_longer_than_an_event_holds_is_refused() {
+    let long = syn::LitStr::new(&"n".repeat(1025), proc_macro2::Span::call_site());
+    let errs = errors(parse_quote! {
+        #[dao(name = #long)]
+        struct Account {
+            number: String,
+        }
+    });
+    assert_eq!(errs, ["the type name must be at most 1024 bytes long"]);
+    let fits = syn::LitStr::new(&"n".repeat(1024), proc_macro2::Span::call_site());
+    let out = expanded(parse_quote! {
+        #[dao(name = #fits)]
+        struct Account {
+            number: String,
+        }
+    });
+    assert!(
+        out.contains(&format!("=\"{}\";", "n".repeat(1024))),
+        "{out}"
+    );
+}
+
+#[test]
 fn every_attribute_error_is_reported_at_once() {
     let errs = errors(parse_quote! {
         #[dao(nmae = "x", read = "sometimes", write = 5)]
