@@ -29,6 +29,10 @@ fn default_name_is_the_struct_name_and_access_inherits() {
         out.contains("constTYPE_NAME:&'staticstr=\"Person\";"),
         "{out}"
     );
+    assert!(
+        out.contains("rust_name:::ate::__private::type_name::<Person>"),
+        "{out}"
+    );
     assert!(out.contains("read:::ate::__private::AccessDefault::Inherit"));
     assert!(out.contains("write:::ate::__private::AccessDefault::Inherit"));
     assert!(out.contains("[::ate::__private::IndexSpec;0usize]=[]"));

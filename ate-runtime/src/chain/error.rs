@@ -2,6 +2,7 @@
 
 use crate::event::{DecodeError, PrimaryKey};
 use crate::log::LogError;
+use crate::schema::NameClash;
 use crate::trust::TrustError;
 
 use super::ChainKeyError;
@@ -54,6 +55,11 @@ pub enum OpenError {
         #[source]
         source: TrustError,
     },
+    /// Two types of this program registered one stable type name (with `#[derive(Dao)]` or
+    /// `ate::stable_name!`), so each would read the other's records. Every open fails until
+    /// one of them is given its own name.
+    #[error(transparent)]
+    TypeNameClash(#[from] NameClash),
     /// The background task that opens the log stopped unexpectedly.
     #[error("the task opening the chain failed: {0}")]
     Task(String),

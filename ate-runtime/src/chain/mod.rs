@@ -36,6 +36,7 @@ use crate::event::codec::encode_transaction_after;
 use crate::event::{EventDraft, TxTrailer};
 use crate::log::FRAME_HEADER_LEN;
 use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
+use crate::schema;
 use crate::session::AteSession;
 use crate::trust::meta::{CheckedMeta, TxVouch, vouch_trailer};
 use crate::trust::{IntegrityMode, Linter, Transformer, TrustPolicy, Validator};
@@ -318,7 +319,13 @@ impl ChainRegistry {
     }
 
     /// Opens (creating if needed) the chain `key`, replaying its log into the view.
+    ///
+    /// # Errors
+    ///
+    /// Besides a bad key or a damaged log, [`OpenError::TypeNameClash`] when two types of the
+    /// program registered one stable type name (checked before anything is read).
     pub async fn open(&self, key: &ChainKey) -> Result<Chain, OpenError> {
+        schema::check_names()?;
         key.validate()?;
         let conf = self.inner.conf.clone();
         match &conf.log_path {
@@ -369,6 +376,7 @@ impl ChainRegistry {
 
     /// Opens a chain over any [`LogStore`] (another backend, or a store prepared by a test).
     pub fn open_store(&self, key: &ChainKey, store: Box<dyn LogStore>) -> Result<Chain, OpenError> {
+        schema::check_names()?;
         let inner = open_chain(
             key.clone(),
             store,

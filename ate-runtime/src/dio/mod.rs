@@ -100,6 +100,7 @@ impl Dio {
     fn make<T>(
         &self,
         key: PrimaryKey,
+        type_name: &'static str,
         value: T,
         parent: Option<ParentLink>,
         auth: Authorization,
@@ -112,7 +113,7 @@ impl Dio {
             key,
             value,
             parent,
-            type_name: schema::type_name_of::<T>(),
+            type_name,
             auth,
             version,
             staging: Arc::downgrade(&self.staging),
@@ -124,13 +125,14 @@ impl Dio {
         mut value: T,
         parent: Option<ParentLink>,
     ) -> Result<Dao<T>, DioError> {
+        let type_name = schema::checked_type_name_of::<T>()?;
         let key = PrimaryKey::generate();
         let body = encode(&value)?;
         let auth = seal::default_auth(schema::registration_of::<T>());
         self.staging.lock().stage(
             key,
             Staged {
-                type_name: schema::type_name_of::<T>().into(),
+                type_name: type_name.into(),
                 parent,
                 body: Some(body),
                 auth: auth.clone(),
@@ -138,7 +140,7 @@ impl Dio {
             },
         );
         attach(&mut value, key);
-        Ok(self.make(key, value, parent, auth, None))
+        Ok(self.make(key, type_name, value, parent, auth, None))
     }
 
     /// Stages a new record with a fresh random key. Its read and write rules are its type's
@@ -167,7 +169,7 @@ impl Dio {
     }
 
     fn load_now<T: Storable>(&self, key: &PrimaryKey) -> Result<Dao<T>, DioError> {
-        let expected = schema::type_name_of::<T>();
+        let expected = schema::checked_type_name_of::<T>()?;
         let staging = self.staging.lock();
         if let Some(op) = staging.get(key) {
             if op.type_name != expected {
@@ -182,7 +184,7 @@ impl Dio {
             };
             let (parent, auth, previous) = (op.parent, op.auth.clone(), op.previous);
             let value = decode::<T>(*key, body)?;
-            return Ok(self.make(*key, value, parent, auth, previous));
+            return Ok(self.make(*key, expected, value, parent, auth, previous));
         }
         drop(staging);
         let (event, seq, parent, keys) = {
@@ -215,6 +217,7 @@ impl Dio {
         let value = decode::<T>(*key, &body)?;
         Ok(self.make(
             *key,
+            expected,
             value,
             parent,
             trust.auth.unwrap_or_default(),
@@ -269,7 +272,7 @@ impl Dio {
         field: &str,
         value: &Q,
     ) -> Result<Vec<Dao<T>>, DioError> {
-        let type_name = schema::type_name_of::<T>();
+        let type_name = schema::checked_type_name_of::<T>()?;
         let spec = schema::registration_of::<T>()
             .and_then(|r| r.indexes.iter().find(|s| s.field == field))
             .ok_or_else(|| DioError::NoSuchIndex {
