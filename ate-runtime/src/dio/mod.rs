@@ -317,7 +317,16 @@ impl Dio {
     }
 
     /// Writes everything staged as one transaction. Returns once it is durable (fsynced) and
-    /// visible in the view. On error nothing was written and the staged changes remain.
+    /// visible in the view.
+    ///
+    /// # Errors
+    ///
+    /// A refused commit (a duplicate value of a unique index, a missing key or right, a
+    /// validator's refusal, a transaction too large, ...) writes nothing and keeps every write
+    /// staged, so the caller can fix what was refused and commit again, or discard the writes
+    /// with [`Dio::cancel`] (dropping the Dio discards them too). A failed write or fsync of the
+    /// log (`CommitError::Log`) keeps them staged as well, but poisons the chain: reopen it,
+    /// and look there for the transaction, which may or may not have reached the log.
     pub async fn commit(&mut self) -> Result<(), AteError> {
         let (taken, versions) = {
             let mut staging = self.staging.lock();
