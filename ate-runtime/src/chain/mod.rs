@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
-pub use config::AteConfig;
+pub use config::{AteConfig, default_log_path};
 pub use error::{CommitError, OpenError};
 pub use key::{ChainKey, ChainKeyError};
 
