@@ -13,7 +13,10 @@
 //! refused when it is stored or loaded ([`checked_type_name_of`]).
 
 use std::any::{Any, TypeId};
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, OnceLock};
 
 use parking_lot::RwLock;
@@ -88,7 +91,7 @@ impl TypeRegistration {
 inventory::collect!(TypeRegistration);
 
 /// Two types with one stable name: each would read the other's records as its own.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "the stable type name \"{name}\" belongs to two types, {rust_type} and {other}; give one of \
      them its own name with `ate::stable_name!(Type = \"...\")` or `#[dao(name = \"...\")]`"
@@ -106,8 +109,34 @@ pub struct NameClash {
 /// Looked up on every store and every sealed event: a fast hasher, not SipHash.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Looked up on every store and load, by Rust type: a `TypeId` is a hash of its type already,
+/// so its bits are used as they are.
+type TypeMap<V> = HashMap<TypeId, V, BuildHasherDefault<TypeIdHasher>>;
+
+/// Keeps what a `TypeId` writes (its low 64 bits), folding anything else in.
+#[derive(Default)]
+struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(5) ^ n;
+    }
+}
+
 struct Registry {
-    by_type: FastMap<TypeId, &'static TypeRegistration>,
+    by_type: TypeMap<&'static TypeRegistration>,
     by_name: FastMap<&'static str, &'static TypeRegistration>,
     /// Registered names taken by two types (the first registration keeps the name).
     clashes: Vec<NameClash>,
@@ -117,7 +146,7 @@ fn registry() -> &'static Registry {
     static REG: OnceLock<Registry> = OnceLock::new();
     REG.get_or_init(|| {
         let mut r = Registry {
-            by_type: FastMap::default(),
+            by_type: TypeMap::default(),
             by_name: FastMap::default(),
             clashes: Vec::new(),
         };
@@ -151,7 +180,7 @@ pub fn registration_named(name: &str) -> Option<&'static TypeRegistration> {
 /// first `open` instead of mixing up records.
 pub fn check_names() -> Result<(), NameClash> {
     match registry().clashes.first() {
-        Some(clash) => Err(clash.clone()),
+        Some(clash) => Err(*clash),
         None => Ok(()),
     }
 }
@@ -179,23 +208,64 @@ pub fn checked_type_name_of<T: 'static>() -> Result<&'static str, NameClash> {
 /// The stable names of the plain types seen so far, computed once per type.
 #[derive(Default)]
 struct PlainNames {
-    by_type: FastMap<TypeId, Result<&'static str, NameClash>>,
+    by_type: TypeMap<Result<&'static str, NameClash>>,
     /// Which plain type took each name first (its `TypeId` and full name).
     by_name: FastMap<&'static str, (TypeId, &'static str)>,
 }
 
 static PLAIN_NAMES: LazyLock<RwLock<PlainNames>> = LazyLock::new(Default::default);
 
+/// Counts the names already handed out that became clashes (a second plain type took them),
+/// so that the per-thread copies of [`PLAIN_NAMES`] drop what they hold.
+static CLASHES_FOUND: AtomicU64 = AtomicU64::new(0);
+
+/// A plain type is named on every store and load: each thread keeps its own copy of the names
+/// it used (of the types without a clash), so a lookup takes no lock and writes no shared
+/// memory.
+type LocalNames = (u64, TypeMap<&'static str>);
+
+thread_local! {
+    static LOCAL_NAMES: RefCell<LocalNames> = RefCell::new((0, TypeMap::default()));
+}
+
 fn plain_name(id: TypeId, rust_name: fn() -> &'static str) -> Result<&'static str, NameClash> {
+    // Read before the shared names: a clash found meanwhile makes this copy stale at once.
+    let clashes = CLASHES_FOUND.load(Ordering::Acquire);
+    let known = LOCAL_NAMES.with(|local| {
+        let local = local.borrow();
+        if local.0 == clashes {
+            local.1.get(&id).copied()
+        } else {
+            None
+        }
+    });
+    if let Some(name) = known {
+        return Ok(name);
+    }
+    let name = shared_plain_name(id, rust_name)?;
+    LOCAL_NAMES.with(|local| {
+        let mut local = local.borrow_mut();
+        if local.0 != clashes {
+            *local = (clashes, TypeMap::default());
+        }
+        local.1.insert(id, name);
+    });
+    Ok(name)
+}
+
+fn shared_plain_name(
+    id: TypeId,
+    rust_name: fn() -> &'static str,
+) -> Result<&'static str, NameClash> {
     if let Some(known) = PLAIN_NAMES.read().by_type.get(&id) {
-        return known.clone();
+        return *known;
     }
     let rust_type = rust_name();
     let stripped = strip_paths(rust_type);
     let mut names = PLAIN_NAMES.write();
     // Another thread may have named it meanwhile.
     if let Some(known) = names.by_type.get(&id) {
-        return known.clone();
+        return *known;
     }
     let name: &'static str = match names.by_name.get_key_value(stripped.as_str()) {
         Some((&taken, _)) => taken,
@@ -218,6 +288,7 @@ fn plain_name(id: TypeId, rust_name: fn() -> &'static str) -> Result<&'static st
                 other: rust_type,
             }),
         );
+        CLASHES_FOUND.fetch_add(1, Ordering::Release);
         Err(NameClash {
             name,
             rust_type,
@@ -227,7 +298,7 @@ fn plain_name(id: TypeId, rust_name: fn() -> &'static str) -> Result<&'static st
         names.by_name.insert(name, (id, rust_type));
         Ok(name)
     };
-    names.by_type.insert(id, result.clone());
+    names.by_type.insert(id, result);
     result
 }
 
@@ -394,6 +465,25 @@ mod tests {
         assert_eq!(first.other, std::any::type_name::<v2::Point>());
         assert_eq!(type_name_of::<v2::Point>(), "Point");
         assert!(first.to_string().contains("ate::stable_name!"), "{first}");
+    }
+
+    mod v3 {
+        pub struct Marker;
+    }
+    mod v4 {
+        pub struct Marker;
+    }
+
+    #[test]
+    fn a_clash_found_on_another_thread_reaches_this_one() {
+        // Named, and kept in this thread's copy.
+        assert_eq!(checked_type_name_of::<v3::Marker>(), Ok("Marker"));
+        assert_eq!(checked_type_name_of::<v3::Marker>(), Ok("Marker"));
+        std::thread::spawn(|| assert!(checked_type_name_of::<v4::Marker>().is_err()))
+            .join()
+            .expect("the other thread");
+        let clash = checked_type_name_of::<v3::Marker>().expect_err("a clash");
+        assert_eq!(clash.other, std::any::type_name::<v4::Marker>());
     }
 
     #[test]
