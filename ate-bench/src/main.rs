@@ -9,7 +9,7 @@
 //! pseudo-random bytes, random 128-bit keys) in fresh temporary folders on the same disk, in
 //! rounds whose engine order rotates; it prints the median of the rounds and, for ratios, the
 //! median of the per-round ratios, so a noisy neighbour hits every engine alike. The targets are
-//! those of `PERFORMANCE.md` (P1..P6, P9).
+//! those of `docs/PERFORMANCE.md` (P1..P6, P9).
 //!
 //! The chain-of-trust scenarios (1s–4s, 9) run ATE's unsigned chain beside two signed,
 //! encrypted setups in rotating rounds (see `trust.rs`), and time the crypto primitives in each
@@ -444,7 +444,7 @@ fn main() -> Res<()> {
     rep.print_table();
     println!();
     println!(
-        "Targets (PERFORMANCE.md; P1–P6 on the unsigned Quick Start chain, the ones marked s, \
+        "Targets (docs/PERFORMANCE.md; P1–P6 on the unsigned Quick Start chain, the ones marked s, \
          encrypted or full verify on signed, encrypted chains):"
     );
     for t in &rep.targets {

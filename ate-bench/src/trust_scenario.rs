@@ -11,7 +11,8 @@ use crate::trust::{self, Setup, Shape, TrustKeys};
 use crate::util::{Res, int, median, percentile_ms};
 use crate::{PerEngine, Plan, Report};
 
-/// PERFORMANCE.md's naive single-thread pipeline at 1000 events per transaction (events/s).
+/// The naive single-thread pipeline of `docs/PERFORMANCE.md`, at 1000 events per transaction
+/// (events/s).
 const NAIVE_P3: f64 = 110_000.0;
 
 /// Per round and setup: the primitive costs and the efficiency they give.

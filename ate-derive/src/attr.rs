@@ -271,8 +271,9 @@ fn type_name(cx: &Ctxt, expr: &Expr) -> Option<LitStr> {
         cx.error_spanned_by(lit, "the type name must not be empty");
         return None;
     }
-    if value.len() > usize::from(u16::MAX) {
-        cx.error_spanned_by(lit, "the type name must be at most 65535 bytes long");
+    // The limit of the event format (`ate::event::codec::MAX_TYPE_NAME`).
+    if value.len() > 1024 {
+        cx.error_spanned_by(lit, "the type name must be at most 1024 bytes long");
         return None;
     }
     Some(lit.clone())

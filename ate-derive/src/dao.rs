@@ -122,6 +122,7 @@ impl<'c, 'a> Generator<'c, 'a> {
                     ::ate::__private::TypeRegistration {
                         name: <#ident as ::ate::__private::DaoType>::TYPE_NAME,
                         type_id: ::ate::__private::TypeId::of::<#ident>,
+                        rust_name: ::ate::__private::type_name::<#ident>,
                         read: #read,
                         write: #write,
                         attach: __ate_attach,

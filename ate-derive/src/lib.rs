@@ -37,8 +37,9 @@ use syn::{DeriveInput, parse_macro_input};
 ///
 /// On the struct, `#[dao(...)]` takes:
 /// - `name = "..."`: the stable type name recorded in every event of the type and checked on
-///   load (default: the struct's name). Set it before the first record is written: renaming
-///   the struct then changes nothing on disk.
+///   load (default: the struct's name, without its module path). Set it before the first
+///   record is written: renaming the struct then changes nothing on disk. Two types of one
+///   program with one name make every chain open fail with `OpenError::TypeNameClash`.
 /// - `read = "..."`, `write = "..."`: the default rules of new records, `"everyone"`,
 ///   `"inherit"` (default: the parent's rule, up to the chain's root) or `"nobody"` (for
 ///   `write`: the record is final once committed). A record's rules can still be changed at

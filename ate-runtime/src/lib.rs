@@ -28,13 +28,17 @@ pub use session::AteSession;
 
 /// The names a program needs: `use ate_runtime::prelude::*;`.
 pub mod prelude {
-    pub use crate::chain::{AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, CommitError};
+    pub use crate::chain::{
+        AteConfig, Chain, ChainBuilder, ChainKey, ChainKeyError, ChainRegistry, CommitError,
+        OpenError,
+    };
     pub use crate::crypto::{
         EncryptKey, KeySize, PrivateEncryptKey, PrivateSignKey, PublicEncryptKey, PublicSignKey,
     };
-    pub use crate::dio::{Dao, DaoMut, DaoRef, DaoVec, Dio, DioError};
+    pub use crate::dio::{Dao, DaoMut, DaoRef, DaoVec, Dio, DioError, Storable};
     pub use crate::error::AteError;
     pub use crate::event::PrimaryKey;
+    pub use crate::log::{LogError, RecoveryMode};
     pub use crate::session::AteSession;
-    pub use crate::trust::{ReadOption, WriteOption};
+    pub use crate::trust::{IntegrityMode, ReadOption, WriteOption};
 }

@@ -82,9 +82,62 @@ pub use ate_runtime::*;
 
 /// Everything a program needs: `use ate::prelude::*;`.
 pub mod prelude {
+    pub use crate::stable_name;
     pub use ate_derive::Dao;
     pub use ate_runtime::prelude::*;
     pub use ate_runtime::schema::DaoType;
+}
+
+/// Gives a plain serde type (one that does not derive [`Dao`](derive@Dao)) an explicit stable
+/// type name: `ate::stable_name!(World = "universe.World");`.
+///
+/// Every record is stored with its type's stable name, and loading it as a type with another
+/// name is `DioError::WrongType`. A plain type's default name is its Rust name without module
+/// paths (`hello_world::World` is `World`, `Vec<my::Point>` is `Vec<Point>`), so moving it to
+/// another module or crate changes nothing, but renaming it does. Give it a name of its own
+/// before its first record is written, or keep its old name after a rename:
+///
+/// ```
+/// use ate::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// /// Called `Earth` when its first records were written.
+/// #[derive(Clone, Serialize, Deserialize)]
+/// struct Planet {
+///     population: u64,
+/// }
+///
+/// ate::stable_name!(Planet = "Earth");
+///
+/// assert_eq!(Planet::TYPE_NAME, "Earth");
+/// assert_eq!(ate::schema::type_name_of::<Planet>(), "Earth");
+/// ```
+///
+/// The name may be any non-blank string of at most 1024 bytes (checked at compile time); two
+/// types with one name are refused when a chain is opened (`OpenError::TypeNameClash`). The
+/// macro implements [`DaoType`](prelude::DaoType) for the type, so it goes in the crate that
+/// defines the type, once per type, and not on a type deriving `Dao` (which takes
+/// `#[dao(name = "...")]` instead): the compiler refuses each of those mistakes.
+#[macro_export]
+macro_rules! stable_name {
+    ($ty:ty = $name:expr $(,)?) => {
+        const _: () = {
+            const __ATE_NAME: &'static str = $name;
+            const _: () = $crate::__private::assert_valid_name(__ATE_NAME);
+            #[automatically_derived]
+            impl $crate::__private::DaoType for $ty {
+                const TYPE_NAME: &'static str = __ATE_NAME;
+            }
+            $crate::__private::inventory::submit! {
+                $crate::__private::TypeRegistration::named::<$ty>(__ATE_NAME)
+            }
+        };
+    };
+    ($($other:tt)*) => {
+        ::core::compile_error! {
+            "expected a type and its stable name: `ate::stable_name!(World = \"universe.World\");`"
+        }
+    };
 }
 
 /// Items the derive macros' generated code refers to. Not a public API: it may change in any
@@ -94,12 +147,13 @@ pub mod __private {
     pub use ate_runtime::dio::{Dao, DaoRef, DaoVec, Dio, DioError};
     pub use ate_runtime::event::PrimaryKey;
     pub use ate_runtime::schema::{
-        AccessDefault, DaoType, IndexKey, IndexSpec, TypeRegistration, extract_with, index_key,
+        AccessDefault, DaoType, IndexKey, IndexSpec, TypeRegistration, assert_valid_name,
+        extract_with, index_key,
     };
     pub use inventory;
     pub use rmp_serde;
     pub use serde;
-    pub use std::any::{Any, TypeId};
+    pub use std::any::{Any, TypeId, type_name};
     pub use std::borrow::Borrow;
     pub use std::marker::Sized;
     pub use std::option::Option;

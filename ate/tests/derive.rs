@@ -2,7 +2,7 @@
 //! names and checks, and access defaults.
 
 use ate::chain::ChainRegistry;
-use ate::event::decode_transaction;
+use ate::event::{BodyFormat, EventDraft, decode_transaction};
 use ate::log::{MemoryStore, RecoveryMode, RedoLog};
 use ate::prelude::*;
 use ate::schema::{AccessDefault, registration_of};
@@ -987,7 +987,8 @@ mod types {
             .expect("push");
         assert_eq!(acc.type_name(), "bank.Account");
         assert_eq!(note.type_name(), "Note");
-        assert_eq!(plain.type_name(), std::any::type_name::<Plain>());
+        // Plain types are named by their Rust name without the module path.
+        assert_eq!(plain.type_name(), "Plain");
         dio.commit().await.expect("commit");
 
         assert_eq!(Account::TYPE_NAME, "bank.Account");
@@ -1002,12 +1003,7 @@ mod types {
         assert_eq!(loaded.type_name(), "bank.Account");
         assert_eq!(
             m.logged_type_names(),
-            [
-                "bank.Account",
-                "Note",
-                std::any::type_name::<Plain>(),
-                "bank.Transaction"
-            ]
+            ["bank.Account", "Note", "Plain", "bank.Transaction"]
         );
     }
 
@@ -1034,7 +1030,7 @@ mod types {
         assert!(wrong_type(
             dio.load::<Account>(plain.key()).await,
             plain.key(),
-            std::any::type_name::<Plain>()
+            "Plain"
         ));
         assert!(matches!(
             dio.load::<Plain>(person.key()).await,
@@ -1062,6 +1058,152 @@ mod types {
             "Hello"
         );
         assert!(registration_of::<Plain>().is_none());
+    }
+
+    /// A plain type with the name of a derived one.
+    mod elsewhere {
+        #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+        pub struct Note {
+            pub text: String,
+        }
+    }
+
+    /// The struct another program stores in the records of [`written_elsewhere`].
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct Greeting {
+        text: String,
+    }
+
+    /// Renamed from `Salutation`, keeping its name.
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct Renamed {
+        text: String,
+    }
+    ate::stable_name!(Renamed = "Salutation");
+
+    /// Renamed from `Plain`, without keeping its name.
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct Forgetful {
+        text: String,
+    }
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct Generic<T> {
+        value: T,
+    }
+    ate::stable_name!(Generic<u32> = "geo.Count");
+
+    /// Commits a record as another program stores a `struct <type_name> { text: String }`
+    /// (whatever its crate and module): under the struct's bare name.
+    async fn written_elsewhere(m: &Memory, type_name: &'static str, text: &str) -> PrimaryKey {
+        let key = PrimaryKey::generate();
+        let body = rmp_serde::to_vec(&(text,)).expect("encode");
+        let draft = EventDraft {
+            key,
+            timestamp_ms: 0,
+            tombstone: false,
+            parent: None,
+            type_name: type_name.into(),
+            format: BodyFormat::MessagePack,
+            meta: Vec::new(),
+            body: Some(body.into()),
+        };
+        m.chain
+            .commit_transaction(vec![draft], Vec::new())
+            .await
+            .expect("commit");
+        key
+    }
+
+    #[tokio::test]
+    async fn a_plain_type_reads_the_records_of_the_same_struct_in_another_program() {
+        let m = Memory::new().await;
+        let greeting = written_elsewhere(&m, "Greeting", "Hello").await;
+        let salutation = written_elsewhere(&m, "Salutation", "Hi").await;
+        let dio = m.dio().await;
+        let loaded = dio.load::<Greeting>(&greeting).await.expect("load");
+        assert_eq!((loaded.type_name(), &*loaded.text), ("Greeting", "Hello"));
+        let renamed = dio.load::<Renamed>(&salutation).await.expect("load");
+        assert_eq!((renamed.type_name(), &*renamed.text), ("Salutation", "Hi"));
+    }
+
+    #[tokio::test]
+    async fn a_renamed_type_is_told_how_to_keep_its_name() {
+        let m = Memory::new().await;
+        let mut dio = m.dio().await;
+        let key = *dio.store(Plain { text: "p".into() }).expect("store").key();
+        dio.commit().await.expect("commit");
+        let err = m
+            .dio()
+            .await
+            .load::<Forgetful>(&key)
+            .await
+            .expect_err("another name");
+        assert!(
+            matches!(&err, DioError::WrongType { expected, found, .. }
+                if expected == "Forgetful" && found == "Plain"),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(r#"ate::stable_name!(YourType = "Plain")"#)
+                && message.contains(r#"#[dao(name = "Plain")]"#),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn named_plain_types_are_registered_without_indexes() {
+        let reg = registration_of::<Renamed>().expect("registered");
+        assert_eq!(reg.name, "Salutation");
+        assert_eq!(
+            (reg.read, reg.write),
+            (AccessDefault::Inherit, AccessDefault::Inherit)
+        );
+        assert!(reg.indexes.is_empty());
+        assert_eq!(Renamed::TYPE_NAME, "Salutation");
+        assert_eq!(<Generic<u32>>::TYPE_NAME, "geo.Count");
+        assert!(registration_of::<Generic<u64>>().is_none());
+
+        let m = Memory::new().await;
+        let mut dio = m.dio().await;
+        let count = dio.store(Generic { value: 7u32 }).expect("store");
+        let other = dio.store(Generic { value: 7u64 }).expect("store");
+        assert_eq!(count.type_name(), "geo.Count");
+        assert_eq!(other.type_name(), "Generic<u64>");
+        dio.commit().await.expect("commit");
+        assert_eq!(m.logged_type_names(), ["geo.Count", "Generic<u64>"]);
+    }
+
+    #[tokio::test]
+    async fn a_plain_type_named_like_a_derived_one_is_refused() {
+        let m = Memory::new().await;
+        let mut dio = m.dio().await;
+        let note = *dio.store(Note { text: "n".into() }).expect("store").key();
+        let clash = |e: &DioError| {
+            matches!(e, DioError::TypeNameClash(c)
+                if c.name == "Note"
+                    && c.rust_type == std::any::type_name::<elsewhere::Note>()
+                    && c.other == std::any::type_name::<Note>())
+        };
+        let stored = dio
+            .store(elsewhere::Note { text: "x".into() })
+            .expect_err("refused");
+        assert!(clash(&stored), "{stored:?}");
+        dio.commit().await.expect("commit");
+        assert_eq!(
+            m.logged_type_names(),
+            ["Note"],
+            "nothing of the refused store"
+        );
+        let loaded = m
+            .dio()
+            .await
+            .load::<elsewhere::Note>(&note)
+            .await
+            .expect_err("refused");
+        assert!(clash(&loaded), "{loaded:?}");
+        assert!(loaded.to_string().contains("ate::stable_name!"), "{loaded}");
     }
 }
 

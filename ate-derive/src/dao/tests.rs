@@ -29,6 +29,10 @@ fn default_name_is_the_struct_name_and_access_inherits() {
         out.contains("constTYPE_NAME:&'staticstr=\"Person\";"),
         "{out}"
     );
+    assert!(
+        out.contains("rust_name:::ate::__private::type_name::<Person>"),
+        "{out}"
+    );
     assert!(out.contains("read:::ate::__private::AccessDefault::Inherit"));
     assert!(out.contains("write:::ate::__private::AccessDefault::Inherit"));
     assert!(out.contains("[::ate::__private::IndexSpec;0usize]=[]"));
@@ -97,6 +101,29 @@ fn the_query_parameter_avoids_a_type_named_q() {
     assert!(out.contains("find_by_q<__AteQuery>"), "{out}");
     assert!(
         out.contains("Option<Q>:::ate::__private::Borrow<__AteQuery>"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_name_longer_than_an_event_holds_is_refused() {
+    let long = syn::LitStr::new(&"n".repeat(1025), proc_macro2::Span::call_site());
+    let errs = errors(parse_quote! {
+        #[dao(name = #long)]
+        struct Account {
+            number: String,
+        }
+    });
+    assert_eq!(errs, ["the type name must be at most 1024 bytes long"]);
+    let fits = syn::LitStr::new(&"n".repeat(1024), proc_macro2::Span::call_site());
+    let out = expanded(parse_quote! {
+        #[dao(name = #fits)]
+        struct Account {
+            number: String,
+        }
+    });
+    assert!(
+        out.contains(&format!("=\"{}\";", "n".repeat(1024))),
         "{out}"
     );
 }

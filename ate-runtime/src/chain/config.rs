@@ -11,8 +11,11 @@ pub const DEFAULT_MAX_FOREIGN_TRANSACTION: usize = 16 << 20;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AteConfig {
-    /// The folder that holds one `<chain>.log` file per chain. The default is `ate` under the
-    /// system temporary folder; `None` keeps chains in memory only (nothing survives the process).
+    /// The folder that holds one `<chain>.log` file per chain; `None` keeps chains in memory
+    /// only (nothing survives the process). The default is [`default_log_path`]:
+    /// `<temp>/ate-<uid>` on Unix (`/tmp/ate-1000` for the user of id 1000), a folder of each
+    /// user's own, so that users of one machine do not share chains (`<temp>/ate` elsewhere,
+    /// where the temporary folder is per user already).
     pub log_path: Option<PathBuf>,
     /// What to do with a damaged tail when a log is opened (default: truncate a torn last
     /// transaction, refuse any other damage).
@@ -37,7 +40,7 @@ pub struct AteConfig {
 impl Default for AteConfig {
     fn default() -> Self {
         AteConfig {
-            log_path: Some(std::env::temp_dir().join("ate")),
+            log_path: Some(default_log_path()),
             recovery_mode: RecoveryMode::default(),
             max_transaction_bytes: DEFAULT_MAX_FRAME,
             max_foreign_transaction_bytes: DEFAULT_MAX_FOREIGN_TRANSACTION,
@@ -62,5 +65,45 @@ impl AteConfig {
             log_path: Some(path.into()),
             ..Self::default()
         }
+    }
+}
+
+/// Where chains are stored by default: `ate-<uid>` under the system temporary folder
+/// (`std::env::temp_dir()`) on Unix, so each user of a machine has a folder of their own;
+/// `ate` under it elsewhere.
+pub fn default_log_path() -> PathBuf {
+    std::env::temp_dir().join(default_folder_name())
+}
+
+#[cfg(unix)]
+fn default_folder_name() -> String {
+    // SAFETY: getuid has no preconditions, touches no memory of ours and cannot fail.
+    #[allow(unsafe_code)]
+    let uid = unsafe { libc::getuid() };
+    format!("ate-{uid}")
+}
+
+#[cfg(not(unix))]
+fn default_folder_name() -> String {
+    "ate".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_folder_is_per_user() {
+        let path = AteConfig::default().log_path.expect("on disk");
+        assert_eq!(path.parent(), Some(std::env::temp_dir().as_path()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            // The owner of a file this process creates is the user it runs as.
+            let probe = tempfile::NamedTempFile::new().expect("probe");
+            let uid = probe.as_file().metadata().expect("probe").uid();
+            assert_eq!(path.file_name(), Some(format!("ate-{uid}").as_ref()));
+        }
+        assert_eq!(AteConfig::in_memory().log_path, None);
     }
 }

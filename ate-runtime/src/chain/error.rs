@@ -2,6 +2,7 @@
 
 use crate::event::{DecodeError, PrimaryKey};
 use crate::log::LogError;
+use crate::schema::NameClash;
 use crate::trust::TrustError;
 
 use super::ChainKeyError;
@@ -76,6 +77,11 @@ pub enum OpenError {
     /// A replay worker thread stopped before handing over its work (it panicked).
     #[error("a replay worker stopped unexpectedly")]
     WorkerStopped,
+    /// Two types of this program registered one stable type name (with `#[derive(Dao)]` or
+    /// `ate::stable_name!`), so each would read the other's records. Every open fails until
+    /// one of them is given its own name.
+    #[error(transparent)]
+    TypeNameClash(#[from] NameClash),
     /// The blocking task opening the log panicked or was cancelled.
     #[error("the task opening the chain failed: {0}")]
     Join(#[from] tokio::task::JoinError),

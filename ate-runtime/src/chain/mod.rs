@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
-pub use config::{AteConfig, DEFAULT_MAX_FOREIGN_TRANSACTION};
+pub use config::{AteConfig, DEFAULT_MAX_FOREIGN_TRANSACTION, default_log_path};
 pub use error::{CommitError, OpenError};
 pub use key::{ChainKey, ChainKeyError};
 
@@ -37,6 +37,7 @@ use crate::event::codec::{TransactionRef, encode_transaction_after};
 use crate::event::{EventDraft, TxTrailer};
 use crate::log::FRAME_HEADER_LEN;
 use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
+use crate::schema;
 use crate::session::AteSession;
 use crate::trust::meta::{
     CheckedMeta, TRAILER_DIRECTORY, TRAILER_KEYS, TRAILER_VOUCH, TxSealer, event_hashes,
@@ -543,13 +544,15 @@ impl ChainRegistry {
     /// [`OpenError::Malformed`], [`OpenError::OutOfSequence`] and [`OpenError::Invalid`] for a
     /// transaction in it that does not decode, is out of place, or fails validation;
     /// [`OpenError::OtherSettings`] when the log is already open in this process under other
-    /// trust settings.
+    /// trust settings; [`OpenError::TypeNameClash`] when two types of the program registered one
+    /// stable type name (checked before anything is read).
     ///
     /// # Cancel safety
     ///
     /// Dropping the future may leave the chain being opened in the background; a later open
     /// of the same key waits for it and returns that chain.
     pub async fn open(&self, key: &ChainKey) -> Result<Chain, OpenError> {
+        schema::check_names()?;
         key.validate()?;
         let Some(root) = &self.inner.conf.log_path else {
             return self.open_in_memory(key);
@@ -601,6 +604,7 @@ impl ChainRegistry {
     /// As [`ChainRegistry::open`], but for the key's form and sharing (the store is this
     /// chain's alone).
     pub fn open_store(&self, key: &ChainKey, store: Box<dyn LogStore>) -> Result<Chain, OpenError> {
+        schema::check_names()?;
         let inner = self.inner.open_chain(key, store, None)?;
         Ok(Chain { inner })
     }

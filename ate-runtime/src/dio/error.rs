@@ -2,6 +2,7 @@
 
 use crate::crypto::Hash;
 use crate::event::PrimaryKey;
+use crate::schema::NameClash;
 use crate::trust::TrustError;
 
 /// Reading or staging a record failed.
@@ -11,16 +12,28 @@ pub enum DioError {
     /// No live record has this key.
     #[error("record {0} not found")]
     NotFound(PrimaryKey),
-    /// The record was stored as another type.
-    #[error("record {key} is a {found}, not a {expected}")]
+    /// The record was stored under another stable type name: another type, or this type
+    /// before it was renamed or moved (a plain type's default name is its Rust name without
+    /// module paths). To read old records after a rename, keep the old name:
+    /// `ate::stable_name!(Type = "<old name>")`, or `#[dao(name = "<old name>")]`.
+    #[error(
+        "record {key} is stored as a `{found}`, not a `{expected}`; if `{found}` is the old name of \
+         this type (renamed or moved), keep that name with `ate::stable_name!(YourType = \"{found}\")` \
+         or `#[dao(name = \"{found}\")]`"
+    )]
     WrongType {
         /// The record.
         key: PrimaryKey,
-        /// The type asked for.
+        /// The stable type name asked for.
         expected: String,
-        /// The type it was stored as.
+        /// The stable type name it was stored under.
         found: String,
     },
+    /// The value's type is a plain (unregistered) type whose stable name another type in this
+    /// process also has, so records of the two could not be told apart. Nothing is staged or
+    /// read; give one of them its own name.
+    #[error(transparent)]
+    TypeNameClash(#[from] NameClash),
     /// A value could not be encoded.
     #[error("cannot encode a {type_name}: {reason}")]
     Serialize {

@@ -103,6 +103,7 @@ impl Dio {
     fn make<T>(
         &self,
         key: PrimaryKey,
+        type_name: &'static str,
         value: T,
         parent: Option<ParentLink>,
         auth: Authorization,
@@ -115,7 +116,7 @@ impl Dio {
             key,
             value,
             parent,
-            type_name: schema::type_name_of::<T>(),
+            type_name,
             auth,
             version,
             staging: Arc::downgrade(&self.staging),
@@ -127,13 +128,14 @@ impl Dio {
         mut value: T,
         parent: Option<ParentLink>,
     ) -> Result<Dao<T>, DioError> {
+        let type_name = schema::checked_type_name_of::<T>()?;
         let key = PrimaryKey::generate();
         let body = encode(&value)?;
         let auth = staging::default_auth(schema::registration_of::<T>());
         self.staging.lock().stage(
             key,
             Staged {
-                type_name: schema::type_name_of::<T>().into(),
+                type_name: type_name.into(),
                 parent,
                 body: Some(body),
                 auth: auth.clone(),
@@ -141,7 +143,7 @@ impl Dio {
             },
         );
         attach(&mut value, key);
-        Ok(self.make(key, value, parent, auth, None))
+        Ok(self.make(key, type_name, value, parent, auth, None))
     }
 
     /// Stages a new record with a fresh random key. Its read and write rules are its type's
@@ -170,7 +172,7 @@ impl Dio {
     }
 
     fn load_now<T: Storable>(&self, key: &PrimaryKey) -> Result<Dao<T>, DioError> {
-        let expected = schema::type_name_of::<T>();
+        let expected = schema::checked_type_name_of::<T>()?;
         let staging = self.staging.lock();
         if let Some(op) = staging.get(key) {
             if op.type_name != expected {
@@ -185,7 +187,7 @@ impl Dio {
             };
             let (parent, auth, previous) = (op.parent, op.auth.clone(), op.previous);
             let value = decode::<T>(*key, body)?;
-            return Ok(self.make(*key, value, parent, auth, previous));
+            return Ok(self.make(*key, expected, value, parent, auth, previous));
         }
         drop(staging);
         let (event, seq, parent, keys) = {
@@ -221,6 +223,7 @@ impl Dio {
         let value = decode::<T>(*key, &body)?;
         Ok(self.make(
             *key,
+            expected,
             value,
             parent,
             trust.auth.unwrap_or_default(),
@@ -275,7 +278,7 @@ impl Dio {
         field: &str,
         value: &Q,
     ) -> Result<Vec<Dao<T>>, DioError> {
-        let type_name = schema::type_name_of::<T>();
+        let type_name = schema::checked_type_name_of::<T>()?;
         let spec = schema::registration_of::<T>()
             .and_then(|r| r.indexes.iter().find(|s| s.field == field))
             .ok_or_else(|| DioError::NoSuchIndex {
@@ -326,9 +329,12 @@ impl Dio {
     ///
     /// [`DioError`]s found while sealing (a missing write or read key, a final record, …) and
     /// [`CommitError`](crate::CommitError)s from the chain (refused by validation, a unique
-    /// index violated, an I/O failure, …). On error nothing was written and the staged writes
-    /// stay staged, so the caller can fix what was refused and commit again, or
-    /// [`Dio::cancel`] them.
+    /// index violated, a transaction too large, …). A refused commit writes nothing and keeps
+    /// every write staged, so the caller can fix what was refused and commit again, or
+    /// discard the writes with [`Dio::cancel`] (dropping the Dio discards them too). A failed
+    /// write or fsync of the log (`CommitError::Log`) keeps them staged as well, but poisons
+    /// the chain: reopen it, and look there for the transaction, which may or may not have
+    /// reached the log.
     ///
     /// # Cancel safety
     ///

@@ -1,6 +1,6 @@
 //! The generated code names everything by absolute path: it compiles without the prelude (even
 //! in a `#[no_implicit_prelude]` module), next to local items that shadow std's names, under
-//! `#![forbid(unsafe_code)]` and `#![deny(missing_docs)]`.
+//! `#![forbid(unsafe_code)]` and `#![deny(missing_docs)]`; so does `ate::stable_name!`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, warnings)]
@@ -48,7 +48,25 @@ pub mod bare {
         /// Children.
         pub notes: ::ate::DaoVec<super::Note>,
     }
+
+    /// A plain type with a stable name of its own.
+    #[derive(::std::clone::Clone, ::serde::Serialize, ::serde::Deserialize)]
+    pub struct Label {
+        /// Text.
+        pub text: ::std::string::String,
+    }
+
+    ::ate::stable_name!(Label = "notes.Label");
 }
+
+/// A generic plain type, named for one of its instances.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Pair<T> {
+    /// Both halves.
+    pub halves: (T, T),
+}
+
+ate::stable_name!(Pair<u8> = "notes.Pair",);
 
 fn main() {
     assert_eq!(<Note as ate::schema::DaoType>::TYPE_NAME, "notes.Note");
@@ -57,4 +75,8 @@ fn main() {
     assert_eq!(reg.indexes.len(), 1);
     assert_eq!(reg.indexes[0].field, "topic");
     let _ = bare::Tag::find_by_label::<str>;
+    assert_eq!(<bare::Label as ate::schema::DaoType>::TYPE_NAME, "notes.Label");
+    assert_eq!(ate::schema::type_name_of::<bare::Label>(), "notes.Label");
+    assert_eq!(ate::schema::type_name_of::<Pair<u8>>(), "notes.Pair");
+    assert_eq!(ate::schema::type_name_of::<Pair<i8>>(), "Pair<i8>");
 }
