@@ -554,7 +554,7 @@ fn signed(key: &PrivateSignKey, msg: &[u8]) -> Result<Signature, SignFault> {
     #[allow(unused_mut)]
     let mut signature = key.sign(msg);
     #[cfg(test)]
-    if faults::take() {
+    if faults::take(&key.hash()) {
         let mut bytes = signature.as_bytes().to_vec();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x40;
@@ -572,23 +572,20 @@ fn signed(key: &PrivateSignKey, msg: &[u8]) -> Result<Signature, SignFault> {
 /// Faults injected while signing, for tests of the sign-then-verify check.
 #[cfg(test)]
 pub(crate) mod faults {
-    use std::cell::Cell;
+    use std::collections::HashSet;
+    use std::sync::{LazyLock, Mutex};
 
-    thread_local! {
-        static NEXT: Cell<usize> = const { Cell::new(0) };
+    use crate::crypto::Hash;
+
+    static KEYS: LazyLock<Mutex<HashSet<Hash>>> = LazyLock::new(Default::default);
+
+    /// The next signature made with the key with id `key`, on any thread, comes out damaged.
+    pub(crate) fn damage_next(key: Hash) {
+        KEYS.lock().expect("not poisoned").insert(key);
     }
 
-    /// The next `n` signatures made on this thread come out damaged.
-    pub(crate) fn damage_next(n: usize) {
-        NEXT.with(|c| c.set(n));
-    }
-
-    /// Whether to damage this signature.
-    pub(super) fn take() -> bool {
-        NEXT.with(|c| {
-            let n = c.get();
-            c.set(n.saturating_sub(1));
-            n > 0
-        })
+    /// Whether to damage this signature by `key`.
+    pub(super) fn take(key: &Hash) -> bool {
+        KEYS.lock().expect("not poisoned").remove(key)
     }
 }

@@ -213,7 +213,7 @@ mod tests {
         session.add_write_key(&root);
         let mut dio = chain.dio(&session).await;
         let key = *dio.store("signed".to_string()).unwrap().key();
-        faults::damage_next(1);
+        faults::damage_next(root.hash());
         match dio.commit().await {
             Err(crate::AteError::Dio(DioError::SignatureSelfCheck { signer, .. })) => {
                 assert_eq!(signer, root.hash())
