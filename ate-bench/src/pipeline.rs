@@ -31,7 +31,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use ate::crypto::{EncryptKey, Hash};
-use ate::trust::meta::{SignerClaim, TxClaims, chain_hash, signature_message, tx_digest};
+use ate::unstable::meta::{SignerClaim, TxClaims, chain_hash, signature_message, tx_digest};
 
 use crate::data;
 use crate::trust::{Setup, Shape, TrustKeys};

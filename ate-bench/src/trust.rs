@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ate::crypto::{EncryptKey, KeySize, PrivateEncryptKey, PrivateSignKey, PublicEncryptKey};
-use ate::event::decode_transaction;
-use ate::log::{MemoryStore, RecoveryMode, RedoLog, encode_frames};
+use ate::log::{MemoryStore, RecoveryMode};
 use ate::prelude::*;
 use ate::trust::{ReadOption, WriteOption};
+use ate::unstable::codec::decode_transaction;
+use ate::unstable::log::{RedoLog, encode_frames};
 
 use crate::data::Blob;
 use crate::engines::{Sample, Work};

@@ -3,7 +3,11 @@
 //!
 //! Users depend on the `ate` crate, which re-exports this one with the derive macros. Layers,
 //! lowest first (a layer never imports a higher one): [`crypto`], [`event`], [`log`], [`trust`],
-//! [`schema`], [`view`], [`chain`], [`session`], [`dio`].
+//! [`schema`], the materialized view, [`chain`], [`session`], [`dio`].
+//!
+//! The modules above are the public API: what a program, a plugin or a storage backend needs.
+//! The engine's encodings and internals (codecs, framing, trust metadata and trailers) are in
+//! [`unstable`], outside the semantic-versioning promise: they change with the format.
 
 // Denied rather than forbidden so that one module, the SIMD SHA3 of `crypto::keccak_x`, can allow
 // it.
@@ -18,13 +22,18 @@ pub mod log;
 pub mod schema;
 pub mod session;
 pub mod trust;
-pub mod view;
+pub mod unstable;
+pub(crate) mod view;
 
-pub use chain::{AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, CommitError, OpenError};
+pub use chain::{
+    AteConfig, Chain, ChainBuilder, ChainKey, ChainKeyError, ChainRegistry, CommitError, OpenError,
+};
 pub use dio::{Dao, DaoMut, DaoRef, DaoVec, Dio, DioError, Storable};
 pub use error::AteError;
 pub use event::PrimaryKey;
+pub use log::{LogError, RecoveryMode, RecoveryReport};
 pub use session::AteSession;
+pub use trust::{IntegrityMode, ReadOption, TrustError, WriteOption};
 
 /// The names a program needs: `use ate_runtime::prelude::*;`.
 pub mod prelude {

@@ -5,14 +5,16 @@ use std::sync::OnceLock;
 use ate_runtime::chain::{ChainRegistry, CommitError, OpenError};
 use ate_runtime::crypto::Hash;
 use ate_runtime::crypto::{EncryptKey, KeySize, PrivateEncryptKey, PrivateSignKey};
-use ate_runtime::event::{EventDraft, Transaction, TxTrailer, decode_transaction};
-use ate_runtime::log::{FILE_HEADER_LEN, MemoryStore, RecoveryMode, RedoLog, encode_frames};
+use ate_runtime::event::{EventDraft, Transaction, TxTrailer};
+use ate_runtime::log::{MemoryStore, RecoveryMode};
 use ate_runtime::prelude::*;
-use ate_runtime::trust::meta::{
+use ate_runtime::trust::{ReadOption, TrustError, ValidationContext, Validator, WriteOption};
+use ate_runtime::unstable::codec::decode_transaction;
+use ate_runtime::unstable::log::{FILE_HEADER_LEN, RedoLog, encode_frames};
+use ate_runtime::unstable::meta::{
     EventTrust, SignerClaim, TRAILER_KEYS, TRAILER_SIGNATURE, TxClaims, TxSignature, event_hashes,
     proofs_of, signature_message, signature_trailer, tx_digest,
 };
-use ate_runtime::trust::{ReadOption, TrustError, ValidationContext, Validator, WriteOption};
 use serde::{Deserialize, Serialize};
 
 #[path = "trust/forged.rs"]
@@ -393,8 +395,9 @@ async fn tampering_in_the_log_is_found_on_open() {
     let mut body = evs[0].body.clone().unwrap().to_vec();
     body[0] ^= 0x80;
     evs[0].body = Some(body.into());
-    let tampered = ate_runtime::event::encode_transaction(2, &evs, &txs[1].trailers);
-    let first = ate_runtime::event::encode_transaction(1, &drafts(&txs[0]), &txs[0].trailers);
+    let tampered = ate_runtime::unstable::codec::encode_transaction(2, &evs, &txs[1].trailers);
+    let first =
+        ate_runtime::unstable::codec::encode_transaction(1, &drafts(&txs[0]), &txs[0].trailers);
     let mut bytes = store.bytes()[..FILE_HEADER_LEN].to_vec();
     bytes.extend_from_slice(&encode_frames(&[&first, &tampered]));
     let bad = MemoryStore::from_bytes(bytes);
@@ -693,7 +696,7 @@ async fn versions_catch_lost_updates_and_allow_repeated_changes() {
 #[tokio::test]
 async fn vouched_transactions_need_centralized_integrity_and_a_pinned_server() {
     use ate_runtime::trust::IntegrityMode;
-    use ate_runtime::trust::meta::TxSealer;
+    use ate_runtime::unstable::meta::TxSealer;
 
     let server = PrivateSignKey::generate(KeySize::Bit128);
     // The events of a plain new record, built by an open chain.
@@ -820,7 +823,7 @@ async fn vouched_transactions_need_centralized_integrity_and_a_pinned_server() {
         }
     }
     // A vouch the server made for another chain does not move.
-    let elsewhere = ate_runtime::event::encode_transaction(
+    let elsewhere = ate_runtime::unstable::codec::encode_transaction(
         1,
         &events,
         &vouch_for(source.policy().chain_hash()),
@@ -849,7 +852,7 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 
 #[tokio::test]
 async fn a_large_transaction_stores_each_wrapped_key_once() {
-    use ate_runtime::trust::meta::{Confidentiality, TAG_CONFIDENTIALITY};
+    use ate_runtime::unstable::meta::{Confidentiality, TAG_CONFIDENTIALITY};
 
     let dir = tempfile::tempdir().unwrap();
     let reg = ChainBuilder::new(&AteConfig::at(dir.path()))
@@ -965,7 +968,7 @@ fn without_keys(tx: &Transaction) -> Vec<TxTrailer> {
 
 /// A keys trailer of `tx`'s entries plus one for the `wrong_read` key (which no event uses).
 fn with_extra_entry(tx: &Transaction) -> (TxTrailer, ate_runtime::crypto::Hash) {
-    use ate_runtime::trust::meta::{TxKey, key_entry_id, keys_trailer};
+    use ate_runtime::unstable::meta::{TxKey, key_entry_id, keys_trailer};
     let mut entries = proofs_of(tx).unwrap().keys.unwrap();
     let extra = TxKey {
         read_key: keys().wrong_read.hash(),
@@ -998,8 +1001,9 @@ async fn refused_on_commit_and_open(
     assert_unchanged(&chain, &store, len, &key).await;
     drop(chain);
 
-    let first = ate_runtime::event::encode_transaction(1, &drafts(&txs[0]), &txs[0].trailers);
-    let second = ate_runtime::event::encode_transaction(2, &evs, &trailers);
+    let first =
+        ate_runtime::unstable::codec::encode_transaction(1, &drafts(&txs[0]), &txs[0].trailers);
+    let second = ate_runtime::unstable::codec::encode_transaction(2, &evs, &trailers);
     let mut bytes = store.bytes()[..FILE_HEADER_LEN].to_vec();
     bytes.extend_from_slice(&encode_frames(&[&first, &second]));
     match reg.open_store(
@@ -1088,7 +1092,7 @@ async fn an_unused_key_entry_is_refused() {
 
 #[tokio::test]
 async fn an_event_pointed_at_another_entry_is_refused() {
-    use ate_runtime::trust::meta::Confidentiality;
+    use ate_runtime::unstable::meta::Confidentiality;
     refused_on_commit_and_open(
         "keys-pointed",
         |tx| {
@@ -1116,7 +1120,7 @@ async fn an_event_pointed_at_another_entry_is_refused() {
 
 #[tokio::test]
 async fn the_retired_confidentiality_tag_is_refused() {
-    use ate_runtime::trust::meta::{TAG_CONFIDENTIALITY, TAG_RETIRED_CONFIDENTIALITY};
+    use ate_runtime::unstable::meta::{TAG_CONFIDENTIALITY, TAG_RETIRED_CONFIDENTIALITY};
     refused_on_commit_and_open(
         "keys-retired",
         |tx| {

@@ -2,11 +2,13 @@
 //! names and checks, and access defaults.
 
 use ate::chain::ChainRegistry;
-use ate::event::{BodyFormat, EventDraft, decode_transaction};
-use ate::log::{MemoryStore, RecoveryMode, RedoLog};
+use ate::event::{BodyFormat, EventDraft};
+use ate::log::{MemoryStore, RecoveryMode};
 use ate::prelude::*;
 use ate::schema::{AccessDefault, registration_of};
 use ate::trust::{ReadOption, WriteOption};
+use ate::unstable::codec::decode_transaction;
+use ate::unstable::log::RedoLog;
 use ate::{CommitError, Storable};
 use serde::{Deserialize, Serialize};
 

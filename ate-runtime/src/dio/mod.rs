@@ -328,7 +328,7 @@ impl Dio {
     /// # Errors
     ///
     /// [`DioError`]s found while sealing (a missing write or read key, a final record, …) and
-    /// [`CommitError`](crate::CommitError)s from the chain (refused by validation, a unique
+    /// [`CommitError`]s from the chain (refused by validation, a unique
     /// index violated, a transaction too large, …). A refused commit writes nothing and keeps
     /// every write staged, so the caller can fix what was refused and commit again, or
     /// discard the writes with [`Dio::cancel`] (dropping the Dio discards them too). A failed

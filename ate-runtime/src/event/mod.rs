@@ -2,15 +2,18 @@
 //!
 //! An [`Event`] is one version of one record (or its tombstone). Events travel in a
 //! [`Transaction`], which is the unit that is framed in the log, made durable, and later signed.
-//! The encoding is canonical (see [`codec`]) so the SHA3-256 hash of an event's bytes is its stable
-//! identity. This layer knows nothing about storage, trust or the network.
+//! The encoding is canonical (see `docs/FORMAT.md`; the codec is in
+//! [`unstable::codec`](crate::unstable::codec)) so the SHA3-256 hash of an event's bytes is its
+//! stable identity. This layer knows nothing about storage, trust or the network.
 
-pub mod codec;
+pub(crate) mod codec;
 mod error;
 mod key;
 mod types;
 
-pub use codec::{decode_event, decode_transaction, encode_transaction};
+pub(crate) use codec::decode_event;
+#[cfg(test)]
+pub(crate) use codec::{decode_transaction, encode_transaction};
 pub use error::DecodeError;
 pub use key::{ParsePrimaryKeyError, PrimaryKey};
 pub use types::{BodyFormat, Event, EventDraft, MetaEntry, ParentLink, Transaction, TxTrailer};

@@ -56,7 +56,7 @@ pub struct TxTrailer {
     pub value: Bytes,
 }
 
-/// An event being written: owned fields, encoded once by [`super::encode_transaction`].
+/// An event being written: owned fields, encoded once when its transaction is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDraft {
     /// The record this event is a version (or tombstone) of.

@@ -4,11 +4,13 @@
 //!
 //! - [`Authorization`] carries a record's [`ReadOption`] and [`WriteOption`]; `Inherit` walks
 //!   parent links up to the chain root, whose writers are the chain's root keys.
-//! - Transactions are signed once per signing key over their digest ([`meta::tx_digest`]): every
-//!   event's hash, every proof's coverage, the keys trailer and the key directory.
-//! - [`TrustPolicy::validate`] checks signatures, write rights, versions (replays), that
-//!   protected records are encrypted for their reader, and that each encrypted event binds its
-//!   transaction's wrapped data key ([`meta::TxKeys`]) by id.
+//! - Transactions are signed once per signing key over their digest: every event's hash, every
+//!   proof's coverage, the keys trailer and the key directory (the encodings are in
+//!   [`unstable::meta`](crate::unstable::meta) and `docs/FORMAT.md`).
+//! - [`TrustPolicy`] checks signatures, write rights (moves included), versions (replays), that
+//!   protected records are encrypted for their reader, that each encrypted event binds its
+//!   transaction's wrapped data key by id, and that the key directory holds exactly the public
+//!   read keys the rules name.
 //! - [`Validator`], [`Linter`] and [`Transformer`] are the plugin traits.
 //!
 //! This layer knows nothing about files or sockets.
@@ -16,9 +18,9 @@
 mod auth;
 mod error;
 mod keys;
-pub mod meta;
+pub(crate) mod meta;
 mod plugin;
-pub mod trailers;
+pub(crate) mod trailers;
 mod validate;
 
 pub use auth::{Authorization, PublicReadKey, ReadKey, ReadOption, WriteOption};
@@ -26,8 +28,7 @@ pub use error::TrustError;
 pub(crate) use keys::{check_directory, check_keys};
 pub(crate) use plugin::refuse;
 pub use plugin::{EXTENSION_TAG_BASE, Linter, Transformer, ValidationContext, Validator};
-pub(crate) use validate::{EventKeys, Verified};
+pub(crate) use validate::{EventKeys, Overlay, Verified};
 pub use validate::{
-    IntegrityMode, MAX_INHERIT_DEPTH, Overlay, RecordState, TrustLookup, TrustPolicy, Validated,
-    all_signers,
+    IntegrityMode, MAX_INHERIT_DEPTH, RecordState, TrustLookup, TrustPolicy, all_signers,
 };

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use crate::crypto::{Hash, PublicEncryptKey};
 use crate::event::codec::EventRef;
-use crate::event::{Event, ParentLink, PrimaryKey, Transaction};
+use crate::event::{Event, ParentLink, PrimaryKey};
 
 use super::meta::{
-    CheckedMeta, EventTrust, TxProofs, chain_hash, proofs_of, signature_message, tx_digest,
-    vouch_message,
+    CheckedMeta, EventTrust, TxProofs, chain_hash, signature_message, tx_digest, vouch_message,
 };
 use super::{Authorization, ReadOption, TrustError, WriteOption};
 
@@ -44,7 +43,7 @@ pub trait TrustLookup {
 
 /// Changes made by transactions validated earlier in the same group, over a base lookup.
 #[derive(Debug, Default)]
-pub struct Overlay {
+pub(crate) struct Overlay {
     records: FastMap<PrimaryKey, Option<RecordState>>,
 }
 
@@ -87,15 +86,6 @@ impl Overlay {
 }
 
 static EMPTY: std::sync::LazyLock<Overlay> = std::sync::LazyLock::new(Overlay::default);
-
-/// The result of validating one transaction.
-#[derive(Debug)]
-pub struct Validated {
-    /// For each event, the public-key hashes of the keys whose valid signatures cover it.
-    pub signers: Vec<Vec<Hash>>,
-    /// The transaction's effects, to merge into the group's overlay once every check passed.
-    pub changes: Overlay,
-}
 
 /// How a chain establishes who wrote each transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -356,28 +346,6 @@ impl TrustPolicy {
                 }
             }
         }
-    }
-
-    /// Validates one transaction against `base` plus `overlay` (the accepted transactions ahead
-    /// of it). `hashes`, when given, are the events' hashes computed by trusted local code;
-    /// otherwise (events from a file or the network) they are recomputed. Its keys trailer and
-    /// key directory are checked against the events that use them. On success returns the
-    /// signers of each event and the transaction's effects (merge them into `overlay`).
-    pub fn validate(
-        &self,
-        base: &dyn TrustLookup,
-        overlay: &Overlay,
-        tx: &Transaction,
-        seq: u64,
-        hashes: Option<&[Hash]>,
-    ) -> Result<Validated, TrustError> {
-        let verified = self.verify(&tx.events, proofs_of(tx)?, hashes, None)?;
-        let mut staged = Overlay::new();
-        self.check(base, overlay, &tx.events, &verified, seq, &mut staged)?;
-        Ok(Validated {
-            signers: verified.signers.per_event(tx.events.len()),
-            changes: staged,
-        })
     }
 
     /// The half of validation that depends only on the transaction: its proofs (signatures and

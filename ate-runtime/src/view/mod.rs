@@ -19,7 +19,6 @@ use crate::event::{Event, ParentLink, PrimaryKey, decode_event};
 use crate::trust::meta::{TxKey, is_sealed};
 use crate::trust::{Authorization, RecordState, TrustLookup};
 use index::Indexes;
-pub use index::{IndexKey, IndexSpec};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -116,7 +115,6 @@ pub struct View {
     directory: FastMap<Hash, PublicEncryptKey>,
     next_ordinal: u64,
     last_seq: u64,
-    events_applied: u64,
 }
 
 impl View {
@@ -205,6 +203,7 @@ impl View {
     }
 
     /// The encoded (possibly encrypted) value of an entry (shares the log buffer).
+    #[cfg(test)]
     pub fn body(&self, e: &Entry) -> Bytes {
         self.event(e).body.unwrap_or_default()
     }
@@ -254,7 +253,6 @@ impl View {
     ) {
         let ordinal = self.next_ordinal;
         self.next_ordinal += 1;
-        self.events_applied += 1;
         let (old, type_id) = match place {
             Some((seg, off)) if !ev.tombstone => {
                 let entry = Entry {
@@ -436,18 +434,9 @@ impl View {
     }
 
     /// Whether no record is live.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-
-    /// Number of events applied since the view was created.
-    pub fn events_applied(&self) -> u64 {
-        self.events_applied
-    }
-
-    /// Every live key (unordered).
-    pub fn keys(&self) -> impl Iterator<Item = PrimaryKey> + '_ {
-        self.entries.keys().copied()
     }
 }
 

@@ -7,11 +7,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ate_runtime::chain::OpenError;
-use ate_runtime::log::{
-    DEFAULT_MAX_FRAME, FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, LogError, MemoryStore,
-    RecoveryMode, RecoveryReport, RedoLog, encode_frames, frame_in_place,
-};
+use ate_runtime::log::{DEFAULT_MAX_FRAME, LogError, MemoryStore, RecoveryMode, RecoveryReport};
 use ate_runtime::prelude::*;
+use ate_runtime::unstable::log::{
+    FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, RedoLog, encode_frames, frame_in_place,
+};
 
 use crate::common::{
     Expect, file_config, open, open_file_chain, registry, transaction, write_workload,

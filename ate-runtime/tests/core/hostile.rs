@@ -9,11 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ate_runtime::chain::{ChainRegistry, CommitError, OpenError};
 use ate_runtime::crypto::{KeySize, PrivateSignKey};
-use ate_runtime::event::{BodyFormat, EventDraft, TxTrailer, encode_transaction};
-use ate_runtime::log::{FILE_HEADER_LEN, MemoryStore, encode_frames};
+use ate_runtime::event::{BodyFormat, EventDraft, TxTrailer};
+use ate_runtime::log::MemoryStore;
 use ate_runtime::prelude::*;
 use ate_runtime::trust::TrustError;
-use ate_runtime::trust::meta::{
+use ate_runtime::unstable::codec::encode_transaction;
+use ate_runtime::unstable::log::{FILE_HEADER_LEN, encode_frames};
+use ate_runtime::unstable::meta::{
     MAX_SIGNATURES, TRAILER_KEYS, TRAILER_SIGNATURE, TxSealer, event_hashes,
 };
 
@@ -70,7 +72,7 @@ fn peak_rss_kib() -> u64 {
 /// The file header of a log (from an empty store opened once).
 fn header() -> Vec<u8> {
     let store = MemoryStore::new();
-    ate_runtime::log::RedoLog::open(
+    ate_runtime::unstable::log::RedoLog::open(
         store.clone(),
         ate_runtime::log::RecoveryMode::default(),
         1 << 20,
@@ -210,7 +212,7 @@ pub async fn child_hostile_inputs() {
         .add_root_public_key(&root.as_public_key())
         .build();
     let key = ChainKey::from("hostile");
-    let chain_hash = ate_runtime::trust::meta::chain_hash(key.as_str());
+    let chain_hash = ate_runtime::unstable::meta::chain_hash(key.as_str());
     let inputs = crafted(&root, &chain_hash);
     let bytes: usize = inputs.iter().map(|(_, p)| p.len()).sum();
     let stores: Vec<(&str, MemoryStore)> = inputs

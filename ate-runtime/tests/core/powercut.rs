@@ -10,10 +10,10 @@ use bytes::Bytes;
 
 use ate_runtime::chain::{ChainRegistry, CommitError, OpenError};
 use ate_runtime::log::{
-    DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, LogError, LogStore, MemoryStore, RecoveryMode,
-    RecoveryReport, RedoLog,
+    DEFAULT_MAX_FRAME, LogError, LogStore, MemoryStore, RecoveryMode, RecoveryReport,
 };
 use ate_runtime::prelude::*;
+use ate_runtime::unstable::log::{FRAME_HEADER_LEN, RedoLog};
 
 use crate::common::{Expect, Note, registry, session, transaction};
 

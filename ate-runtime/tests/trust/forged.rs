@@ -3,12 +3,12 @@
 //! encrypted root; and the same rules kept by the Dio.
 
 use ate_runtime::crypto::PublicEncryptKey;
-use ate_runtime::event::encode_transaction;
 use ate_runtime::log::LogStore;
-use ate_runtime::trust::meta::{
+use ate_runtime::trust::{Authorization, MAX_INHERIT_DEPTH};
+use ate_runtime::unstable::codec::encode_transaction;
+use ate_runtime::unstable::meta::{
     TAG_AUTHORIZATION, TRAILER_DIRECTORY, TxDirectory, TxSealer, directory_trailer,
 };
-use ate_runtime::trust::{Authorization, MAX_INHERIT_DEPTH};
 
 use super::*;
 
@@ -479,7 +479,7 @@ async fn the_chain_hash_is_inside_the_signed_bytes() {
     let (mut evs, _) = forged_update(&tx, &keys().root, None);
     with_meta(&mut evs[0], Some(2), None);
     // Signed for another chain, then relabelled: the chain field and digest are this chain's.
-    let elsewhere = ate_runtime::trust::meta::chain_hash("elsewhere");
+    let elsewhere = ate_runtime::unstable::meta::chain_hash("elsewhere");
     let signed = TxSealer {
         signers: vec![(&keys().root, vec![0])],
         keys: keys_trailers(&tx).pop(),
