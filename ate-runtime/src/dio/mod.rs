@@ -384,6 +384,7 @@ impl Dio {
             taken.put(ops);
             sealed?
         } else {
+            let _sealing = pool::Sealing::here();
             seal_and_verify(&self.chain, &self.session, &versions, taken.ops())?
         };
         let submitted = self.chain.submit(payload, verified)?;
@@ -392,13 +393,12 @@ impl Dio {
     }
 
     /// Whether the transaction is sealed on the sealing pool rather than on this task: when it
-    /// will be signed (the costly part), or is large.
+    /// will be signed (the costly part) or is large, and other commits are being sealed at the
+    /// same time (alone, it is sealed here at once, without a hand-over).
     fn seals_aside(&self, ops: &[(PrimaryKey, Staged)]) -> bool {
-        if std::env::var_os("ATE_SEAL_INLINE").is_some() {
-            return false;
-        }
-        ops.len() >= LARGE_TRANSACTION
-            || (!self.chain.policy().is_open() && self.session.write_keys().next().is_some())
+        let costly = ops.len() >= LARGE_TRANSACTION
+            || (!self.chain.policy().is_open() && self.session.write_keys().next().is_some());
+        costly && pool::busy()
     }
 }
 
@@ -515,5 +515,61 @@ impl Drop for InFlight {
             let ops = std::mem::take(&mut self.ops);
             self.staging.lock().in_flight(outcome, ops);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::chain::{AteConfig, ChainBuilder, ChainKey};
+    use crate::crypto::{KeySize, PrivateSignKey};
+
+    /// A commit dropped while its transaction waits for, or is on, the sealing pool gives its
+    /// writes back: they never reached the writer.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_commit_dropped_while_it_is_sealed_keeps_its_writes_staged() {
+        pool::tests::ALWAYS_BUSY.with(|b| b.set(true));
+        let root = PrivateSignKey::generate(KeySize::Bit128);
+        let chain = ChainBuilder::new(&AteConfig::in_memory())
+            .await
+            .add_root_public_key(&root.as_public_key())
+            .build()
+            .open(&ChainKey::from("cancel-sealing"))
+            .await
+            .unwrap();
+        let mut session = AteSession::default();
+        session.add_write_key(&root);
+        let mut dio = chain.dio(&session).await;
+        let mut restaged = 0;
+        for n in 0..10u64 {
+            dio.store(format!("record {n}")).unwrap();
+            let before = chain.len();
+            let done = {
+                let mut cx = Context::from_waker(Waker::noop());
+                matches!(pin!(dio.commit()).poll(&mut cx), Poll::Ready(_))
+            };
+            if done {
+                continue;
+            }
+            // Back from the pool (or, had it been sealed before the first poll returned, in the
+            // chain).
+            for _ in 0..4000 {
+                if dio.has_changes() || chain.len() > before {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            if dio.has_changes() {
+                restaged += 1;
+            }
+        }
+        assert!(restaged > 0, "no commit was dropped while it was sealed");
+        dio.commit().await.unwrap();
+        assert_eq!(chain.len(), 10, "every record is written exactly once");
+        pool::tests::ALWAYS_BUSY.with(|b| b.set(false));
     }
 }

@@ -8,12 +8,16 @@
 //! per core, that takes them strictly in arrival order, while the runtime's workers stay free
 //! to return confirmed commits at once.
 //!
+//! A commit that seals while no other is sealing does so on its own task, at once: the pool is
+//! for when commits queue ([`busy`]).
+//!
 //! [`run`] hands a job to the pool and returns a [`Handoff`] for its result. Dropping the
 //! handoff never loses the result: whatever the job produces is given to the handoff's
 //! `abandoned` callback instead (the Dio puts its staged writes back with it).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -22,6 +26,36 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// Transactions being sealed now, on committing tasks or on the pool.
+static SEALING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether another transaction is being sealed (then a costly one goes to the pool, in turn).
+pub(super) fn busy() -> bool {
+    #[cfg(test)]
+    if tests::ALWAYS_BUSY.with(|b| b.get()) {
+        return true;
+    }
+    SEALING.load(Ordering::Relaxed) > 0
+}
+
+/// Counts one transaction as being sealed while it lives.
+#[derive(Debug)]
+pub(super) struct Sealing(());
+
+impl Sealing {
+    /// A transaction sealed on this task.
+    pub(super) fn here() -> Self {
+        SEALING.fetch_add(1, Ordering::Relaxed);
+        Sealing(())
+    }
+}
+
+impl Drop for Sealing {
+    fn drop(&mut self) {
+        SEALING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// The pool's queue (first come, first served) and its threads, started on first use.
 fn queue() -> &'static Mutex<mpsc::Sender<Job>> {
@@ -79,8 +113,10 @@ pub(super) fn run<T: Send + 'static>(
     let slot = Arc::new(Mutex::new(Slot::Running));
     let (done, ready) = oneshot::channel();
     let shared = slot.clone();
+    let counted = Sealing::here();
     let work: Job = Box::new(move || {
         let result = job();
+        drop(counted);
         let mut slot = shared.lock();
         match std::mem::replace(&mut *slot, Slot::Taken) {
             Slot::Abandoned(give) => {
@@ -148,9 +184,14 @@ impl<T: Send + 'static> std::fmt::Debug for Handoff<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Makes every costly commit on this thread go to the pool.
+        pub(in crate::dio) static ALWAYS_BUSY: Cell<bool> = const { Cell::new(false) };
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn results_arrive_and_dropped_handoffs_give_theirs_back() {
