@@ -206,7 +206,8 @@ impl<'c, 'a> Generator<'c, 'a> {
         if field.attrs.unique.is_some() {
             let doc = format!(
                 "The `{ident}` whose `{name}` (a unique index) equals `value`, if any; staged \
-                 changes in `dio` included."
+                 changes in `dio` included.\n\n# Errors\n\nThose of `Dio::find`.\n\n\
+                 # Cancel safety\n\nCancel safe: it only reads."
             );
             quote_spanned! {span=>
                 #[doc = #doc]
@@ -231,7 +232,8 @@ impl<'c, 'a> Generator<'c, 'a> {
         } else {
             let doc = format!(
                 "Every `{ident}` whose `{name}` equals `value`, in key order; staged changes in \
-                 `dio` included."
+                 `dio` included.\n\n# Errors\n\nThose of `Dio::find`.\n\n# Cancel safety\n\n\
+                 Cancel safe: it only reads."
             );
             quote_spanned! {span=>
                 #[doc = #doc]

@@ -115,6 +115,10 @@ impl Chain {
     }
 
     /// Starts a transaction for `session`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing happens until the Dio is used.
     pub async fn dio(&self, session: &AteSession) -> Dio {
         Dio::new(self.clone(), session.clone())
     }
@@ -349,6 +353,10 @@ pub struct ChainBuilder {
 
 impl ChainBuilder {
     /// A builder with the configuration `conf`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only copies the configuration.
     pub async fn new(conf: &AteConfig) -> Self {
         ChainBuilder {
             conf: conf.clone(),

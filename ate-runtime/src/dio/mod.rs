@@ -166,7 +166,18 @@ impl Dio {
         self.stage_new(value, Some(link))
     }
 
-    /// Loads the latest version of a record as a `T`.
+    /// Loads the latest version of a record as a `T` (this Dio's staged write of it, if any).
+    ///
+    /// # Errors
+    ///
+    /// [`DioError::NotFound`] for no live record; [`DioError::WrongType`] for a record of
+    /// another type; [`DioError::MissingReadKey`], [`DioError::DecryptFailed`] and
+    /// [`DioError::MissingKeyEntry`] for a body this session cannot read;
+    /// [`DioError::Deserialize`] for a body that does not decode as a `T`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (the view and this Dio's staged writes).
     pub async fn load<T: Storable>(&self, key: &PrimaryKey) -> Result<Dao<T>, DioError> {
         self.load_now(key)
     }
@@ -232,6 +243,10 @@ impl Dio {
     }
 
     /// Whether a live record has this key (staged writes included).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (the view and this Dio's staged writes).
     pub async fn exists(&self, key: &PrimaryKey) -> bool {
         if let Some(op) = self.staging.lock().get(key) {
             return op.body.is_some();
@@ -248,6 +263,14 @@ impl Dio {
 
     /// The children of `parent` in the collection `vec`, in commit order, then the ones staged
     /// here.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Dio::load`] for each child.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (the view and this Dio's staged writes).
     pub async fn children<T: Storable>(
         &self,
         parent: &PrimaryKey,
@@ -273,6 +296,15 @@ impl Dio {
 
     /// Records of type `T` whose indexed field `field` equals `value` (staged writes included),
     /// in key order. `T` must derive `Dao` with `#[dao(index)]` on that field.
+    ///
+    /// # Errors
+    ///
+    /// [`DioError::NoSuchIndex`] when `T` has no index on `field`; [`DioError::Serialize`] when
+    /// `value` does not encode; the errors of [`Dio::load`] for each record found.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (the view and this Dio's staged writes).
     pub async fn find<T: Storable, Q: Serialize + ?Sized>(
         &self,
         field: &str,

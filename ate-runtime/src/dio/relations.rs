@@ -57,6 +57,15 @@ impl<T> DaoVec<T> {
 
 impl<T: Storable> DaoVec<T> {
     /// The children, in commit order (including ones staged in `dio`).
+    ///
+    /// # Errors
+    ///
+    /// [`DioError::DetachedCollection`] when the collection does not know its owner; the errors
+    /// of [`Dio::load`] for each child.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (the view and this Dio's staged writes).
     pub async fn iter(&self, dio: &Dio) -> Result<Vec<Dao<T>>, DioError> {
         dio.children(&self.owner()?, self).await
     }
@@ -133,8 +142,15 @@ impl<T> DaoRef<T> {
 }
 
 impl<T: Storable> DaoRef<T> {
-    /// Loads the referenced record (a typed error if it points nowhere, is gone, or is another
-    /// type).
+    /// Loads the referenced record.
+    ///
+    /// # Errors
+    ///
+    /// [`DioError::NullReference`] when it points nowhere; the errors of [`Dio::load`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (the view and this Dio's staged writes).
     pub async fn load(&self, dio: &Dio) -> Result<Dao<T>, DioError> {
         dio.load(&self.key.ok_or(DioError::NullReference)?).await
     }
