@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 
-use crate::event::codec::TransactionRef;
+use crate::event::codec::{MIN_EVENT_BYTES, TransactionRef};
 use crate::event::{ParentLink, PrimaryKey, Transaction};
 use crate::log::LogRecord;
 use crate::trust::{EventKeys, Overlay, TrustError, Verified};
@@ -31,8 +31,6 @@ const PARALLEL_MIN_BYTES: usize = 1 << 20;
 const MAX_WORKERS: usize = 8;
 /// Transactions each worker may have ready ahead of the second stage.
 const QUEUE_DEPTH: usize = 4;
-/// The smallest encoded event with its length prefix: a bound on the events a payload can hold.
-const MIN_EVENT_BYTES: usize = 4 + 31;
 
 /// A transaction through the first stage, with what the second stage needs of its events in a
 /// compact form (it is handed from thread to thread).
