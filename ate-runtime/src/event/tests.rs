@@ -68,12 +68,6 @@ proptest! {
     }
 
     #[test]
-    fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-        let _ = decode_transaction(Bytes::from(data.clone()));
-        let _ = decode_event(Bytes::from(data));
-    }
-
-    #[test]
     fn every_truncation_is_an_error(cut in 0usize..1000) {
         let d = draft(7, Some((1, 2)), Some(vec![9; 40]), vec![(3, vec![1, 2, 3])]);
         let full = encode_transaction(5, &[d], &[]);
