@@ -16,7 +16,8 @@
 //!   and the cause of a failed group reported to each of its transactions.
 //!
 //! `samples` makes small valid logs through the real write path (signed, encrypted for an AES and
-//! an NTRU reader, vouched, with children and deletions), for `mutation`.
+//! an NTRU reader, vouched, with children and deletions), for `mutation` and for `fuzz_seeds`,
+//! which writes the fuzz targets' seeds (`fuzz/corpus/`) when `ATE_FUZZ_SEEDS` is set.
 //!
 //! `child` holds the entry point the crash and lock tests start this binary with (a test that
 //! returns at once unless the variable the parent sets is present).
@@ -31,6 +32,8 @@ mod common;
 mod corruption;
 #[path = "core/crash.rs"]
 mod crash;
+#[path = "core/fuzz_seeds.rs"]
+mod fuzz_seeds;
 #[path = "core/model.rs"]
 mod model;
 #[path = "core/mutation.rs"]
