@@ -18,6 +18,10 @@ pub mod crypto;
 pub mod dio;
 mod error;
 pub mod event;
+// Entry points of the fuzz targets in `fuzz/`: not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod log;
 pub mod schema;
 pub mod session;

@@ -12,8 +12,15 @@
 //! - `hostile` (R12): crafted logs and transactions claiming counts and lengths far above their
 //!   bytes, and thousands of signatures: typed errors, and peak memory bounded by the bytes.
 //! - `model`: random operation sequences against a `BTreeMap` model, on both backends.
+//! - `mutation` (R8): mutants of valid transactions (bit flips, boundary bytes, rewritten length
+//!   fields, inserted, deleted and duplicated runs, splices) through the decoders, the trust
+//!   checks and a chain open: no panic, canonical when decoded, most reach the trust checks.
 //! - `writer`: group commit made deterministic: oversize transactions refused without poisoning,
 //!   and the cause of a failed group reported to each of its transactions.
+//!
+//! `samples` makes small valid logs through the real write path (signed, encrypted for an AES and
+//! an NTRU reader, vouched, with children and deletions), for `mutation` and for `fuzz_seeds`,
+//! which writes the fuzz targets' seeds (`fuzz/corpus/`) when `ATE_FUZZ_SEEDS` is set.
 //!
 //! `child` holds the entry point the crash and lock tests start this binary with (a test that
 //! returns at once unless the variable the parent sets is present).
@@ -30,11 +37,17 @@ mod common;
 mod corruption;
 #[path = "core/crash.rs"]
 mod crash;
+#[path = "core/fuzz_seeds.rs"]
+mod fuzz_seeds;
 #[path = "core/hostile.rs"]
 mod hostile;
 #[path = "core/model.rs"]
 mod model;
+#[path = "core/mutation.rs"]
+mod mutation;
 #[path = "core/powercut.rs"]
 mod powercut;
+#[path = "core/samples.rs"]
+mod samples;
 #[path = "core/writer.rs"]
 mod writer;

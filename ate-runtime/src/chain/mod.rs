@@ -36,7 +36,9 @@ use crate::crypto::{Hash, PrivateSignKey, PublicSignKey};
 use crate::event::codec::{TransactionRef, encode_transaction_after};
 use crate::event::{EventDraft, TxTrailer};
 use crate::log::FRAME_HEADER_LEN;
-use crate::log::{FileStore, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog};
+use crate::log::{
+    FileStore, LogRecord, LogStore, MemoryStore, PREALLOCATE_CHUNK, RecoveryReport, RedoLog,
+};
 use crate::schema;
 use crate::session::AteSession;
 use crate::trust::meta::{
@@ -46,7 +48,8 @@ use crate::trust::{
     IntegrityMode, Linter, Transformer, TrustError, TrustPolicy, Validator, Verified,
 };
 use crate::view::View;
-use trust::{ChainTrust, Plugins};
+pub(crate) use trust::ChainTrust;
+use trust::Plugins;
 
 /// State shared by the chain handles and the writer thread.
 pub(crate) struct Shared {
@@ -618,6 +621,21 @@ impl ChainRegistry {
     }
 }
 
+/// The view of the log just opened as `log`, which recovered `records`: every transaction is
+/// checked again (hashes, signatures, rights, versions) and applied.
+pub(crate) fn load<S: LogStore>(
+    log: &mut RedoLog<S>,
+    records: &[LogRecord],
+    trust: &ChainTrust,
+) -> Result<View, OpenError> {
+    let mut view = View::new();
+    if let Some(buffer) = log.take_buffer() {
+        view.add_segment(buffer);
+    }
+    replay::replay(&mut view, trust, records, &log.describe())?;
+    Ok(view)
+}
+
 fn open_chain(
     key: ChainKey,
     store: Box<dyn LogStore>,
@@ -628,13 +646,7 @@ fn open_chain(
 ) -> Result<Arc<ChainInner>, OpenError> {
     let (mut log, records, recovery) =
         RedoLog::open(store, conf.recovery_mode, conf.max_transaction_bytes)?;
-    let name = log.describe();
-    let mut view = View::new();
-    if let Some(buffer) = log.take_buffer() {
-        view.add_segment(buffer);
-    }
-    // Every transaction is checked again: hashes, signatures, rights, versions.
-    replay::replay(&mut view, &trust, &records, &name)?;
+    let view = load(&mut log, &records, &trust)?;
     drop(records);
     tracing::debug!(chain = %key, records = view.len(), "chain opened");
     let shared = Arc::new(Shared {

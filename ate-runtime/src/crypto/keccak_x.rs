@@ -184,6 +184,18 @@ impl Backend {
         }
     }
 
+    /// The name `ATE_REQUIRE_SIMD` knows this backend by (`None`: not a SIMD backend).
+    #[cfg(test)]
+    pub(crate) fn simd_name(self) -> Option<&'static str> {
+        match self {
+            Backend::Scalar => None,
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => Some("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => Some("avx512"),
+        }
+    }
+
     /// The fastest backend this CPU can run (detected once).
     pub(crate) fn best() -> Backend {
         static BEST: OnceLock<Backend> = OnceLock::new();
@@ -194,6 +206,96 @@ impl Backend {
                 .find(|b| b.is_available())
                 .unwrap_or(Backend::Scalar)
         })
+    }
+}
+
+/// What the tests run: every backend this CPU has, and a failure, not a skip, for a backend the
+/// machine is required to have.
+///
+/// `ATE_REQUIRE_SIMD` (comma-separated `avx512`, `avx2`; CI sets it from `/proc/cpuinfo`) names
+/// the SIMD backends that must be tested. Without it, a test skips a backend the CPU lacks, so a
+/// runner that lost AVX-512 would pass without having tested it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Backend;
+
+    /// The variable naming the backends a test must not skip.
+    pub(crate) const REQUIRE_VAR: &str = "ATE_REQUIRE_SIMD";
+
+    /// The backends named by a comma-separated list (spaces and empty items ignored). A name
+    /// that is not a SIMD backend of this build is an error, so a typo cannot pass unnoticed.
+    pub(crate) fn parse_required(list: &str) -> Result<Vec<Backend>, String> {
+        let mut out = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let backend = Backend::ALL
+                .iter()
+                .copied()
+                .find(|b| b.simd_name() == Some(name))
+                .ok_or_else(|| {
+                    format!(
+                        "{REQUIRE_VAR} names {name:?}, which is not a SIMD backend of this build \
+                         (known: {:?})",
+                        Backend::ALL
+                            .iter()
+                            .filter_map(|b| b.simd_name())
+                            .collect::<Vec<_>>()
+                    )
+                })?;
+            if !out.contains(&backend) {
+                out.push(backend);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The backends `ATE_REQUIRE_SIMD` names (none when it is unset).
+    ///
+    /// # Panics
+    ///
+    /// When it names something that is not a SIMD backend of this build.
+    pub(crate) fn required() -> Vec<Backend> {
+        let list = std::env::var(REQUIRE_VAR).unwrap_or_default();
+        parse_required(&list).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `kernel` (the kernel of `backend` if this CPU can run it) when a test should run it.
+    ///
+    /// # Panics
+    ///
+    /// When the CPU lacks a backend that `ATE_REQUIRE_SIMD` names: that test fails instead of
+    /// skipping it.
+    pub(crate) fn unless_required<K>(backend: Backend, kernel: Option<K>) -> Option<K> {
+        assert!(
+            kernel.is_some() || !required().contains(&backend),
+            "{REQUIRE_VAR} requires the {backend:?} SHA3 backend, but this CPU cannot run it \
+             (unset {REQUIRE_VAR}, or run the tests on a CPU with it)"
+        );
+        kernel
+    }
+
+    /// Asserts that every backend `ATE_REQUIRE_SIMD` names is among those a test ran.
+    pub(crate) fn assert_required_ran(ran: &[Backend]) {
+        for backend in required() {
+            assert!(
+                ran.contains(&backend),
+                "{REQUIRE_VAR} requires the {backend:?} SHA3 backend; it did not run (ran: {ran:?})"
+            );
+        }
+    }
+
+    /// Every backend this CPU can run, checked against `ATE_REQUIRE_SIMD`.
+    ///
+    /// # Panics
+    ///
+    /// When the CPU lacks a backend it names.
+    pub(crate) fn available() -> Vec<Backend> {
+        let all: Vec<Backend> = Backend::ALL
+            .iter()
+            .copied()
+            .filter(|b| unless_required(*b, b.is_available().then_some(())).is_some())
+            .collect();
+        assert_required_ran(&all);
+        all
     }
 }
 
@@ -614,6 +716,7 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
+    use super::testing::{assert_required_ran, unless_required};
     use super::*;
 
     #[test]
@@ -676,12 +779,16 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn kernels_permute_like_the_specification() {
-        if let Some(k) = avx512_kernel() {
+        let mut ran = Vec::new();
+        if let Some(k) = unless_required(Backend::Avx512, avx512_kernel()) {
             check_zero_permutation(k);
+            ran.push(Backend::Avx512);
         }
-        if let Some(k) = avx2_kernel() {
+        if let Some(k) = unless_required(Backend::Avx2, avx2_kernel()) {
             check_zero_permutation(k);
+            ran.push(Backend::Avx2);
         }
+        assert_required_ran(&ran);
     }
 
     /// Groups of every size up to `W`, with lanes finishing at different blocks.
@@ -709,11 +816,47 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn kernels_hash_groups_of_any_size_and_lengths() {
-        if let Some(k) = avx512_kernel() {
+        let mut ran = Vec::new();
+        if let Some(k) = unless_required(Backend::Avx512, avx512_kernel()) {
             check_groups(k);
+            ran.push(Backend::Avx512);
         }
-        if let Some(k) = avx2_kernel() {
+        if let Some(k) = unless_required(Backend::Avx2, avx2_kernel()) {
             check_groups(k);
+            ran.push(Backend::Avx2);
+        }
+        assert_required_ran(&ran);
+    }
+
+    #[test]
+    fn required_backends_are_available() {
+        // The backends `ATE_REQUIRE_SIMD` names: fails here, with the reason, when one is
+        // missing, whichever other test would have skipped it.
+        for backend in testing::required() {
+            assert!(
+                backend.is_available(),
+                "ATE_REQUIRE_SIMD requires the {backend:?} SHA3 backend, but this CPU cannot \
+                 run it"
+            );
+        }
+        assert!(!testing::available().is_empty());
+    }
+
+    #[test]
+    fn the_required_list_is_parsed_strictly() {
+        use testing::parse_required;
+        assert_eq!(parse_required(""), Ok(vec![]));
+        assert_eq!(parse_required(" , "), Ok(vec![]));
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            parse_required("avx512, avx2,avx512"),
+            Ok(vec![Backend::Avx512, Backend::Avx2])
+        );
+        #[cfg(not(target_arch = "x86_64"))]
+        assert!(parse_required("avx2").is_err());
+        for bad in ["sse", "AVX2", "avx512f", "scalar"] {
+            let e = parse_required(bad).unwrap_err();
+            assert!(e.contains("ATE_REQUIRE_SIMD") && e.contains(bad), "{e}");
         }
     }
 

@@ -25,10 +25,6 @@ const KNOWN_FLAGS: u8 = FLAG_TOMBSTONE | FLAG_PARENT | FLAG_BODY;
 /// Upper bound on a type name, in bytes.
 pub const MAX_TYPE_NAME: usize = 1024;
 
-/// The smallest encoded event with its length prefix in a transaction payload (a tombstone
-/// without parent, type name, metadata or body): a bound on the events a payload can hold.
-pub const MIN_EVENT_BYTES: usize = 4 + 1 + 1 + 16 + 8 + 2 + 1 + 2;
-
 /// The fields of an event that come before its metadata entries, borrowed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EventHead<'a> {
@@ -130,6 +126,14 @@ pub fn encoded_event_len(ev: &EventDraft) -> usize {
 
 /// The size of a transaction payload's header (kind, sequence number, event count).
 pub(crate) const TRANSACTION_HEAD_LEN: usize = 1 + 8 + 4;
+
+/// The smallest encoded event: version, flags, key, timestamp, an empty type name (its length
+/// alone), body format and a zero metadata count; no parent, no body.
+pub(crate) const MIN_EVENT_LEN: usize = 1 + 1 + 16 + 8 + 2 + 1 + 2;
+
+/// The smallest event inside a payload, with its length prefix: `n` bytes of a payload hold at
+/// most `n / MIN_EVENT_BYTES` events.
+pub(crate) const MIN_EVENT_BYTES: usize = 4 + MIN_EVENT_LEN;
 
 /// Appends the header of a transaction payload of `count` events, with sequence number `seq`
 /// (see [`set_transaction_seq`]). Each event follows as its length (u32) and its bytes, then
@@ -477,9 +481,10 @@ impl<'a> TransactionRef<'a> {
         }
         let seq = r.u64("transaction sequence")?;
         let count = r.u32("event count")? as usize;
-        // Each event takes at least 4 bytes of length prefix: a lying count fails fast, without
-        // a huge allocation.
-        if count > r.buf.len() / 4 {
+        // A count the rest of the payload cannot hold fails fast, so what is reserved below is
+        // bounded by the bytes received (at most one `EventRef` per `MIN_EVENT_BYTES`), whatever
+        // the count claims.
+        if count > r.buf.len() / MIN_EVENT_BYTES {
             return Err(DecodeError::Truncated { what: "events" });
         }
         let mut events = Vec::with_capacity(count);

