@@ -14,6 +14,11 @@
 //! the physical end past itself. So the one wait the writer can meet is for the piece of zeros
 //! being written at that moment, when its append reaches into it.
 //!
+//! Each piece of zeros is made durable before the next is written: zeros left dirty in the page
+//! cache would be written out by whichever commit's fdatasync came next, on that commit's time
+//! (one 8 MiB chunk made single commits wait 15–25 ms on the benchmark machine; a piece of
+//! 256 KiB at most costs a few milliseconds).
+//!
 //! Nothing here is needed for durability or recovery: an acknowledged append is durable by the
 //! writer's own fdatasync, and zeros after the log are its clean end whether the thread wrote
 //! them or not. An I/O error on the thread is logged, never reported to the writer; the writer's
@@ -231,12 +236,16 @@ impl Shared {
         self.wake.notify_all();
     }
 
-    /// Writes zeros from the physical end up to `target`, then fdatasyncs so the new size is
-    /// durable before the zone that holds it is published. A resize in the meantime voids it.
+    /// Writes zeros from the physical end up to `target`, a piece at a time, each fdatasynced,
+    /// so the new size is durable before the zone that holds it is published. A resize in the
+    /// meantime voids it.
     fn extend_to(&self, target: u64) -> std::io::Result<()> {
         let generation = self.extent.lock().generation;
         let mut wrote = false;
         while self.write_piece(generation, target)? {
+            // Each piece is made durable at once: zeros left dirty in the page cache would be
+            // written out by the next commit's fdatasync, on the commit's time.
+            self.file.sync_data()?;
             wrote = true;
         }
         if wrote {
