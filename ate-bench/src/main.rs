@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p ate-bench -- [--quick] [--records N] [--rounds R] [--dir D]
-//!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive] [--no-cold]
+//!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile] [--no-cold]
 //! ```
 //!
 //! Every scenario runs each engine on the same data (MessagePack-encoded structs holding
@@ -20,6 +20,7 @@
 mod data;
 mod derive_scenario;
 mod engines;
+mod hostile_scenario;
 mod models;
 mod pipeline;
 mod primitives;
@@ -90,6 +91,8 @@ enum Part {
     Trust,
     /// D1, D2, D3: derived models, finders and the cost of an index.
     Derive,
+    /// R12: a huge foreign transaction among small commits.
+    Hostile,
 }
 
 /// How much work each scenario does.
@@ -430,6 +433,9 @@ fn main() -> Res<()> {
     }
     if run(Part::Derive) {
         derive_scenario::scenario_derive(&rt, &base, &plan, &mut rep)?;
+    }
+    if run(Part::Hostile) {
+        hostile_scenario::scenario_hostile(&rt, &base, &plan, &mut rep)?;
     }
 
     if run(Part::Primitives) {
