@@ -13,7 +13,7 @@ use crate::view::{View, ViewEvent};
 
 /// What the view needs of one event.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Planned {
+pub(crate) struct Planned {
     key: PrimaryKey,
     parent: Option<ParentLink>,
     tombstone: bool,
@@ -38,7 +38,7 @@ impl EventKeys for Planned {
 
 /// A decoded and verified transaction, waiting to be checked against the records and applied.
 #[derive(Debug)]
-pub(super) struct Prepared {
+pub(crate) struct Prepared {
     /// Its sequence number.
     pub seq: u64,
     /// Its events, in order.
@@ -80,6 +80,13 @@ impl Prepared {
             types,
             verified,
         }
+    }
+
+    /// Whether one of its types has a unique index (checked against the others of the group).
+    pub fn has_unique_index(&self) -> bool {
+        self.types
+            .iter()
+            .any(|t| crate::schema::indexes_for(t).iter().any(|s| s.unique))
     }
 
     /// Applies every event, then the wrapped data keys and the key directory, to `view`.

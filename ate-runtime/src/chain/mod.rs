@@ -10,6 +10,7 @@
 //! ```
 
 mod apply;
+pub(crate) use apply::Prepared;
 mod config;
 mod error;
 mod key;
@@ -44,9 +45,7 @@ use crate::session::AteSession;
 use crate::trust::meta::{
     CheckedMeta, TRAILER_DIRECTORY, TRAILER_KEYS, TRAILER_VOUCH, TxSealer, event_hashes,
 };
-use crate::trust::{
-    IntegrityMode, Linter, Transformer, TrustError, TrustPolicy, Validator, Verified,
-};
+use crate::trust::{IntegrityMode, Linter, Transformer, TrustError, TrustPolicy, Validator};
 use crate::view::View;
 pub(crate) use trust::ChainTrust;
 use trust::Plugins;
@@ -275,14 +274,14 @@ impl Chain {
     }
 
     /// What the checks that need no record find of a transaction encoded for the writer (see
-    /// [`encode_for_writer`]); `hashes` and `trust` as a committing Dio computed them in this
-    /// process (`None`: recomputed, decoded).
+    /// [`encode_for_writer`]), and what the writer needs of its events; `hashes` and `trust` as
+    /// a committing Dio computed them in this process (`None`: recomputed, decoded).
     pub(crate) fn verify_local(
         &self,
         payload: &[u8],
         hashes: Option<&[Hash]>,
         trust: Option<Vec<CheckedMeta>>,
-    ) -> Result<Verified, CommitError> {
+    ) -> Result<Prepared, CommitError> {
         verify_payload(&self.inner.shared.trust, payload, hashes, trust)
     }
 
@@ -292,7 +291,7 @@ impl Chain {
     pub(crate) fn submit(
         &self,
         payload: Vec<u8>,
-        verified: Verified,
+        prepared: Prepared,
     ) -> Result<Submitted, CommitError> {
         let (reply, rx) = oneshot::channel();
         let guard = self.inner.sender.lock();
@@ -300,7 +299,7 @@ impl Chain {
         sender
             .send(writer::CommitRequest {
                 payload,
-                verified,
+                prepared,
                 reply,
             })
             .map_err(|_| CommitError::Closed)?;
@@ -325,16 +324,18 @@ impl Submitted {
     }
 }
 
-/// Decodes a payload encoded for the writer and runs the checks that need no record.
+/// Decodes a payload encoded for the writer and runs the checks that need no record; returns
+/// what the writer needs of it (so the writer need not decode it again).
 fn verify_payload(
     trust: &ChainTrust,
     payload: &[u8],
     hashes: Option<&[Hash]>,
     local: Option<Vec<CheckedMeta>>,
-) -> Result<Verified, CommitError> {
-    let tx = TransactionRef::decode(payload.get(FRAME_HEADER_LEN..).unwrap_or_default())
-        .map_err(CommitError::Malformed)?;
-    Ok(trust.verify(&tx, hashes, local)?)
+) -> Result<Prepared, CommitError> {
+    let body = payload.get(FRAME_HEADER_LEN..).unwrap_or_default();
+    let tx = TransactionRef::decode(body).map_err(CommitError::Malformed)?;
+    let verified = trust.verify(&tx, hashes, local)?;
+    Ok(Prepared::new(&tx, body, verified))
 }
 
 /// A transaction as the writer takes it: its payload after room for its frame header, its

@@ -31,10 +31,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::event::codec::{TransactionRef, set_transaction_seq};
 use crate::log::{Appended, FRAME_HEADER_LEN, LogStore, RedoLog, frame_in_place};
-use crate::trust::{Overlay, Verified};
+use crate::trust::Overlay;
 use crate::view::View;
 
-use super::apply::Prepared;
+use super::Prepared;
 use super::validate::GroupValidator;
 use super::{CommitError, Shared};
 
@@ -44,9 +44,10 @@ pub(super) struct CommitRequest {
     /// after [`FRAME_HEADER_LEN`] bytes of room: the writer writes that number in, and the
     /// frame header into the room, so the buffer is written to the log as it is.
     pub payload: Vec<u8>,
-    /// What the committer's side verified of it (proofs, metadata, keys): everything that needs
-    /// no record, done before it reached this thread.
-    pub verified: Verified,
+    /// What the committer's side verified of it (proofs, metadata, keys: everything that needs
+    /// no record, done before it reached this thread) and what the checks and the view need of
+    /// its events, so this thread decodes it only for unique indexes and validator plugins.
+    pub prepared: Prepared,
     pub reply: oneshot::Sender<Result<u64, CommitError>>,
 }
 
@@ -145,28 +146,17 @@ fn validate_group(
         frame_in_place(&mut frame);
         let frame = Bytes::from(frame);
         let payload = frame.slice(FRAME_HEADER_LEN.min(frame.len())..);
-        let checked = TransactionRef::decode(&payload)
-            .map_err(CommitError::Malformed)
-            .and_then(|tx| {
-                let pending_unique = unique.check(&tx.events)?;
-                let prepared = Prepared::new(&tx, &payload, req.verified);
-                let owned = shared
-                    .trust
-                    .has_validators()
-                    .then(|| tx.to_transaction(&payload));
-                shared.trust.check(
-                    &*view,
-                    &overlay,
-                    &prepared.events,
-                    seq,
-                    &prepared.verified,
-                    owned.as_ref(),
-                    &mut staged,
-                )?;
-                unique.accept(pending_unique);
-                overlay.merge(std::mem::take(&mut staged));
-                Ok(prepared)
-            });
+        let checked = check_one(
+            shared,
+            &view,
+            &overlay,
+            &mut unique,
+            &payload,
+            req.prepared,
+            seq,
+            &mut staged,
+        )
+        .inspect(|_| overlay.merge(std::mem::take(&mut staged)));
         match checked {
             Ok(prepared) => {
                 *next_seq += 1;
@@ -182,6 +172,49 @@ fn validate_group(
         }
     }
     accepted
+}
+
+/// Checks one transaction against the view plus the accepted ones ahead of it (`overlay`, and
+/// `unique` for unique index values); `staged` receives its effects. The payload is decoded
+/// again only when a unique index or a validator plugin needs its events' bytes.
+#[allow(clippy::too_many_arguments)]
+fn check_one(
+    shared: &Shared,
+    view: &View,
+    overlay: &Overlay,
+    unique: &mut GroupValidator<'_>,
+    payload: &Bytes,
+    mut prepared: Prepared,
+    seq: u64,
+    staged: &mut Overlay,
+) -> Result<Prepared, CommitError> {
+    // The committer built it before its number was known.
+    prepared.seq = seq;
+    let validators = shared.trust.has_validators();
+    let tx = if validators || prepared.has_unique_index() {
+        Some(TransactionRef::decode(payload).map_err(CommitError::Malformed)?)
+    } else {
+        None
+    };
+    let pending_unique = match &tx {
+        Some(tx) => unique.check(&tx.events)?,
+        None => None,
+    };
+    let owned = tx
+        .as_ref()
+        .filter(|_| validators)
+        .map(|tx| tx.to_transaction(payload));
+    shared.trust.check(
+        view,
+        overlay,
+        &prepared.events,
+        seq,
+        &prepared.verified,
+        owned.as_ref(),
+        staged,
+    )?;
+    unique.accept(pending_unique);
+    Ok(prepared)
 }
 
 /// Applies a durable group to the view, each transaction from its appended frame; returns each

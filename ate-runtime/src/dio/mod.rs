@@ -401,7 +401,7 @@ impl Dio {
             let versions = staging.versions_of(&ops);
             (Taken::new(&self.staging, ops), versions)
         };
-        let (payload, verified) = if self.seals_aside(taken.ops()) {
+        let (payload, prepared) = if self.seals_aside(taken.ops()) {
             let ops = taken.take();
             let (chain, session) = (self.chain.clone(), self.session.clone());
             let staging = self.staging.clone();
@@ -419,7 +419,7 @@ impl Dio {
             let _sealing = pool::Sealing::here();
             seal_and_verify(&self.chain, &self.session, &versions, taken.ops())?
         };
-        let submitted = self.chain.submit(payload, verified)?;
+        let submitted = self.chain.submit(payload, prepared)?;
         taken.submitted(submitted).outcome().await?;
         Ok(())
     }
@@ -443,10 +443,10 @@ fn seal_and_verify(
     session: &AteSession,
     versions: &staging::FastMap<PrimaryKey, u64>,
     ops: &[(PrimaryKey, Staged)],
-) -> Result<(Vec<u8>, crate::trust::Verified), AteError> {
+) -> Result<(Vec<u8>, crate::chain::Prepared), AteError> {
     let sealed = seal::seal(chain, session, versions, ops)?;
-    let verified = chain.verify_local(&sealed.payload, sealed.hashes.as_deref(), sealed.trust)?;
-    Ok((sealed.payload, verified))
+    let prepared = chain.verify_local(&sealed.payload, sealed.hashes.as_deref(), sealed.trust)?;
+    Ok((sealed.payload, prepared))
 }
 
 /// Staged writes taken out for a commit, until the transaction reaches the chain's writer: put

@@ -42,6 +42,9 @@ const FILE_MODE: u32 = 0o600;
 /// The engine's preallocation chunk: a store keeps up to this many bytes of zeros ahead of its
 /// data, and grows them again when fewer than half are left.
 pub const PREALLOCATE_CHUNK: u64 = 8 << 20;
+/// Appends at least this large do not ask for preallocated zeros: their own size change is
+/// amortised over many bytes.
+const LARGE_APPEND: usize = 256 << 10;
 
 /// How long [`FileStore::open`] keeps trying to lock a file that another handle holds before it
 /// reports [`LogError::Locked`].
@@ -181,7 +184,11 @@ impl LogStore for FileStore {
             .write_all_at(data, self.len)
             .map_err(|e| self.io(e))?;
         self.len = end;
-        if let Some(zone) = &self.zone {
+        // Only small appends ask for zeros ahead: a large one amortises its own size change, and
+        // a log growing by large appends would otherwise be written twice (zeros, then data).
+        if let Some(zone) = &self.zone
+            && data.len() < LARGE_APPEND
+        {
             zone.appended(end);
         }
         Ok(())
