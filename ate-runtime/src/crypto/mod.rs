@@ -95,6 +95,7 @@ mod hash;
 #[allow(unsafe_code)]
 mod keccak_x;
 mod kem;
+pub mod keyfile;
 mod keys;
 mod secret;
 mod sign;
@@ -108,6 +109,7 @@ pub use alg::{AeadAlgorithm, HashAlgorithm, KemAlgorithm, KeySize, SignAlgorithm
 pub use error::{AlgorithmKind, CryptoError};
 pub use hash::{Hash, HashBuilder};
 pub use kem::{PrivateEncryptKey, PublicEncryptKey};
+pub use keyfile::{KeyFile, KeyFileError};
 pub use secret::SecretBytes;
 pub use sign::{PrivateSignKey, PublicSignKey, Signature};
 pub use wrap::WrappedKey;

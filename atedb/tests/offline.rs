@@ -1,0 +1,171 @@
+//! The offline commands, run as the binary: `keygen`, `verify` (valid, tampered, wrong root key,
+//! wrong chain key, torn tail) and `dump`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ate_runtime::crypto::{KeyFile, PrivateSignKey};
+use ate_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Note {
+    text: String,
+}
+
+fn atedb(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_atedb"))
+        .args(args)
+        .output()
+        .expect("run atedb")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A chain `notes` under `dir`, signed by the root key in `key` (written by `atedb keygen`),
+/// with `n` notes, one deleted; returns the log file.
+async fn signed_chain(dir: &Path, key: &Path, n: usize) -> PathBuf {
+    let root = PrivateSignKey::load(key).expect("load the root key");
+    let mut conf = AteConfig::default();
+    conf.log_path = Some(dir.join("data"));
+    let registry = ChainBuilder::new(&conf)
+        .await
+        .add_root_public_key(&root.as_public_key())
+        .build();
+    let chain = registry.open(&ChainKey::from("notes")).await.expect("open");
+    let mut session = AteSession::default();
+    session.add_write_key(&root);
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let mut dio = chain.dio(&session).await;
+        let note = dio
+            .store(Note {
+                text: format!("note {i}"),
+            })
+            .expect("store");
+        keys.push(note.key().clone());
+        dio.commit().await.expect("commit");
+    }
+    let mut dio = chain.dio(&session).await;
+    dio.delete(&keys[0]).expect("delete");
+    dio.commit().await.expect("commit");
+    dir.join("data").join("notes.log")
+}
+
+#[tokio::test]
+async fn keygen_verify_and_dump() {
+    let dir = tempfile::tempdir().expect("dir");
+    let key = dir.path().join("root.key");
+    let out = atedb(&["keygen", s(&key)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let public = dir.path().join("root.key.pub");
+    assert!(public.exists());
+    // Never replaced.
+    assert!(!atedb(&["keygen", s(&key)]).status.success());
+
+    let log = signed_chain(dir.path(), &key, 5).await;
+
+    let out = atedb(&["verify", s(&log), "--root-key", s(&public)]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("valid"), "{t}");
+    assert!(
+        t.contains("6 transactions, 6 events (1 deletions, 0 encrypted), 4 records live"),
+        "{t}"
+    );
+    assert!(t.contains("1 signing keys"), "{t}");
+
+    // Another root key: the first transaction is refused.
+    let other = dir.path().join("other.key");
+    assert!(atedb(&["keygen", s(&other)]).status.success());
+    let out = atedb(&[
+        "verify",
+        s(&log),
+        "--root-key",
+        s(&dir.path().join("other.key.pub")),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("INVALID at offset") && t.contains("transaction 1"),
+        "{t}"
+    );
+
+    // Another chain key: the signatures do not cover it.
+    let out = atedb(&[
+        "verify",
+        s(&log),
+        "--chain",
+        "elsewhere",
+        "--root-key",
+        s(&public),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
+    // The dump shows every event, bodies included (not encrypted here).
+    let out = atedb(&["dump", s(&log)]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("chain notes: 6 transactions"), "{t}");
+    assert!(t.contains("\"note 3\""), "{t}");
+    assert!(t.contains("delete"), "{t}");
+    assert!(t.contains("signed by"), "{t}");
+    let out = atedb(&["dump", s(&log), "--limit", "2"]);
+    assert_eq!(text(&out).lines().filter(|l| l.starts_with('#')).count(), 2);
+
+    // A byte changed in the middle of the file: invalid, with the offset, and the file untouched.
+    let original = std::fs::read(&log).expect("read");
+    let mut bytes = original.clone();
+    let at = original.iter().rposition(|b| *b != 0).expect("data") / 2;
+    bytes[at] ^= 0x40;
+    let tampered = dir.path().join("notes.log");
+    std::fs::write(&tampered, &bytes).expect("write");
+    let out = atedb(&["verify", s(&tampered), "--root-key", s(&public)]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("INVALID"), "{t}");
+    assert_eq!(
+        std::fs::read(&tampered).expect("read"),
+        bytes,
+        "verify changes nothing"
+    );
+
+    // A torn tail is reported, not cut.
+    let end = original.iter().rposition(|b| *b != 0).expect("data") + 1;
+    let torn = &original[..end - 3];
+    std::fs::write(&tampered, torn).expect("write");
+    let out = atedb(&["verify", s(&tampered), "--root-key", s(&public)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(std::fs::read(&tampered).expect("read"), torn);
+}
+
+#[test]
+fn bad_arguments_are_errors_not_panics() {
+    let dir = tempfile::tempdir().expect("dir");
+    let missing = dir.path().join("missing.log");
+    let out = atedb(&["verify", s(&missing)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let junk = dir.path().join("junk.pub");
+    std::fs::write(&junk, "not a key").expect("write");
+    std::fs::write(&missing, b"").expect("write");
+    let out = atedb(&["verify", s(&missing), "--root-key", s(&junk)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("junk.pub"), "{}", text(&out));
+    let out = atedb(&["verify", s(&missing), "--chain", "../x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = atedb(&["--help"]);
+    assert!(out.status.success());
+    for cmd in ["verify", "dump", "keygen"] {
+        assert!(text(&out).contains(cmd));
+    }
+}
