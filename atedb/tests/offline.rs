@@ -53,7 +53,7 @@ async fn signed_chain(dir: &Path, key: &Path, n: usize) -> PathBuf {
                 text: format!("note {i}"),
             })
             .expect("store");
-        keys.push(note.key().clone());
+        keys.push(*note.key());
         dio.commit().await.expect("commit");
     }
     let mut dio = chain.dio(&session).await;
