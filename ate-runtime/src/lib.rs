@@ -23,6 +23,8 @@ pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod log;
+#[cfg(any(feature = "client", feature = "server"))]
+pub mod net;
 pub mod schema;
 pub mod session;
 pub mod trust;

@@ -4,7 +4,7 @@ use crate::crypto::{CryptoError, Hash};
 use crate::event::PrimaryKey;
 
 /// A transaction failed validation; nothing of it enters the log or the view.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum TrustError {
     /// The transaction is not the one its signatures (or vouch) were made for: an event, the
