@@ -1,6 +1,6 @@
 //! The error every ATE operation converts into.
 
-use crate::chain::{ChainKeyError, CommitError, OpenError};
+use crate::chain::{ChainKeyError, CommitError, OpenError, StreamError};
 use crate::dio::DioError;
 use crate::log::LogError;
 
@@ -20,6 +20,9 @@ pub enum AteError {
     /// The redo log failed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// Reading a chain's committed transactions failed.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
     /// A chain key was refused.
     #[error(transparent)]
     ChainKey(#[from] ChainKeyError),

@@ -33,6 +33,7 @@ pub(crate) mod view;
 
 pub use chain::{
     AteConfig, Chain, ChainBuilder, ChainKey, ChainKeyError, ChainRegistry, CommitError, OpenError,
+    StreamError,
 };
 pub use dio::{Dao, DaoMut, DaoRef, DaoVec, Dio, DioError, Storable};
 pub use error::AteError;

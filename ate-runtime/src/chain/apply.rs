@@ -36,22 +36,26 @@ impl EventKeys for Planned {
     }
 }
 
-/// A decoded and verified transaction, waiting to be checked against the records and applied.
-#[derive(Debug)]
-pub(crate) struct Prepared {
-    /// Its sequence number.
-    pub seq: u64,
+impl Planned {
+    /// Where its bytes lie in the transaction's payload.
+    pub fn span(&self) -> std::ops::Range<usize> {
+        self.at as usize..self.at as usize + self.len as usize
+    }
+}
+
+/// What the view (and the commit stream) needs of a transaction's events: each event's key,
+/// place and bytes (as positions in the payload), and the distinct type names.
+#[derive(Debug, Default)]
+pub(crate) struct TxEvents {
     /// Its events, in order.
     pub events: Vec<Planned>,
     /// The distinct type names of its events.
     types: Vec<Box<str>>,
-    /// Its proofs, rules, wrapped data keys and key directory, as verification found them.
-    pub verified: Verified,
 }
 
-impl Prepared {
-    /// What the view needs of `tx`, decoded from `payload`, verified as `verified`.
-    pub fn new(tx: &TransactionRef<'_>, payload: &[u8], verified: Verified) -> Self {
+impl TxEvents {
+    /// The events of `tx`, decoded from `payload`.
+    pub fn of(tx: &TransactionRef<'_>, payload: &[u8]) -> Self {
         let base = payload.as_ptr() as usize;
         let mut types: Vec<Box<str>> = Vec::new();
         let mut events = Vec::with_capacity(tx.events.len());
@@ -74,6 +78,32 @@ impl Prepared {
                 type_slot: type_slot as u32,
             });
         }
+        TxEvents { events, types }
+    }
+
+    /// The type name of `ev`, one of these events.
+    pub fn type_name(&self, ev: &Planned) -> &str {
+        self.types.get(ev.type_slot as usize).map_or("", |t| t)
+    }
+}
+
+/// A decoded and verified transaction, waiting to be checked against the records and applied.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its events, in order.
+    pub events: Vec<Planned>,
+    /// The distinct type names of its events.
+    types: Vec<Box<str>>,
+    /// Its proofs, rules, wrapped data keys and key directory, as verification found them.
+    pub verified: Verified,
+}
+
+impl Prepared {
+    /// What the view needs of `tx`, decoded from `payload`, verified as `verified`.
+    pub fn new(tx: &TransactionRef<'_>, payload: &[u8], verified: Verified) -> Self {
+        let TxEvents { events, types } = TxEvents::of(tx, payload);
         Prepared {
             seq: tx.seq,
             events,
@@ -91,7 +121,8 @@ impl Prepared {
 
     /// Applies every event, then the wrapped data keys and the key directory, to `view`.
     /// `payload` holds the bytes `new` saw (the same transaction, wherever it lies now).
-    pub fn apply(self, view: &mut View, payload: &[u8]) {
+    /// Returns its events (what the commit stream tells subscribers), without a copy.
+    pub fn apply(self, view: &mut View, payload: &[u8]) -> TxEvents {
         let Prepared {
             seq,
             events,
@@ -122,5 +153,6 @@ impl Prepared {
             view.add_directory(&directory);
         }
         view.set_last_seq(seq);
+        TxEvents { events, types }
     }
 }

@@ -7,6 +7,9 @@ use crate::log::{DEFAULT_MAX_FRAME, RecoveryMode};
 /// Default of [`AteConfig::max_foreign_transaction_bytes`]: 16 MiB.
 pub const DEFAULT_MAX_FOREIGN_TRANSACTION: usize = 16 << 20;
 
+/// Default of [`AteConfig::commit_stream_capacity`].
+pub const DEFAULT_COMMIT_STREAM_CAPACITY: usize = 1024;
+
 /// How chains are stored and recovered. `AteConfig::default()` is what the Quick Start uses.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -35,6 +38,12 @@ pub struct AteConfig {
     pub preallocate: bool,
     /// Upper bound on transactions written by one group commit (one fsync). Default 1024.
     pub max_group_commit: usize,
+    /// How many committed transactions a chain's commit stream keeps for subscribers that
+    /// fall behind (default [`DEFAULT_COMMIT_STREAM_CAPACITY`]; at least 1, at most 2^20). A subscriber
+    /// further behind reads what it missed from the chain's history instead
+    /// (`Chain::subscribe`): a larger value saves it that work, at the cost of holding more
+    /// transactions (references to bytes the chain keeps anyway).
+    pub commit_stream_capacity: usize,
 }
 
 impl Default for AteConfig {
@@ -46,6 +55,7 @@ impl Default for AteConfig {
             max_foreign_transaction_bytes: DEFAULT_MAX_FOREIGN_TRANSACTION,
             preallocate: true,
             max_group_commit: 1024,
+            commit_stream_capacity: DEFAULT_COMMIT_STREAM_CAPACITY,
         }
     }
 }

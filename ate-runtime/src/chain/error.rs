@@ -82,6 +82,18 @@ pub enum OpenError {
     /// one of them is given its own name.
     #[error(transparent)]
     TypeNameClash(#[from] NameClash),
+    /// The chain is already open in this process in another role: as a local chain when a
+    /// replica was asked for, as a replica when a local chain was asked for, or as a replica of
+    /// another upstream ([`ChainRegistry::open_replica`](super::ChainRegistry::open_replica)).
+    #[error("chain {chain} is already open in this process as {open}, not as {asked}")]
+    OtherRole {
+        /// The chain.
+        chain: String,
+        /// How it is open.
+        open: &'static str,
+        /// How it was asked for.
+        asked: &'static str,
+    },
     /// The blocking task opening the log panicked or was cancelled.
     #[error("the task opening the chain failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -134,4 +146,67 @@ pub enum CommitError {
     /// The transaction failed the chain-of-trust checks.
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// A replicated transaction is not the one the chain expects next
+    /// ([`Chain::apply_replicated`](super::Chain::apply_replicated)): a replica applies its
+    /// source's transactions at their own sequence numbers, each exactly once, in order.
+    /// Nothing was written.
+    #[error("replicated transaction {got} is out of order: the chain expects {expected}")]
+    OutOfOrder {
+        /// The sequence number the chain expects next.
+        expected: u64,
+        /// The sequence number the transaction was given at.
+        got: u64,
+    },
+    /// A replicated transaction was given at one sequence number but its encoding carries
+    /// another. Nothing was written.
+    #[error("replicated transaction given as {stated} is encoded as {encoded}")]
+    SeqMismatch {
+        /// The sequence number it was given at.
+        stated: u64,
+        /// The sequence number its encoding carries.
+        encoded: u64,
+    },
+    /// `Chain::commit_vouched` on a replica chain: vouches are made by the chain's source,
+    /// which commits every transaction of a replica.
+    #[error("a replica chain's transactions are vouched for by its source, not by the replica")]
+    VouchOnReplica,
+    /// The replica chain's [`Upstream`](super::Upstream) could not hand the transaction to
+    /// the chain's source; it was not committed (the cause is the error).
+    #[error("the chain's source could not be reached; the transaction was not committed: {0}")]
+    Unreachable(#[source] BoxError),
+    /// The replica chain's [`Upstream`](super::Upstream) lost the chain's source after the
+    /// transaction was sent and before its outcome arrived: it may or may not be committed
+    /// (read the chain once it has caught up to know).
+    #[error("the outcome of the transaction is unknown (it may or may not be committed): {0}")]
+    OutcomeUnknown(#[source] BoxError),
+}
+
+/// A boxed error from elsewhere (an [`Upstream`](super::Upstream)'s transport).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Reading a chain's committed transactions ([`Chain::read_from`](super::Chain::read_from),
+/// [`CommitStream`](super::CommitStream)) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The chain was closed (every handle dropped): no transaction will follow.
+    #[error("the chain is closed")]
+    Closed,
+    /// A committed transaction is not held any more (or not yet visible) where the history
+    /// looked for it.
+    #[error("transaction {seq} is not in the chain's history")]
+    Missing {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// A committed transaction does not decode (it was validated when committed: the bytes
+    /// held in memory changed).
+    #[error("transaction {seq} in the chain's history is malformed: {source}")]
+    Malformed {
+        /// Its sequence number.
+        seq: u64,
+        /// What is wrong.
+        #[source]
+        source: DecodeError,
+    },
 }

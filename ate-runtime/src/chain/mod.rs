@@ -13,8 +13,12 @@ mod apply;
 pub(crate) use apply::Prepared;
 mod config;
 mod error;
+mod history;
 mod key;
 mod replay;
+mod replica;
+mod sealed;
+mod stream;
 mod trust;
 mod validate;
 mod writer;
@@ -26,11 +30,16 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use config::{AteConfig, DEFAULT_MAX_FOREIGN_TRANSACTION, default_log_path};
-pub use error::{CommitError, OpenError};
+pub use config::{
+    AteConfig, DEFAULT_COMMIT_STREAM_CAPACITY, DEFAULT_MAX_FOREIGN_TRANSACTION, default_log_path,
+};
+pub use error::{BoxError, CommitError, OpenError, StreamError};
 pub use key::{ChainKey, ChainKeyError};
+pub use replica::Upstream;
+pub use sealed::SealedTransaction;
+pub use stream::{CommitStream, Committed, CommittedEvent};
 
 use crate::Dio;
 use crate::crypto::{Hash, PrivateSignKey, PublicSignKey};
@@ -47,13 +56,16 @@ use crate::trust::meta::{
 };
 use crate::trust::{IntegrityMode, Linter, Transformer, TrustError, TrustPolicy, Validator};
 use crate::view::View;
+use history::History;
 pub(crate) use trust::ChainTrust;
 use trust::Plugins;
 
-/// State shared by the chain handles and the writer thread.
+/// State shared by the chain handles, the writer thread and the commit streams.
 pub(crate) struct Shared {
     pub(crate) key: ChainKey,
     pub(crate) view: RwLock<View>,
+    /// Where each committed transaction lies (updated by the writer after the view).
+    pub(crate) history: RwLock<History>,
     pub(crate) poisoned: AtomicBool,
     pub(crate) trust: ChainTrust,
 }
@@ -68,6 +80,12 @@ struct ChainInner {
     settings: TrustSettings,
     /// [`AteConfig::max_foreign_transaction_bytes`].
     max_foreign: usize,
+    /// The commit stream's channel (the writer holds the other sender).
+    commits: broadcast::Sender<Committed>,
+    /// The sequence number of the last transaction applied, published by the writer.
+    applied: watch::Receiver<u64>,
+    /// Where a replica chain's commits go; `None` for a chain that commits locally.
+    upstream: Option<Arc<dyn Upstream>>,
 }
 
 impl Drop for ChainInner {
@@ -92,9 +110,14 @@ impl std::fmt::Debug for Chain {
         f.debug_struct("Chain")
             .field("key", &self.inner.shared.key)
             .field("path", &self.inner.path)
+            .field("upstream", &self.inner.upstream)
             .finish()
     }
 }
+
+/// Upper bound on [`AteConfig::commit_stream_capacity`] (the channel allocates its slots up
+/// front).
+const MAX_COMMIT_STREAM_CAPACITY: usize = 1 << 20;
 
 /// Transactions from elsewhere at least this large are verified on a blocking thread, not on
 /// the committing task.
@@ -157,11 +180,81 @@ impl Chain {
         &self.inner.shared.trust.plugins.transformers
     }
 
+    /// Whether the chain is a replica: its commits go to its source through an
+    /// [`Upstream`] ([`ChainRegistry::open_replica`]).
+    pub fn is_replica(&self) -> bool {
+        self.inner.upstream.is_some()
+    }
+
+    /// Where a replica chain's commits go (`None` for a chain that commits locally).
+    pub fn upstream(&self) -> Option<&Arc<dyn Upstream>> {
+        self.inner.upstream.as_ref()
+    }
+
+    /// The sequence number of the last transaction durable and applied to the view (0 for an
+    /// empty chain).
+    pub fn last_seq(&self) -> u64 {
+        *self.inner.applied.borrow()
+    }
+
+    /// Waits until the transaction `seq` is durable and applied to the view (at once when it
+    /// already is): on a replica, until it has caught up with its source that far.
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::Poisoned`] when an I/O failure poisoned the chain first (the number will
+    /// not come); [`CommitError::Closed`] when the chain's writer stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits.
+    pub async fn wait_for(&self, seq: u64) -> Result<(), CommitError> {
+        let shared = &self.inner.shared;
+        let mut applied = self.inner.applied.clone();
+        let reached = applied
+            .wait_for(|last| *last >= seq || shared.poisoned.load(Ordering::Acquire))
+            .await
+            .map(|last| *last >= seq);
+        match reached {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(CommitError::Poisoned(shared.key.to_string())),
+            Err(_) => Err(CommitError::Closed),
+        }
+    }
+
+    /// Every committed transaction from the sequence number `from` (inclusive) on, in log
+    /// order: those already committed first, then each new one once it is durable and in the
+    /// view. A `from` beyond the end waits for that transaction. A subscriber that falls behind
+    /// never slows the chain; its stream reads what it missed from the chain's history (see
+    /// [`CommitStream`]).
+    pub fn subscribe(&self, from: u64) -> CommitStream {
+        // Subscribed before the history is read: what is published meanwhile is received.
+        let live = self.inner.commits.subscribe();
+        CommitStream::new(self.inner.shared.clone(), live, from)
+    }
+
+    /// The committed transactions from `from` (inclusive) on, in log order, as many as fit in
+    /// `max_bytes` of payloads (at least one when `from` is committed, however large); empty
+    /// when `from` is beyond the last. Reads the log's bytes the chain keeps in memory, through
+    /// an index of where each transaction lies, without reading the log again.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Missing`] and [`StreamError::Malformed`] when the history cannot give a
+    /// transaction (neither happens while the chain keeps its log in memory, as it does now).
+    pub fn read_from(&self, from: u64, max_bytes: usize) -> Result<Vec<Committed>, StreamError> {
+        stream::read(&self.inner.shared, from, max_bytes)
+    }
+
     /// Writes a transaction that was built elsewhere (e.g. received from another node): every
     /// check runs as on replay (hashes recomputed, signatures verified, rights and versions
     /// checked), the ones that need no record on this task (or a blocking thread for a large
     /// transaction), never on the chain's writer. Returns its sequence number once it is
     /// durable and in the view.
+    ///
+    /// On a replica chain the transaction goes to the chain's source through its
+    /// [`Upstream`] instead, and this returns once the replica has applied it (as
+    /// [`Chain::commit_sealed`]).
     ///
     /// # Errors
     ///
@@ -169,12 +262,14 @@ impl Chain {
     /// [`CommitError::Trust`] with [`TrustError::ForeignVouch`] when it carries a vouch (only
     /// [`Chain::commit_vouched`] vouches), and with the reason of any other refusal;
     /// [`CommitError::UniqueViolation`], [`CommitError::Log`], [`CommitError::Poisoned`] and
-    /// [`CommitError::Closed`] as for a Dio's commit. Nothing is written on error.
+    /// [`CommitError::Closed`] as for a Dio's commit. Nothing is written on error. On a
+    /// replica, also the upstream's errors ([`CommitError::Unreachable`],
+    /// [`CommitError::OutcomeUnknown`]).
     ///
     /// # Cancel safety
     ///
     /// Dropping the future before it completes may or may not leave the transaction committed
-    /// (it may already be with the writer); read the chain to know.
+    /// (it may already be with the writer, or the source); read the chain to know.
     pub async fn commit_transaction(
         &self,
         events: Vec<EventDraft>,
@@ -183,7 +278,36 @@ impl Chain {
         if trailers.iter().any(|t| t.tag == TRAILER_VOUCH) {
             return Err(TrustError::ForeignVouch.into());
         }
-        self.commit_foreign(encode_for_writer(&events, &trailers))
+        let payload = encode_for_writer(&events, &trailers);
+        if let Some(upstream) = &self.inner.upstream {
+            let tx = SealedTransaction::from_writer_buffer(payload);
+            return self.commit_upstream(upstream.clone(), tx).await;
+        }
+        self.commit_foreign(payload, Foreign::REFUSE_VOUCH).await
+    }
+
+    /// Writes a transaction that was encoded, signed and sealed elsewhere (by a
+    /// [`Dio::seal`](crate::Dio::seal) here or in another process), without encoding it again:
+    /// every check of [`Chain::commit_transaction`] runs on it (it is a foreign transaction: a
+    /// vouch is refused). Returns its sequence number once it is durable and in the view.
+    ///
+    /// On a replica chain the transaction goes to the chain's source through its
+    /// [`Upstream`] instead, and this returns the number the source gave it once the replica
+    /// has applied that number (read-your-writes).
+    ///
+    /// # Errors
+    ///
+    /// As [`Chain::commit_transaction`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Chain::commit_transaction`].
+    pub async fn commit_sealed(&self, tx: SealedTransaction) -> Result<u64, CommitError> {
+        if let Some(upstream) = &self.inner.upstream {
+            tx.refuse_vouch()?;
+            return self.commit_upstream(upstream.clone(), tx).await;
+        }
+        self.commit_foreign(tx.to_writer_buffer(), Foreign::REFUSE_VOUCH)
             .await
     }
 
@@ -196,6 +320,7 @@ impl Chain {
     ///
     /// # Errors
     ///
+    /// [`CommitError::VouchOnReplica`] on a replica chain (its source vouches);
     /// [`CommitError::NoServerKey`] without a server key; [`CommitError::Trust`] with
     /// `TrustError::VouchRefused` on a chain in [`IntegrityMode::Distributed`], with
     /// `TrustError::MalformedMetadata` for a trailer other than keys and key directory, and
@@ -210,6 +335,9 @@ impl Chain {
         trailers: Vec<TxTrailer>,
         writers: Vec<Hash>,
     ) -> Result<u64, CommitError> {
+        if self.is_replica() {
+            return Err(CommitError::VouchOnReplica);
+        }
         let server = self
             .inner
             .shared
@@ -242,12 +370,12 @@ impl Chain {
         let trailers = sealer
             .seal(self.policy().chain_hash(), &event_hashes(&events))
             .map_err(|f| TrustError::BadSignature { signer: f.signer })?;
-        self.commit_foreign(encode_for_writer(&events, &trailers))
+        self.commit_foreign(encode_for_writer(&events, &trailers), Foreign::LOCAL_VOUCH)
             .await
     }
 
     /// Verifies a transaction from elsewhere in full (aside when it is large) and commits it.
-    async fn commit_foreign(&self, payload: Vec<u8>) -> Result<u64, CommitError> {
+    async fn commit_foreign(&self, payload: Vec<u8>, rule: Foreign) -> Result<u64, CommitError> {
         let size = payload.len() - FRAME_HEADER_LEN;
         if size > self.inner.max_foreign {
             return Err(CommitError::TooLarge {
@@ -256,12 +384,12 @@ impl Chain {
             });
         }
         let (payload, verified) = if size < VERIFY_ASIDE_BYTES {
-            let verified = verify_payload(&self.inner.shared.trust, &payload, None, None);
+            let verified = verify_foreign(&self.inner.shared.trust, &payload, rule);
             (payload, verified)
         } else {
             let shared = self.inner.shared.clone();
             let aside = tokio::task::spawn_blocking(move || {
-                let verified = verify_payload(&shared.trust, &payload, None, None);
+                let verified = verify_foreign(&shared.trust, &payload, rule);
                 (payload, verified)
             });
             match aside.await {
@@ -293,6 +421,17 @@ impl Chain {
         payload: Vec<u8>,
         prepared: Prepared,
     ) -> Result<Submitted, CommitError> {
+        self.submit_as(payload, prepared, None)
+    }
+
+    /// [`Chain::submit`]; a replicated transaction carries the number `stated` its source gave
+    /// it, which the writer checks instead of numbering it.
+    fn submit_as(
+        &self,
+        payload: Vec<u8>,
+        prepared: Prepared,
+        stated: Option<u64>,
+    ) -> Result<Submitted, CommitError> {
         let (reply, rx) = oneshot::channel();
         let guard = self.inner.sender.lock();
         let sender = guard.as_ref().ok_or(CommitError::Closed)?;
@@ -300,6 +439,7 @@ impl Chain {
             .send(writer::CommitRequest {
                 payload,
                 prepared,
+                stated,
                 reply,
             })
             .map_err(|_| CommitError::Closed)?;
@@ -307,7 +447,7 @@ impl Chain {
     }
 }
 
-/// A transaction handed to a chain's writer: its outcome, to come.
+/// A transaction handed to a chain's writer (or to a replica's upstream): its outcome, to come.
 #[derive(Debug)]
 pub(crate) struct Submitted(oneshot::Receiver<Result<u64, CommitError>>);
 
@@ -324,6 +464,36 @@ impl Submitted {
     }
 }
 
+/// What a foreign transaction may carry besides what every transaction is checked for.
+#[derive(Debug, Clone, Copy)]
+struct Foreign {
+    /// Whether a vouch is allowed (made here by [`Chain::commit_vouched`], or received from
+    /// the chain's source); it is verified against the pinned server keys either way.
+    vouch: bool,
+    /// The sequence number a replicated transaction was given at (its encoding must carry it).
+    stated: Option<u64>,
+}
+
+impl Foreign {
+    /// A transaction from elsewhere, which may not vouch.
+    const REFUSE_VOUCH: Foreign = Foreign {
+        vouch: false,
+        stated: None,
+    };
+    /// A transaction this process vouched for.
+    const LOCAL_VOUCH: Foreign = Foreign {
+        vouch: true,
+        stated: None,
+    };
+    /// A transaction from the chain's source, at the number `seq`.
+    fn replicated(seq: u64) -> Foreign {
+        Foreign {
+            vouch: true,
+            stated: Some(seq),
+        }
+    }
+}
+
 /// Decodes a payload encoded for the writer and runs the checks that need no record; returns
 /// what the writer needs of it (so the writer need not decode it again).
 fn verify_payload(
@@ -335,6 +505,30 @@ fn verify_payload(
     let body = payload.get(FRAME_HEADER_LEN..).unwrap_or_default();
     let tx = TransactionRef::decode(body).map_err(CommitError::Malformed)?;
     let verified = trust.verify(&tx, hashes, local)?;
+    Ok(Prepared::new(&tx, body, verified))
+}
+
+/// [`verify_payload`] for a transaction from elsewhere (hashes recomputed, metadata decoded),
+/// with what `rule` adds.
+fn verify_foreign(
+    trust: &ChainTrust,
+    payload: &[u8],
+    rule: Foreign,
+) -> Result<Prepared, CommitError> {
+    let body = payload.get(FRAME_HEADER_LEN..).unwrap_or_default();
+    let tx = TransactionRef::decode(body).map_err(CommitError::Malformed)?;
+    if !rule.vouch && tx.trailers.get(TRAILER_VOUCH).is_some() {
+        return Err(TrustError::ForeignVouch.into());
+    }
+    if let Some(stated) = rule.stated
+        && stated != tx.seq
+    {
+        return Err(CommitError::SeqMismatch {
+            stated,
+            encoded: tx.seq,
+        });
+    }
+    let verified = trust.verify(&tx, None, None)?;
     Ok(Prepared::new(&tx, body, verified))
 }
 
@@ -485,12 +679,13 @@ impl RegistryInner {
         }
     }
 
-    /// Opens `key` over `store`, replaying its log.
+    /// Opens `key` over `store`, replaying its log; a replica when `upstream` is given.
     fn open_chain(
         &self,
         key: &ChainKey,
         store: Box<dyn LogStore>,
         path: Option<PathBuf>,
+        upstream: Option<Arc<dyn Upstream>>,
     ) -> Result<Arc<ChainInner>, OpenError> {
         open_chain(
             key.clone(),
@@ -499,8 +694,38 @@ impl RegistryInner {
             self.trust(key),
             self.settings.clone(),
             path,
+            upstream,
         )
     }
+}
+
+/// Whether the open chain `inner` may be shared with an open asking for `upstream` (the same
+/// role: local, or a replica of the same upstream).
+fn same_role(
+    key: &ChainKey,
+    inner: &ChainInner,
+    upstream: Option<&Arc<dyn Upstream>>,
+) -> Result<(), OpenError> {
+    let role = |u: Option<&Arc<dyn Upstream>>| match u {
+        None => "a local chain",
+        Some(_) => "a replica",
+    };
+    let same = match (&inner.upstream, upstream) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    };
+    if same {
+        return Ok(());
+    }
+    Err(OpenError::OtherRole {
+        chain: key.to_string(),
+        open: match (&inner.upstream, upstream) {
+            (Some(_), Some(_)) => "a replica of another upstream",
+            (open, _) => role(open.as_ref()),
+        },
+        asked: role(upstream),
+    })
 }
 
 /// Opens chains with one configuration. Opening a key that is already open in this process
@@ -564,10 +789,53 @@ impl ChainRegistry {
     /// Dropping the future may leave the chain being opened in the background; a later open
     /// of the same key waits for it and returns that chain.
     pub async fn open(&self, key: &ChainKey) -> Result<Chain, OpenError> {
+        self.open_as(key, None).await
+    }
+
+    /// Opens (creating if needed) the chain `key` as a replica of a chain that lives elsewhere
+    /// (its source): a local chain, in memory or under [`AteConfig::log_path`] as
+    /// [`ChainRegistry::open`] keeps it, whose commits go to `upstream`.
+    ///
+    /// The replica's log holds its source's transactions at the source's sequence numbers,
+    /// each applied with [`Chain::apply_replicated`] (by whatever pumps the source's commit
+    /// stream into it) after the same full validation as any transaction from elsewhere;
+    /// reopening it resumes from its position ([`Chain::last_seq`]). A
+    /// [`Dio::commit`](crate::Dio::commit) on it seals the transaction and sends it to
+    /// `upstream` instead of the local writer, and returns once the source committed it and
+    /// the replica applied it (read-your-writes), with the source's errors; so do
+    /// [`Chain::commit_transaction`] and [`Chain::commit_sealed`]. The code that uses a
+    /// replica is the code that uses a local chain.
+    ///
+    /// The registry's trust settings apply to the replica as to any chain: pin the same root
+    /// keys (and, for [`IntegrityMode::Centralized`], server keys) as the source.
+    ///
+    /// # Errors
+    ///
+    /// As [`ChainRegistry::open`]; [`OpenError::OtherRole`] when the chain is already open in
+    /// this process as a local chain, or as a replica of another upstream (the same `Arc`
+    /// shares the open chain).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ChainRegistry::open`].
+    pub async fn open_replica(
+        &self,
+        key: &ChainKey,
+        upstream: Arc<dyn Upstream>,
+    ) -> Result<Chain, OpenError> {
+        self.open_as(key, Some(upstream)).await
+    }
+
+    /// [`ChainRegistry::open`] or [`ChainRegistry::open_replica`].
+    async fn open_as(
+        &self,
+        key: &ChainKey,
+        upstream: Option<Arc<dyn Upstream>>,
+    ) -> Result<Chain, OpenError> {
         schema::check_names()?;
         key.validate()?;
         let Some(root) = &self.inner.conf.log_path else {
-            return self.open_in_memory(key);
+            return self.open_in_memory(key, upstream);
         };
         let path = key.log_file(root)?;
         let lock = opening_lock(&path);
@@ -576,6 +844,7 @@ impl ChainRegistry {
             if inner.settings != self.inner.settings {
                 return Err(OpenError::OtherSettings { path });
             }
+            same_role(key, &inner, upstream.as_ref())?;
             return Ok(Chain { inner });
         }
         let registry = self.inner.clone();
@@ -587,7 +856,7 @@ impl ChainRegistry {
                 0
             };
             let store = FileStore::open(&path2, chunk)?;
-            registry.open_chain(&key2, Box::new(store), Some(path2))
+            registry.open_chain(&key2, Box::new(store), Some(path2), upstream)
         })
         .await??;
         let mut files = open_files().lock();
@@ -596,14 +865,19 @@ impl ChainRegistry {
         Ok(Chain { inner })
     }
 
-    fn open_in_memory(&self, key: &ChainKey) -> Result<Chain, OpenError> {
+    fn open_in_memory(
+        &self,
+        key: &ChainKey,
+        upstream: Option<Arc<dyn Upstream>>,
+    ) -> Result<Chain, OpenError> {
         let mut memory = self.inner.memory.lock();
         if let Some(inner) = memory.get(key).and_then(Weak::upgrade) {
+            same_role(key, &inner, upstream.as_ref())?;
             return Ok(Chain { inner });
         }
         let inner = self
             .inner
-            .open_chain(key, Box::new(MemoryStore::new()), None)?;
+            .open_chain(key, Box::new(MemoryStore::new()), None, upstream)?;
         memory.retain(|_, w| w.strong_count() > 0);
         memory.insert(key.clone(), Arc::downgrade(&inner));
         Ok(Chain { inner })
@@ -617,24 +891,51 @@ impl ChainRegistry {
     /// chain's alone).
     pub fn open_store(&self, key: &ChainKey, store: Box<dyn LogStore>) -> Result<Chain, OpenError> {
         schema::check_names()?;
-        let inner = self.inner.open_chain(key, store, None)?;
+        let inner = self.inner.open_chain(key, store, None, None)?;
+        Ok(Chain { inner })
+    }
+
+    /// [`ChainRegistry::open_replica`] over any [`LogStore`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ChainRegistry::open_store`].
+    pub fn open_store_replica(
+        &self,
+        key: &ChainKey,
+        store: Box<dyn LogStore>,
+        upstream: Arc<dyn Upstream>,
+    ) -> Result<Chain, OpenError> {
+        schema::check_names()?;
+        let inner = self.inner.open_chain(key, store, None, Some(upstream))?;
         Ok(Chain { inner })
     }
 }
 
 /// The view of the log just opened as `log`, which recovered `records`: every transaction is
 /// checked again (hashes, signatures, rights, versions) and applied.
+#[cfg(feature = "fuzzing")]
 pub(crate) fn load<S: LogStore>(
     log: &mut RedoLog<S>,
     records: &[LogRecord],
     trust: &ChainTrust,
 ) -> Result<View, OpenError> {
+    load_with_history(log, records, trust).map(|(view, _)| view)
+}
+
+/// [`load`], and where each transaction lies in the buffer the log was read into.
+fn load_with_history<S: LogStore>(
+    log: &mut RedoLog<S>,
+    records: &[LogRecord],
+    trust: &ChainTrust,
+) -> Result<(View, History), OpenError> {
+    let buffer = log.take_buffer();
     let mut view = View::new();
-    if let Some(buffer) = log.take_buffer() {
-        view.add_segment(buffer);
+    if let Some(buffer) = &buffer {
+        view.add_segment(buffer.clone());
     }
     replay::replay(&mut view, trust, records, &log.describe())?;
-    Ok(view)
+    Ok((view, History::replayed(buffer, records)))
 }
 
 fn open_chain(
@@ -644,15 +945,26 @@ fn open_chain(
     trust: ChainTrust,
     settings: TrustSettings,
     path: Option<PathBuf>,
+    upstream: Option<Arc<dyn Upstream>>,
 ) -> Result<Arc<ChainInner>, OpenError> {
     let (mut log, records, recovery) =
         RedoLog::open(store, conf.recovery_mode, conf.max_transaction_bytes)?;
-    let view = load(&mut log, &records, &trust)?;
+    let (view, history) = load_with_history(&mut log, &records, &trust)?;
     drop(records);
     tracing::debug!(chain = %key, records = view.len(), "chain opened");
+    let (applied_tx, applied) = watch::channel(view.last_seq());
+    let (commits, _) = broadcast::channel(
+        conf.commit_stream_capacity
+            .clamp(1, MAX_COMMIT_STREAM_CAPACITY),
+    );
+    let publish = writer::Publish {
+        applied: applied_tx,
+        commits: commits.clone(),
+    };
     let shared = Arc::new(Shared {
         key: key.clone(),
         view: RwLock::new(view),
+        history: RwLock::new(history),
         poisoned: AtomicBool::new(false),
         trust,
     });
@@ -661,7 +973,7 @@ fn open_chain(
     let max_group = conf.max_group_commit.max(1);
     let handle = std::thread::Builder::new()
         .name(format!("ate-writer-{key}"))
-        .spawn(move || writer::run(shared2, log, rx, max_group))
+        .spawn(move || writer::run(shared2, log, rx, max_group, publish))
         .map_err(|source| OpenError::Thread {
             what: "the chain's writer",
             source,
@@ -674,5 +986,8 @@ fn open_chain(
         path,
         settings,
         max_foreign: conf.max_foreign_transaction_bytes,
+        commits,
+        applied,
+        upstream,
     }))
 }

@@ -22,12 +22,23 @@
 //! in place, for the checks against the records; what the view needs of each event is kept from
 //! that decode ([`Prepared`]) and applied from the appended frame buffer, which holds the
 //! payload bytes unchanged, through the same code replay uses.
+//!
+//! After a group is durable and applied, the writer records where each of its transactions
+//! lies in the chain's history, publishes the new last sequence number (what
+//! `Chain::wait_for` waits on), publishes each transaction on the commit stream (only when
+//! someone subscribed: one `Arc` and one broadcast send per transaction), and then answers the
+//! committers.
+//!
+//! A replicated transaction (`Chain::apply_replicated`) arrives with the sequence number its
+//! source gave it, already written in its encoding: it is accepted only as the next number
+//! of the chain ([`CommitError::OutOfOrder`] otherwise, before anything is written), and takes
+//! the same path as a local commit from there.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::event::codec::{TransactionRef, set_transaction_seq};
 use crate::log::{Appended, FRAME_HEADER_LEN, LogStore, RedoLog, frame_in_place};
@@ -35,6 +46,8 @@ use crate::trust::Overlay;
 use crate::view::View;
 
 use super::Prepared;
+use super::apply::TxEvents;
+use super::stream::Committed;
 use super::validate::GroupValidator;
 use super::{CommitError, Shared};
 
@@ -48,7 +61,18 @@ pub(super) struct CommitRequest {
     /// no record, done before it reached this thread) and what the checks and the view need of
     /// its events, so this thread decodes it only for unique indexes and validator plugins.
     pub prepared: Prepared,
+    /// For a replicated transaction, the sequence number its source gave it (written in the
+    /// payload already); `None` for the writer to number it.
+    pub stated: Option<u64>,
     pub reply: oneshot::Sender<Result<u64, CommitError>>,
+}
+
+/// Where the writer publishes what it committed.
+pub(super) struct Publish {
+    /// The sequence number of the last transaction applied.
+    pub applied: watch::Sender<u64>,
+    /// Each committed transaction, for subscribers.
+    pub commits: broadcast::Sender<Committed>,
 }
 
 /// A transaction that passed validation, waiting for its group to be durable.
@@ -64,6 +88,7 @@ pub(super) fn run(
     mut log: RedoLog<Box<dyn LogStore>>,
     mut rx: mpsc::UnboundedReceiver<CommitRequest>,
     max_group: usize,
+    publish: Publish,
 ) {
     let mut next_seq = shared.view.read().last_seq() + 1;
     while let Some(first) = rx.blocking_recv() {
@@ -87,13 +112,31 @@ pub(super) fn run(
             continue;
         }
         let frames: Vec<Bytes> = accepted.iter().map(|a| a.frame.clone()).collect();
+        let at = log.len();
         let written = log.append_frames(&frames).and_then(|frames| {
             log.sync()?;
             Ok(frames)
         });
         match written {
             Ok(frames) => {
-                let replies = apply_group(&mut shared.view.write(), accepted, frames);
+                let lens: Vec<usize> = accepted.iter().map(|a| a.frame.len()).collect();
+                let buffer = frames.buffer.clone();
+                let (replies, committed) = apply_group(&mut shared.view.write(), accepted, frames);
+                shared
+                    .history
+                    .write()
+                    .append_group(at, buffer, lens.into_iter());
+                if let Some(&(_, last)) = replies.last() {
+                    publish.applied.send_replace(last);
+                }
+                // Asked after the history has the group: a stream subscribed since reads it
+                // there.
+                if publish.commits.receiver_count() > 0 {
+                    for (seq, payload, events) in committed {
+                        // No receiver left: nobody to tell.
+                        let _ = publish.commits.send(Committed::new(seq, payload, events));
+                    }
+                }
                 for (reply, seq) in replies {
                     let _ = reply.send(Ok(seq));
                 }
@@ -104,6 +147,8 @@ pub(super) fn run(
                 // transaction of this group learns the cause; later ones get `Poisoned`.
                 tracing::error!(chain = %shared.key, error = %e, "log write failed; chain poisoned");
                 shared.poisoned.store(true, Ordering::Release);
+                // Wakes those waiting for a sequence number: it will not come.
+                publish.applied.send_modify(|_| {});
                 let mut replies = accepted.into_iter().map(|a| a.reply);
                 let first = replies.next();
                 for reply in replies {
@@ -142,7 +187,17 @@ fn validate_group(
             continue;
         }
         let seq = *next_seq;
-        set_transaction_seq(frame.get_mut(FRAME_HEADER_LEN..).unwrap_or_default(), seq);
+        match req.stated {
+            None => set_transaction_seq(frame.get_mut(FRAME_HEADER_LEN..).unwrap_or_default(), seq),
+            Some(stated) if stated == seq => {}
+            Some(stated) => {
+                let _ = req.reply.send(Err(CommitError::OutOfOrder {
+                    expected: seq,
+                    got: stated,
+                }));
+                continue;
+            }
+        }
         frame_in_place(&mut frame);
         let frame = Bytes::from(frame);
         let payload = frame.slice(FRAME_HEADER_LEN.min(frame.len())..);
@@ -217,13 +272,22 @@ fn check_one(
     Ok(prepared)
 }
 
-/// Applies a durable group to the view, each transaction from its appended frame; returns each
-/// committer's reply channel and sequence number.
+/// Each committer's reply channel and sequence number.
 type Reply = (oneshot::Sender<Result<u64, CommitError>>, u64);
 
-fn apply_group(view: &mut View, accepted: Vec<Accepted>, frames: Appended) -> Vec<Reply> {
+/// A transaction applied: its number, payload and events, for the commit stream.
+type Applied = (u64, Bytes, TxEvents);
+
+/// Applies a durable group to the view, each transaction from its appended frame; returns each
+/// committer's reply channel and sequence number, and each transaction for the commit stream.
+fn apply_group(
+    view: &mut View,
+    accepted: Vec<Accepted>,
+    frames: Appended,
+) -> (Vec<Reply>, Vec<Applied>) {
     view.add_segment(frames.buffer.clone());
     let mut replies = Vec::with_capacity(accepted.len());
+    let mut committed = Vec::with_capacity(accepted.len());
     for (i, tx) in accepted.into_iter().enumerate() {
         // The appended frame holds the payload unchanged (the view then keeps it without a
         // copy); were it ever not there, the view copies the transaction's own bytes.
@@ -234,8 +298,13 @@ fn apply_group(view: &mut View, accepted: Vec<Accepted>, frames: Appended) -> Ve
             .filter(|p| p.len() == own.len())
             .map_or(own, |p| &p[..]);
         let seq = tx.prepared.seq;
-        tx.prepared.apply(view, appended);
+        let events = tx.prepared.apply(view, appended);
+        let payload = match frames.payloads.get(i) {
+            Some(p) if p.len() == own.len() => p.clone(),
+            _ => tx.frame.slice(FRAME_HEADER_LEN..),
+        };
+        committed.push((seq, payload, events));
         replies.push((tx.reply, seq));
     }
-    replies
+    (replies, committed)
 }

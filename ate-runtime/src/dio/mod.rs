@@ -29,7 +29,7 @@ pub use relations::{DaoRef, DaoVec};
 use staging::{Staged, Staging};
 
 use crate::AteError;
-use crate::chain::{Chain, CommitError, Submitted};
+use crate::chain::{Chain, CommitError, SealedTransaction, Submitted};
 use crate::event::{ParentLink, PrimaryKey};
 use crate::schema;
 use crate::session::AteSession;
@@ -357,11 +357,19 @@ impl Dio {
     /// Writes everything staged as one transaction. Returns once it is durable (fsynced) and
     /// visible in the view.
     ///
+    /// On a replica chain ([`ChainRegistry::open_replica`](crate::ChainRegistry::open_replica))
+    /// the sealed transaction goes to the chain's source through the chain's
+    /// [`Upstream`](crate::chain::Upstream) instead of the local writer, and this returns once
+    /// the source committed it and the replica applied it (so this Dio, and any other on the
+    /// replica, reads it back at once), with the errors a local commit gets. The source is
+    /// then what "the writer" means below.
+    ///
     /// # Errors
     ///
     /// [`DioError`]s found while sealing (a missing write or read key, a final record, …) and
     /// [`CommitError`]s from the chain (refused by validation, a unique
-    /// index violated, a transaction too large, …). A refused commit writes nothing and keeps
+    /// index violated, a transaction too large, …; on a replica, also
+    /// `CommitError::Unreachable` and `CommitError::OutcomeUnknown` from its upstream). A refused commit writes nothing and keeps
     /// every write staged, so the caller can fix what was refused and commit again, or
     /// discard the writes with [`Dio::cancel`] (dropping the Dio discards them too). A failed
     /// write or fsync of the log (`CommitError::Log`) keeps them staged as well, but poisons
@@ -378,7 +386,50 @@ impl Dio {
     /// so a later change of the same records names the right version. Read the records to
     /// know whether it happened.
     pub async fn commit(&mut self) -> Result<(), AteError> {
-        // Commits dropped while the writer had them: their outcome first.
+        self.settle_dropped().await;
+        let Some((taken, ready)) = self.seal_staged(seal_and_verify).await? else {
+            return Ok(());
+        };
+        let submitted = match ready {
+            Ready::Local(payload, prepared) => self.chain.submit(payload, prepared)?,
+            Ready::Upstream(tx) => self.chain.send_upstream(tx)?,
+        };
+        taken.submitted(submitted).outcome().await?;
+        Ok(())
+    }
+
+    /// Seals everything staged as one transaction, as [`Dio::commit`] would, and returns it
+    /// instead of committing it: to be sent elsewhere and committed there with
+    /// [`Chain::commit_sealed`] (on this chain, a replica of it, or its source), without being
+    /// encoded again. It is sealed against this Dio's view of the chain: the versions it
+    /// replaces, the rights it needs and the keys its bodies are encrypted for are this
+    /// chain's as of now.
+    ///
+    /// The staged writes are taken out of the Dio: the transaction holds them now, and this
+    /// Dio does not learn whether or when it is committed. Reload a record to change it again
+    /// after the transaction is committed (a Dao of this Dio still names the version it was
+    /// read at). Nothing is staged afterwards. `None` when nothing was staged.
+    ///
+    /// # Errors
+    ///
+    /// The [`DioError`]s of sealing that [`Dio::commit`] returns (a missing write or read key,
+    /// a final record, a signature that fails its self-check, …); the writes stay staged.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, the writes stay staged.
+    pub async fn seal(&mut self) -> Result<Option<SealedTransaction>, DioError> {
+        self.settle_dropped().await;
+        let sealed = self.seal_staged(seal_only).await?;
+        Ok(sealed.map(|(taken, tx)| {
+            taken.forget();
+            tx
+        }))
+    }
+
+    /// Waits for the outcome of the commits dropped while the writer had them, so this Dio
+    /// knows the versions they wrote.
+    async fn settle_dropped(&self) {
         loop {
             let dropped = self.staging.lock().pop_in_flight();
             let Some((outcome, ops)) = dropped else {
@@ -392,22 +443,32 @@ impl Dio {
             .settle()
             .await;
         }
+    }
+
+    /// Takes the staged writes out and seals them with `job` (here, or on the sealing pool
+    /// when that is worth it); `None` when nothing is staged. On an error, or when the future
+    /// is dropped, the writes are staged again.
+    async fn seal_staged<T, E>(&self, job: SealJob<T, E>) -> Result<Option<(Taken<'_>, T)>, E>
+    where
+        T: Send + 'static,
+        E: From<DioError> + Send + 'static,
+    {
         let (mut taken, versions) = {
             let mut staging = self.staging.lock();
             let ops = staging.take_ops()?;
             if ops.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
             let versions = staging.versions_of(&ops);
             (Taken::new(&self.staging, ops), versions)
         };
-        let (payload, prepared) = if self.seals_aside(taken.ops()) {
+        let sealed = if self.seals_aside(taken.ops()) {
             let ops = taken.take();
             let (chain, session) = (self.chain.clone(), self.session.clone());
             let staging = self.staging.clone();
             let (ops, sealed) = pool::run(
                 move || {
-                    let sealed = seal_and_verify(&chain, &session, &versions, &ops);
+                    let sealed = job(&chain, &session, &versions, &ops);
                     (ops, sealed)
                 },
                 move |(ops, _)| staging.lock().restore(ops),
@@ -417,11 +478,9 @@ impl Dio {
             sealed?
         } else {
             let _sealing = pool::Sealing::here();
-            seal_and_verify(&self.chain, &self.session, &versions, taken.ops())?
+            job(&self.chain, &self.session, &versions, taken.ops())?
         };
-        let submitted = self.chain.submit(payload, prepared)?;
-        taken.submitted(submitted).outcome().await?;
-        Ok(())
+        Ok(Some((taken, sealed)))
     }
 
     /// Whether the transaction is sealed on the sealing pool rather than on this task: when it
@@ -437,16 +496,49 @@ impl Dio {
 /// From this many writes a transaction is sealed on the sealing pool, signed or not.
 const LARGE_TRANSACTION: usize = 64;
 
-/// Seals `ops` into a transaction and runs the checks that need no record on it.
+/// A way to seal staged writes (run here or on the sealing pool).
+type SealJob<T, E> = fn(
+    &Chain,
+    &AteSession,
+    &staging::FastMap<PrimaryKey, u64>,
+    &[(PrimaryKey, Staged)],
+) -> Result<T, E>;
+
+/// A transaction sealed for its chain: for the local writer, or for a replica's upstream.
+enum Ready {
+    /// Its buffer for the writer, and what the checks that need no record found.
+    Local(Vec<u8>, crate::chain::Prepared),
+    /// For the chain's source, which checks it in full.
+    Upstream(SealedTransaction),
+}
+
+/// Seals `ops` into a transaction; for a local chain, also runs the checks that need no record
+/// on it (a replica's source runs them all).
 fn seal_and_verify(
     chain: &Chain,
     session: &AteSession,
     versions: &staging::FastMap<PrimaryKey, u64>,
     ops: &[(PrimaryKey, Staged)],
-) -> Result<(Vec<u8>, crate::chain::Prepared), AteError> {
+) -> Result<Ready, AteError> {
     let sealed = seal::seal(chain, session, versions, ops)?;
+    if chain.is_replica() {
+        return Ok(Ready::Upstream(SealedTransaction::from_writer_buffer(
+            sealed.payload,
+        )));
+    }
     let prepared = chain.verify_local(&sealed.payload, sealed.hashes.as_deref(), sealed.trust)?;
-    Ok((sealed.payload, prepared))
+    Ok(Ready::Local(sealed.payload, prepared))
+}
+
+/// Seals `ops` into a transaction, for [`Dio::seal`].
+fn seal_only(
+    chain: &Chain,
+    session: &AteSession,
+    versions: &staging::FastMap<PrimaryKey, u64>,
+    ops: &[(PrimaryKey, Staged)],
+) -> Result<SealedTransaction, DioError> {
+    let sealed = seal::seal(chain, session, versions, ops)?;
+    Ok(SealedTransaction::from_writer_buffer(sealed.payload))
 }
 
 /// Staged writes taken out for a commit, until the transaction reaches the chain's writer: put
@@ -477,6 +569,11 @@ impl<'a> Taken<'a> {
     /// The writes back from being sealed elsewhere.
     fn put(&mut self, ops: Vec<(PrimaryKey, Staged)>) {
         self.ops = Some(ops);
+    }
+
+    /// The writes are in a sealed transaction the caller holds now: not staged again.
+    fn forget(mut self) {
+        self.ops = None;
     }
 
     /// The transaction reached the chain's writer as `submitted`.

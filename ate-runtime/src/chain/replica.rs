@@ -1,0 +1,310 @@
+//! Replicas: chains whose transactions come from a source chain elsewhere, at the source's
+//! sequence numbers, and whose commits go to that source.
+//!
+//! A replica is a local chain in every other way: its own log (in memory or in a file), view
+//! and writer. What makes it a replica is
+//! - [`Chain::apply_replicated`]: a transaction received from the source is verified in full
+//!   as a transaction from elsewhere (hashes, signatures, vouches by the pinned server keys,
+//!   rights, versions, the size cap) and goes through the same writer and apply path as a
+//!   local commit, but keeps the number the source gave it, so the replica's log matches the
+//!   source's position for position;
+//! - its [`Upstream`]: a Dio's commit (and `commit_transaction`, `commit_sealed`) seals the
+//!   transaction and hands it to the upstream, which has the source commit it, and returns once
+//!   the replica has applied the number the source gave it (read-your-writes).
+//!
+//! Whatever moves the transactions from the source's commit stream to
+//! [`Chain::apply_replicated`] (a network client, or a task in the same process) is not part
+//! of the chain.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::sealed::SealedTransaction;
+use super::{
+    Chain, ChainTrust, CommitError, FRAME_HEADER_LEN, Foreign, Prepared, Submitted,
+    VERIFY_ASIDE_BYTES, verify_foreign,
+};
+
+/// Where a replica chain's commits go: the chain's source, reached somehow (over the network,
+/// or in the same process). Given to [`ChainRegistry::open_replica`](super::ChainRegistry::open_replica).
+#[async_trait::async_trait]
+pub trait Upstream: Send + Sync + std::fmt::Debug + 'static {
+    /// Has the chain's source commit `tx` (as its
+    /// [`Chain::commit_sealed`] does: checked in full, durable before it answers), and returns
+    /// the sequence number the source gave it.
+    ///
+    /// # Errors
+    ///
+    /// The source's refusal, as the [`CommitError`] a local commit gets (a stale version is
+    /// `CommitError::Trust(TrustError::VersionMismatch { .. })`, a missing right
+    /// `CommitError::Trust(TrustError::Unauthorized { .. })`, …);
+    /// [`CommitError::Unreachable`] when the transaction never reached the source;
+    /// [`CommitError::OutcomeUnknown`] when the source was lost after the transaction was
+    /// sent and before its answer (only then).
+    ///
+    /// # Cancel safety
+    ///
+    /// A Dio calls it on a task of its own, which is never cancelled: an implementation need
+    /// not be cancel safe for Dio commits. `Chain::commit_transaction` and
+    /// `Chain::commit_sealed` on a replica call it on the caller's task.
+    async fn commit(&self, tx: SealedTransaction) -> Result<u64, CommitError>;
+
+    /// Waits until `replica` has applied the transaction `seq` that the source committed
+    /// (what makes a replica's commit read-your-writes). The default waits with
+    /// [`Chain::wait_for`]; an upstream that knows it will not deliver `seq` (its connection
+    /// is gone) may return an error instead.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Chain::wait_for`], and what the upstream reports (then typically
+    /// [`CommitError::OutcomeUnknown`]: the source did commit it, but the replica cannot show
+    /// it yet).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Upstream::commit`].
+    async fn wait_applied(&self, replica: &Chain, seq: u64) -> Result<(), CommitError> {
+        replica.wait_for(seq).await
+    }
+}
+
+/// A batch of replicated transactions is verified in pieces of about this many bytes…
+const PIECE_BYTES: usize = 256 << 10;
+/// …or this many transactions, whichever comes first.
+const PIECE_TRANSACTIONS: usize = 256;
+/// Most pieces verified at once (on blocking threads).
+const MAX_VERIFYING: usize = 8;
+
+/// A replicated transaction verified and ready for the writer: its buffer (after room for the
+/// frame header), what the writer needs of it, and its number.
+type Verified = (Vec<u8>, Prepared, u64);
+
+impl Chain {
+    /// Applies a transaction received from the chain's source at the sequence number `seq`
+    /// the source gave it: `payload` is its bytes as the source's log frame holds them
+    /// ([`Committed::payload`](super::Committed::payload)). It is checked in full as a
+    /// transaction from elsewhere (hashes, signatures, vouches against the pinned server keys,
+    /// rights, versions, unique indexes, [`AteConfig::max_foreign_transaction_bytes`](super::AteConfig))
+    /// and written by the chain's writer like a local commit, as number `seq`: the replica's
+    /// log holds the source's transactions position for position. Returns once it is durable
+    /// and in the view.
+    ///
+    /// Unlike [`Chain::commit_transaction`], a vouch is accepted (verified against the pinned
+    /// server keys): the source's server vouches. One caller at a time: for many
+    /// transactions, [`Chain::apply_replicated_batch`] verifies them in parallel and commits
+    /// them in one group.
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::OutOfOrder`] unless `seq` is the chain's next number
+    /// ([`Chain::last_seq`] + 1); [`CommitError::SeqMismatch`] when the payload carries
+    /// another number; [`CommitError::TooLarge`], [`CommitError::Malformed`],
+    /// [`CommitError::Trust`] and [`CommitError::UniqueViolation`] for a transaction that
+    /// fails its checks; [`CommitError::Log`], [`CommitError::Poisoned`] and
+    /// [`CommitError::Closed`] as for a local commit. Nothing is written on error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may or may not leave the transaction applied (it may already be
+    /// with the writer); [`Chain::last_seq`] tells.
+    pub async fn apply_replicated(&self, seq: u64, payload: Bytes) -> Result<(), CommitError> {
+        self.apply_replicated_batch(vec![(seq, payload)]).await
+    }
+
+    /// [`Chain::apply_replicated`] for consecutive transactions of the source, in order: they
+    /// are verified in parallel (on blocking threads, a piece at a time, each piece handed to
+    /// the writer as soon as it is verified) and written in as few group commits (fsyncs) as
+    /// the writer takes them. They are applied in order up to the first that fails (an
+    /// out-of-order number included); that one and every one after it are not, and its error
+    /// is returned once the ones before it are durable and in the view.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Chain::apply_replicated`], for the first transaction that fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave a prefix of the batch applied; [`Chain::last_seq`] tells
+    /// how far.
+    pub async fn apply_replicated_batch(
+        &self,
+        mut batch: Vec<(u64, Bytes)>,
+    ) -> Result<(), CommitError> {
+        let Some(&(first, _)) = batch.first() else {
+            return Ok(());
+        };
+        // Refused before any work (the writer checks again, in its order).
+        let expected = self.last_seq() + 1;
+        if first != expected {
+            return Err(CommitError::OutOfOrder {
+                expected,
+                got: first,
+            });
+        }
+        // Numbers that do not follow each other: the batch ends before the first that does not.
+        let mut failed = batch
+            .iter()
+            .enumerate()
+            .find_map(|(i, (seq, _))| {
+                let expected = first.checked_add(i as u64)?;
+                (*seq != expected).then_some((i, expected, *seq))
+            })
+            .map(|(i, expected, got)| {
+                batch.truncate(i);
+                CommitError::OutOfOrder { expected, got }
+            });
+        let inline = batch.len() == 1 && batch[0].1.len() < VERIFY_ASIDE_BYTES;
+        let submitted = if inline {
+            let (seq, payload) = batch.swap_remove(0);
+            match verify_one(
+                &self.inner.shared.trust,
+                self.inner.max_foreign,
+                seq,
+                &payload,
+            )
+            .and_then(|(buffer, prepared, seq)| self.submit_as(buffer, prepared, Some(seq)))
+            {
+                Ok(submitted) => vec![submitted],
+                Err(e) => return Err(e),
+            }
+        } else {
+            let (submitted, failure) = self.verify_and_submit(batch).await;
+            failed = failure.or(failed);
+            submitted
+        };
+        for s in submitted {
+            s.outcome().await?;
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Verifies `batch` in pieces on blocking threads and hands each transaction to the writer
+    /// in order, up to the first that fails; returns the ones handed over, and that failure.
+    async fn verify_and_submit(
+        &self,
+        batch: Vec<(u64, Bytes)>,
+    ) -> (Vec<Submitted>, Option<CommitError>) {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_VERIFYING);
+        let mut pieces = pieces(batch).into_iter();
+        let mut verifying = VecDeque::new();
+        let mut submitted = Vec::new();
+        loop {
+            while verifying.len() < workers {
+                let Some(piece) = pieces.next() else { break };
+                let shared = self.inner.shared.clone();
+                let max = self.inner.max_foreign;
+                verifying.push_back(tokio::task::spawn_blocking(move || {
+                    verify_piece(&shared.trust, max, piece)
+                }));
+            }
+            let Some(next) = verifying.pop_front() else {
+                return (submitted, None);
+            };
+            let verified = match next.await {
+                Ok(verified) => verified,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => return (submitted, Some(CommitError::Closed)),
+            };
+            for one in verified {
+                match one
+                    .and_then(|(buffer, prepared, seq)| self.submit_as(buffer, prepared, Some(seq)))
+                {
+                    Ok(s) => submitted.push(s),
+                    // The pieces still being verified are left to finish; nothing after this
+                    // is handed over.
+                    Err(e) => return (submitted, Some(e)),
+                }
+            }
+        }
+    }
+
+    /// Has the upstream's source commit `tx`, then waits until this replica applied it.
+    pub(super) async fn commit_upstream(
+        &self,
+        upstream: Arc<dyn Upstream>,
+        tx: SealedTransaction,
+    ) -> Result<u64, CommitError> {
+        let seq = upstream.commit(tx).await?;
+        upstream.wait_applied(self, seq).await?;
+        Ok(seq)
+    }
+
+    /// Sends a Dio's transaction to this replica's source on a task of its own (so it goes on
+    /// whatever happens to the commit that sent it), whose outcome is the [`Submitted`]'s: the
+    /// number the source gave it once the replica applied it, or why it was not committed.
+    pub(crate) fn send_upstream(&self, tx: SealedTransaction) -> Result<Submitted, CommitError> {
+        let upstream = self.inner.upstream.clone().ok_or(CommitError::Closed)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| CommitError::Unreachable(Box::new(e)))?;
+        let (reply, rx) = oneshot::channel();
+        let chain = self.clone();
+        runtime.spawn(async move {
+            let outcome = chain.commit_upstream(upstream, tx).await;
+            let _ = reply.send(outcome);
+        });
+        Ok(Submitted(rx))
+    }
+}
+
+/// Splits a batch into pieces of about [`PIECE_BYTES`] or [`PIECE_TRANSACTIONS`].
+fn pieces(batch: Vec<(u64, Bytes)>) -> Vec<Vec<(u64, Bytes)>> {
+    let mut out = Vec::new();
+    let mut piece = Vec::new();
+    let mut bytes = 0usize;
+    for item in batch {
+        bytes = bytes.saturating_add(item.1.len());
+        piece.push(item);
+        if bytes >= PIECE_BYTES || piece.len() >= PIECE_TRANSACTIONS {
+            out.push(std::mem::take(&mut piece));
+            bytes = 0;
+        }
+    }
+    if !piece.is_empty() {
+        out.push(piece);
+    }
+    out
+}
+
+/// Verifies a piece in order, up to and including the first that fails.
+fn verify_piece(
+    trust: &ChainTrust,
+    max: usize,
+    piece: Vec<(u64, Bytes)>,
+) -> Vec<Result<Verified, CommitError>> {
+    let mut out = Vec::with_capacity(piece.len());
+    for (seq, payload) in piece {
+        let one = verify_one(trust, max, seq, &payload);
+        let failed = one.is_err();
+        out.push(one);
+        if failed {
+            break;
+        }
+    }
+    out
+}
+
+/// Checks a replicated transaction's size, then verifies it in full; returns it in the form
+/// the writer takes.
+fn verify_one(
+    trust: &ChainTrust,
+    max: usize,
+    seq: u64,
+    payload: &[u8],
+) -> Result<Verified, CommitError> {
+    if payload.len() > max {
+        return Err(CommitError::TooLarge {
+            size: payload.len(),
+            max,
+        });
+    }
+    let mut buffer = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
+    buffer.resize(FRAME_HEADER_LEN, 0);
+    buffer.extend_from_slice(payload);
+    let prepared = verify_foreign(trust, &buffer, Foreign::replicated(seq))?;
+    Ok((buffer, prepared, seq))
+}
