@@ -26,4 +26,8 @@ pub enum AteError {
     /// A chain key was refused.
     #[error(transparent)]
     ChainKey(#[from] ChainKeyError),
+    /// A connection failed.
+    #[cfg(any(feature = "client", feature = "server"))]
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
 }

@@ -3,7 +3,8 @@
 //!
 //! Users depend on the `ate` crate, which re-exports this one with the derive macros. Layers,
 //! lowest first (a layer never imports a higher one): [`crypto`], [`event`], [`log`], [`trust`],
-//! [`schema`], the materialized view, [`chain`], [`session`], [`dio`].
+//! [`schema`], the materialized view, [`chain`], [`session`], [`dio`], and, with the features
+//! `client` and `server`, `net` (connections between clients and servers).
 //!
 //! The modules above are the public API: what a program, a plugin or a storage backend needs.
 //! The engine's encodings and internals (codecs, framing, trust metadata and trailers) are in

@@ -14,6 +14,15 @@ pub enum OpenError {
     /// The key cannot name a log.
     #[error(transparent)]
     InvalidKey(#[from] ChainKeyError),
+    /// A remote chain's server could not be reached, or refused (its identity, the handshake,
+    /// a chain it does not serve).
+    #[cfg(feature = "client")]
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    /// A remote chain's server sent a transaction the replica's checks refuse (signed by a
+    /// key the replica does not trust, say): the replica keeps what it had and stops.
+    #[error("the server sent a transaction the replica refuses: {0}")]
+    Replica(#[source] Box<CommitError>),
     /// The log could not be read or is damaged.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -179,6 +188,11 @@ pub enum CommitError {
     /// (read the chain once it has caught up to know).
     #[error("the outcome of the transaction is unknown (it may or may not be committed): {0}")]
     OutcomeUnknown(#[source] BoxError),
+    /// The chain's source refused the transaction for a reason with no local equivalent (its
+    /// log failed, it is shutting down, or the transaction did not decode there); nothing of it
+    /// was committed.
+    #[error("the chain's source refused the transaction: {0}")]
+    Refused(String),
 }
 
 /// A boxed error from elsewhere (an [`Upstream`](super::Upstream)'s transport).

@@ -105,6 +105,26 @@ pub struct Chain {
     inner: Arc<ChainInner>,
 }
 
+/// A handle on a [`Chain`] that does not keep it open (for tasks that serve a chain only while
+/// somebody uses it). Made by [`Chain::downgrade`].
+#[derive(Clone)]
+pub struct WeakChain {
+    inner: std::sync::Weak<ChainInner>,
+}
+
+impl std::fmt::Debug for WeakChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakChain").finish_non_exhaustive()
+    }
+}
+
+impl WeakChain {
+    /// The chain, if it is still open.
+    pub fn upgrade(&self) -> Option<Chain> {
+        self.inner.upgrade().map(|inner| Chain { inner })
+    }
+}
+
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chain")
@@ -209,6 +229,37 @@ impl Chain {
     ///
     /// Cancel safe: it only waits.
     pub async fn wait_for(&self, seq: u64) -> Result<(), CommitError> {
+        self.wait_applied(seq).await
+    }
+
+    /// A handle that does not keep the chain open.
+    pub fn downgrade(&self) -> WeakChain {
+        WeakChain {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Waits until the chain has everything its source had when this was called: for a
+    /// replica, until it is connected and has applied the history its source had then (see
+    /// [`Upstream::sync`]); for a local chain, at once.
+    ///
+    /// # Errors
+    ///
+    /// What the replica's upstream reports (e.g. [`CommitError::Unreachable`] once it stopped
+    /// for good); [`CommitError::Poisoned`] and [`CommitError::Closed`] as for
+    /// [`Chain::wait_for`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits.
+    pub async fn sync(&self) -> Result<(), CommitError> {
+        match self.upstream() {
+            Some(up) => up.clone().sync(self).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn wait_applied(&self, seq: u64) -> Result<(), CommitError> {
         let shared = &self.inner.shared;
         let mut applied = self.inner.applied.clone();
         let reached = applied

@@ -69,6 +69,23 @@ pub trait Upstream: Send + Sync + std::fmt::Debug + 'static {
     async fn wait_applied(&self, replica: &Chain, seq: u64) -> Result<(), CommitError> {
         replica.wait_for(seq).await
     }
+
+    /// Waits until `replica` has caught up with its source: what [`Chain::sync`] does on a
+    /// replica. The default returns at once (an upstream that delivers synchronously is always
+    /// caught up).
+    ///
+    /// # Errors
+    ///
+    /// What the upstream reports when it cannot catch up (typically
+    /// [`CommitError::Unreachable`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits.
+    async fn sync(&self, replica: &Chain) -> Result<(), CommitError> {
+        let _ = replica;
+        Ok(())
+    }
 }
 
 /// A batch of replicated transactions is verified in pieces of about this many bytes…

@@ -1,0 +1,513 @@
+//! A server of chains: accepts clients on `ws://host:port/db/<chain>`, streams each chain's
+//! committed transactions to them and commits theirs, after validating each in full. The
+//! `atedb` binary is a thin command line over [`Server`]; a program can embed one too.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::ring::Ring;
+use super::wire::{self, ClientMsg, Refusal, ServerMsg, WireLimits};
+use super::{AcceptOptions, ServerIdentity, accept};
+use crate::chain::{
+    AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, OpenError, SealedTransaction,
+};
+use crate::crypto::PublicSignKey;
+use crate::trust::IntegrityMode;
+
+/// The most bytes of transactions put in one [`ServerMsg::Events`] (one is sent alone
+/// whatever its size, within the frame limit).
+const BATCH_BYTES: usize = 256 << 10;
+
+/// How a [`Server`] runs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where to listen (default `0.0.0.0:5000`; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The chains' configuration: `log_path` is the data folder (`None` keeps chains in
+    /// memory), and the limits, among them `max_foreign_transaction_bytes` for what clients send.
+    pub chains: AteConfig,
+    /// The key the server proves itself with in every handshake.
+    pub identity: ServerIdentity,
+    /// Root keys pinned for every chain the server hosts.
+    pub root_keys: Vec<PublicSignKey>,
+    /// The integrity mode of the chains.
+    pub integrity: IntegrityMode,
+    /// Handshake, TLS and frame limits.
+    pub accept: AcceptOptions,
+    /// Message limits.
+    pub wire: WireLimits,
+    /// Most connections at once; more are closed at once.
+    pub max_connections: usize,
+    /// Most commits a connection may have outstanding; one more ends the connection.
+    pub max_outstanding_commits: usize,
+    /// The servers chains are spread over, and this server's URL among them: a client asking
+    /// for a chain another server holds is sent there. `None`: this server holds every chain.
+    pub ring: Option<(Ring, String)>,
+    /// How long shutdown waits for connections to finish their commits.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// A configuration with the defaults, proving itself with `identity`.
+    pub fn new(identity: ServerIdentity) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], super::DEFAULT_PORT)),
+            chains: AteConfig::default(),
+            identity,
+            root_keys: Vec::new(),
+            integrity: IntegrityMode::default(),
+            accept: AcceptOptions::default(),
+            wire: WireLimits::default(),
+            max_connections: 4096,
+            max_outstanding_commits: 1024,
+            ring: None,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+struct Context {
+    registry: ChainRegistry,
+    identity: ServerIdentity,
+    accept: AcceptOptions,
+    wire: WireLimits,
+    max_outstanding: usize,
+    ring: Option<(Ring, String)>,
+    /// Chains opened for clients, kept open while the server runs (in memory they would be
+    /// gone with their last connection otherwise).
+    chains: Mutex<HashMap<ChainKey, Chain>>,
+    /// Commits in progress, waited for on shutdown.
+    commits: TaskTracker,
+    connections: Arc<Semaphore>,
+}
+
+/// A running server. Dropping it stops accepting; [`Server::shutdown`] also lets the
+/// connections finish their commits.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    accept_loop: Option<JoinHandle<()>>,
+    context: Arc<Context>,
+    grace: Duration,
+}
+
+impl Server {
+    /// Binds the listening socket and starts serving.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Bind`] if the address cannot be bound.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes starts nothing.
+    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let mut builder = ChainBuilder::new(&config.chains)
+            .await
+            .integrity(config.integrity);
+        for k in &config.root_keys {
+            builder = builder.add_root_public_key(k);
+        }
+        let context = Arc::new(Context {
+            registry: builder.build(),
+            identity: config.identity,
+            accept: config.accept,
+            wire: config.wire,
+            max_outstanding: config.max_outstanding_commits.max(1),
+            ring: config.ring,
+            chains: Mutex::new(HashMap::new()),
+            commits: TaskTracker::new(),
+            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let accept_loop = tokio::spawn(accept_loop(listener, context.clone(), stopped));
+        info!(%addr, identity = %context.identity.hash(), "serving chains");
+        Ok(Server {
+            addr,
+            stop,
+            accept_loop: Some(accept_loop),
+            context,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL of `chain` on this server, through loopback when it listens on every address.
+    pub fn url(&self, chain: &str) -> String {
+        let ip = if self.addr.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            self.addr.ip()
+        };
+        format!("ws://{}/db/{chain}", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// The registry the server opens chains with (to open one in the server's own process).
+    pub fn registry(&self) -> &ChainRegistry {
+        &self.context.registry
+    }
+
+    /// Stops accepting, tells every connection to end, waits (up to the grace period) for the
+    /// commits in progress to be durable and answered, then closes the chains (their writers
+    /// finish what they hold).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the server stopping in the background.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.accept_loop.take() {
+            let _ = task.await;
+        }
+        self.context.commits.close();
+        if tokio::time::timeout(self.grace, self.context.commits.wait())
+            .await
+            .is_err()
+        {
+            warn!("shutdown: commits still in progress after the grace period");
+        }
+        let chains: Vec<Chain> = self
+            .context
+            .chains
+            .lock()
+            .await
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
+        // Each chain's writer finishes what it holds when the last handle goes.
+        drop(chains);
+        info!("server stopped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, cx: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors, mostly: wait a little rather than spin.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = cx.connections.clone().try_acquire_owned() else {
+            debug!(%peer, "too many connections; closing");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (cx, stop) = (cx.clone(), stop.clone());
+        connections.spawn(async move {
+            serve(tcp, peer, &cx, stop).await;
+            drop(permit);
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+/// The chain key a request path names: `/db/<chain key>`.
+fn chain_of(path: &str) -> Result<ChainKey, String> {
+    let path = path.split('?').next().unwrap_or_default();
+    let Some(key) = path.strip_prefix("/db/") else {
+        return Err(format!("no chain here: {path} (chains are at /db/<chain>)"));
+    };
+    let key = ChainKey::from(key);
+    key.validate().map_err(|e| e.to_string())?;
+    Ok(key)
+}
+
+async fn serve(tcp: TcpStream, peer: SocketAddr, cx: &Arc<Context>, stop: watch::Receiver<bool>) {
+    let (path, channel) = match accept(tcp, &cx.identity, &cx.accept).await {
+        Ok(a) => a,
+        Err(e) => {
+            debug!(%peer, error = %e, "handshake failed");
+            return;
+        }
+    };
+    let (mut sender, receiver) = channel.split();
+    let opened = match chain_of(&path) {
+        Err(reason) => Err(ServerMsg::Goodbye { reason }),
+        Ok(key) => match redirect(cx, &key, &path) {
+            Some(url) => Err(ServerMsg::Redirect { url }),
+            None => open(cx, &key).await.map_err(|e| ServerMsg::Goodbye {
+                reason: format!("chain {key} does not open: {e}"),
+            }),
+        },
+    };
+    let chain = match opened {
+        Ok(c) => c,
+        Err(msg) => {
+            let _ = sender.send(&wire::encode(&msg)).await;
+            let _ = sender.close().await;
+            return;
+        }
+    };
+    debug!(%peer, chain = %chain.key(), "client connected");
+    // Every message to the client goes through one queue, drained by one task.
+    let (out, mut queue) = mpsc::channel::<Vec<u8>>(64);
+    let drain = tokio::spawn(async move {
+        while let Some(m) = queue.recv().await {
+            if let Err(e) = sender.send(&m).await {
+                debug!(error = %e, "send failed");
+                return;
+            }
+        }
+        let _ = sender.close().await;
+    });
+    let _ = out
+        .send(wire::encode(&ServerMsg::Opened {
+            chain: chain.key().to_string(),
+            last_seq: chain.last_seq(),
+        }))
+        .await;
+    let end = session(cx, &chain, receiver, &out, stop).await;
+    if let Some(reason) = end {
+        debug!(%peer, %reason, "ending the connection");
+        let _ = out.send(wire::encode(&ServerMsg::Goodbye { reason })).await;
+    }
+    drop(out);
+    let _ = drain.await;
+    debug!(%peer, "client gone");
+}
+
+/// The URL to send a client to when another server of the ring holds `key`.
+fn redirect(cx: &Context, key: &ChainKey, path: &str) -> Option<String> {
+    let (ring, me) = cx.ring.as_ref()?;
+    let owner = ring.owner(key.as_str())?;
+    (owner != me.trim_end_matches('/')).then(|| format!("{owner}{path}"))
+}
+
+async fn open(cx: &Context, key: &ChainKey) -> Result<Chain, OpenError> {
+    let mut chains = cx.chains.lock().await;
+    if let Some(c) = chains.get(key) {
+        return Ok(c.clone());
+    }
+    let c = cx.registry.open(key).await?;
+    chains.insert(key.clone(), c.clone());
+    Ok(c)
+}
+
+/// Serves one client of `chain` until it leaves, breaks a rule, or the server stops; returns
+/// why the server ends it, if it does.
+async fn session(
+    cx: &Arc<Context>,
+    chain: &Chain,
+    mut receiver: super::ChannelReceiver,
+    out: &mpsc::Sender<Vec<u8>>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<String> {
+    let outstanding = Arc::new(Semaphore::new(cx.max_outstanding));
+    let mut stream: Option<JoinHandle<()>> = None;
+    let end = loop {
+        let received = tokio::select! {
+            _ = stop.changed() => break Some("the server is shutting down".to_string()),
+            r = receiver.recv() => r,
+        };
+        let bytes = match received {
+            Ok(Some(b)) => b,
+            Ok(None) => break None,
+            Err(e) => {
+                debug!(error = %e, "connection broken");
+                break None;
+            }
+        };
+        match wire::decode_client(&bytes, &cx.wire) {
+            Ok(ClientMsg::Subscribe { from }) => {
+                if stream.is_some() {
+                    break Some("subscribed twice".into());
+                }
+                let last = chain.last_seq();
+                if from > last + 1 {
+                    break Some(format!(
+                        "asked for transactions from {from}, but the chain ends at {last}: \
+                         this replica is not of this chain"
+                    ));
+                }
+                stream = Some(tokio::spawn(send_stream(
+                    chain.clone(),
+                    from,
+                    last,
+                    out.clone(),
+                    cx.accept.limits.max_frame_bytes,
+                )));
+            }
+            Ok(ClientMsg::Commit { id, tx }) => {
+                let Ok(permit) = outstanding.clone().try_acquire_owned() else {
+                    break Some(format!(
+                        "more than {} commits outstanding",
+                        cx.max_outstanding
+                    ));
+                };
+                let (chain, out) = (chain.clone(), out.clone());
+                // Tracked, so shutdown waits for it; it runs to the end even if the client
+                // leaves (its outcome is then read from the chain).
+                cx.commits.spawn(async move {
+                    let msg = match commit(&chain, tx).await {
+                        Ok(seq) => ServerMsg::Committed { id, seq },
+                        Err(reason) => ServerMsg::Refused { id, reason },
+                    };
+                    let _ = out.send(wire::encode(&msg)).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => break Some(format!("malformed message: {e}")),
+        }
+    };
+    if let Some(s) = stream {
+        s.abort();
+    }
+    end
+}
+
+async fn commit(chain: &Chain, tx: Bytes) -> Result<u64, Refusal> {
+    let sealed = SealedTransaction::from_bytes(tx).map_err(|e| Refusal::of(&e))?;
+    chain.commit_sealed(sealed).await.map_err(|e| {
+        debug!(chain = %chain.key(), error = %e, "refused a transaction");
+        Refusal::of(&e)
+    })
+}
+
+/// Sends the chain's committed transactions from `from` on, in batches, and a
+/// [`ServerMsg::CaughtUp`] once everything up to `target` (the chain's end when the client
+/// subscribed) was sent.
+async fn send_stream(
+    chain: Chain,
+    from: u64,
+    target: u64,
+    out: mpsc::Sender<Vec<u8>>,
+    max_frame: usize,
+) {
+    let mut caught_up = from > target;
+    if caught_up
+        && out
+            .send(wire::encode(&ServerMsg::CaughtUp { seq: target }))
+            .await
+            .is_err()
+    {
+        return;
+    }
+    let mut stream = chain.subscribe(from);
+    drop(chain);
+    // Room for the message around the transactions.
+    let budget = BATCH_BYTES.min(max_frame.saturating_sub(64 << 10)).max(1);
+    loop {
+        let first = match stream.next().await {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(error = %e, "commit stream ended");
+                return;
+            }
+        };
+        let mut bytes = first.payload().len();
+        let mut txs = vec![(first.seq(), first.payload().clone())];
+        // What is ready now joins the batch (`next` is cancel safe).
+        while bytes < budget {
+            match stream.next().now_or_never() {
+                Some(Ok(c)) => {
+                    bytes += c.payload().len();
+                    txs.push((c.seq(), c.payload().clone()));
+                }
+                _ => break,
+            }
+        }
+        let last = txs.last().map_or(0, |t| t.0);
+        if bytes + (64 << 10) > max_frame {
+            warn!(
+                seq = first.seq(),
+                bytes, "a transaction larger than a frame cannot be sent"
+            );
+            return;
+        }
+        if out
+            .send(wire::encode(&ServerMsg::Events { txs }))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if !caught_up && last >= target {
+            caught_up = true;
+            if out
+                .send(wire::encode(&ServerMsg::CaughtUp { seq: target }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_chains() {
+        assert_eq!(
+            chain_of("/db/bank/a-1").map(|k| k.to_string()),
+            Ok("bank/a-1".into())
+        );
+        assert_eq!(chain_of("/db/x?v=1").map(|k| k.to_string()), Ok("x".into()));
+        assert!(chain_of("/").is_err());
+        assert!(chain_of("/db/").is_err());
+        assert!(chain_of("/db/../etc").is_err());
+        assert!(chain_of("/other/x").is_err());
+    }
+}

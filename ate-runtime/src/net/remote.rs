@@ -1,0 +1,512 @@
+//! Remote chains: a local replica of a chain on a server, kept in sync over a connection that
+//! reconnects by itself, whose commits go to the server ([`ChainRegistry::open_url`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::client::{ConnectOptions, connect};
+use super::wire::{self, ClientMsg, Refusal, ServerMsg, WireLimits};
+use super::{ChannelReceiver, ChannelSender, NetError};
+use crate::chain::{
+    Chain, ChainKey, ChainRegistry, CommitError, OpenError, SealedTransaction, Upstream, WeakChain,
+};
+
+/// How a remote chain connects and reconnects.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RemoteOptions {
+    /// How to connect (which server identities to trust, TLS roots, limits).
+    pub connect: ConnectOptions,
+    /// Message limits.
+    pub wire: WireLimits,
+    /// The first wait before reconnecting (doubled after each failure, up to
+    /// `reconnect_max`); default 100 ms.
+    pub reconnect_min: Option<Duration>,
+    /// The longest wait between reconnection attempts; default 5 s.
+    pub reconnect_max: Option<Duration>,
+    /// Most redirects followed when opening (sharding); default 4.
+    pub max_redirects: Option<usize>,
+}
+
+impl ChainRegistry {
+    /// Opens the chain at `url` (`ws://host[:port]/db/<chain>`, or `wss://`; port 5000 unless
+    /// named) with default [`RemoteOptions`]: see [`ChainRegistry::open_url_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ChainRegistry::open_url_with`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ChainRegistry::open_url_with`].
+    pub async fn open_url(&self, url: &str) -> Result<Chain, OpenError> {
+        self.open_url_with(url, &RemoteOptions::default()).await
+    }
+
+    /// Opens the chain at `url` as a local replica (in memory, or under this registry's
+    /// `log_path` where a reopen resumes from its position) and returns once the replica has
+    /// downloaded and verified the server's history (with this registry's pinned root keys:
+    /// a server cannot change them). The chain then has the same API as a local one: reads
+    /// come from the replica, commits go to the server and return once the server made them
+    /// durable and the replica applied them; other writers' commits arrive live. The
+    /// connection reconnects by itself, with backoff, and resumes from the replica's position.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Net`] when the server cannot be reached or refuses (its identity, the
+    /// handshake, a chain it does not serve, too many redirects); [`OpenError::Replica`] when
+    /// what it sends fails the replica's checks (its transactions are validated in full); the
+    /// errors of [`ChainRegistry::open_replica`] for the local replica.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the connection; the replica keeps what it applied.
+    pub async fn open_url_with(
+        &self,
+        url: &str,
+        options: &RemoteOptions,
+    ) -> Result<Chain, OpenError> {
+        let key = chain_key_of(url)?;
+        let (requests, queue) = mpsc::channel(1024);
+        let (state_tx, state) = watch::channel(LinkState::Connecting);
+        let upstream = Arc::new(Remote {
+            url: url.to_string(),
+            requests,
+            state,
+        });
+        let chain = self.open_replica(&key, upstream.clone()).await?;
+        let (ready_tx, ready) = oneshot::channel();
+        let link = Link {
+            url: url.to_string(),
+            key,
+            chain: chain.downgrade(),
+            options: options.clone(),
+            queue,
+            state: state_tx,
+        };
+        tokio::spawn(link.run(ready_tx));
+        match ready.await {
+            Ok(Ok(())) => Ok(chain),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(OpenError::Net(NetError::ConnectionClosed)),
+        }
+    }
+}
+
+/// The chain key of `url`'s path, `/db/<chain key>`.
+fn chain_key_of(url: &str) -> Result<ChainKey, OpenError> {
+    let bad = |reason: &'static str| {
+        OpenError::Net(NetError::InvalidUrl {
+            url: url.to_string(),
+            reason,
+        })
+    };
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+        .ok_or_else(|| bad("not a ws:// or wss:// URL"))?;
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let key = path
+        .strip_prefix("/db/")
+        .ok_or_else(|| bad("chains are at /db/<chain>"))?;
+    let key = ChainKey::from(key);
+    key.validate()?;
+    Ok(key)
+}
+
+/// Where the connection stands, for the commits and `sync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    /// Connecting, or waiting to reconnect.
+    Connecting,
+    /// Connected; `caught_up` is the server's position when it had sent its history, once
+    /// the replica applied it (`None` before).
+    Connected {
+        /// Counts connections, so a waiter can tell a new one from the one it saw.
+        generation: u64,
+        caught_up: Option<u64>,
+    },
+    /// The chain was dropped, or the server refused for good.
+    Stopped,
+}
+
+/// A commit on its way to the server.
+#[derive(Debug)]
+struct Request {
+    tx: SealedTransaction,
+    reply: oneshot::Sender<Result<u64, CommitError>>,
+}
+
+/// The replica's [`Upstream`]: hands commits to the connection's task.
+#[derive(Debug)]
+struct Remote {
+    url: String,
+    requests: mpsc::Sender<Request>,
+    state: watch::Receiver<LinkState>,
+}
+
+#[async_trait::async_trait]
+impl Upstream for Remote {
+    async fn commit(&self, tx: SealedTransaction) -> Result<u64, CommitError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request { tx, reply })
+            .await
+            .map_err(|_| unreachable(format!("{}: the connection stopped", self.url)))?;
+        // The task answers every request it took; it is gone only if it panicked.
+        answer.await.unwrap_or(Err(outcome_unknown(
+            format!("{}: the connection task stopped", self.url).into(),
+        )))
+    }
+
+    async fn wait_applied(&self, replica: &Chain, seq: u64) -> Result<(), CommitError> {
+        let mut state = self.state.clone();
+        let generation = match *state.borrow() {
+            LinkState::Connected { generation, .. } => Some(generation),
+            _ => None,
+        };
+        tokio::select! {
+            r = replica.wait_for(seq) => r,
+            _ = async {
+                loop {
+                    let now = *state.borrow_and_update();
+                    match now {
+                        LinkState::Connected { generation: g, .. } if Some(g) == generation => {}
+                        _ => return,
+                    }
+                    if state.changed().await.is_err() {
+                        return;
+                    }
+                }
+            } => {
+                // The server committed it, but the connection that would bring it is gone.
+                Err(outcome_unknown(format!(
+                    "{}: committed as {seq}, but the connection dropped before the replica received it",
+                    self.url
+                ).into()))
+            }
+        }
+    }
+
+    async fn sync(&self, replica: &Chain) -> Result<(), CommitError> {
+        let mut state = self.state.clone();
+        let target = loop {
+            let now = *state.borrow_and_update();
+            match now {
+                LinkState::Connected {
+                    caught_up: Some(seq),
+                    ..
+                } => break seq,
+                LinkState::Stopped => {
+                    return Err(unreachable(
+                        format!("{}: the connection stopped", self.url).into(),
+                    ));
+                }
+                _ => {}
+            }
+            if state.changed().await.is_err() {
+                return Err(CommitError::Closed);
+            }
+        };
+        replica.wait_for(target).await
+    }
+}
+
+/// The task behind a remote chain: connects, streams the server's transactions into the
+/// replica, carries commits, reconnects.
+struct Link {
+    url: String,
+    key: ChainKey,
+    chain: WeakChain,
+    options: RemoteOptions,
+    queue: mpsc::Receiver<Request>,
+    state: watch::Sender<LinkState>,
+}
+
+/// How a connection ended.
+enum Ended {
+    /// Reconnect (after a pause).
+    Retry(String),
+    /// Go to this URL instead (sharding), at once.
+    Redirect(String),
+    /// Stop for good: the chain is gone, or the server cannot be this chain's source.
+    Stop(OpenError),
+}
+
+impl Link {
+    async fn run(mut self, ready: oneshot::Sender<Result<(), OpenError>>) {
+        let min = self
+            .options
+            .reconnect_min
+            .unwrap_or(Duration::from_millis(100));
+        let max = self.options.reconnect_max.unwrap_or(Duration::from_secs(5));
+        let max_redirects = self.options.max_redirects.unwrap_or(4);
+        let mut ready = Some(ready);
+        let mut url = self.url.clone();
+        let mut redirects = 0usize;
+        let mut pause = min;
+        let mut generation = 0u64;
+        loop {
+            generation += 1;
+            let ended = match connect(&url, &self.options.connect).await {
+                Ok((channel, info)) => {
+                    debug!(%url, identity = %info.identity, "connected");
+                    pause = min;
+                    let (sender, receiver) = channel.split();
+                    self.session(sender, receiver, generation, &mut ready).await
+                }
+                Err(e) if ready.is_some() => Ended::Stop(OpenError::Net(e)),
+                Err(e) => Ended::Retry(e.to_string()),
+            };
+            let _ = self.state.send(LinkState::Connecting);
+            match ended {
+                Ended::Redirect(to) => {
+                    redirects += 1;
+                    if redirects > max_redirects {
+                        let e = OpenError::Net(NetError::Redirects {
+                            url: to,
+                            max: max_redirects,
+                        });
+                        self.stop(&mut ready, e);
+                        return;
+                    }
+                    info!(from = %url, to = %to, "redirected to the chain's server");
+                    url = to;
+                }
+                Ended::Stop(e) => {
+                    self.stop(&mut ready, e);
+                    return;
+                }
+                Ended::Retry(why) => {
+                    if self.chain.upgrade().is_none() {
+                        let _ = self.state.send(LinkState::Stopped);
+                        return;
+                    }
+                    warn!(%url, reason = %why, retry_in = ?pause, "connection lost; reconnecting");
+                    // Commits asked for meanwhile fail at once: nothing of them was sent.
+                    let deadline = tokio::time::sleep(pause);
+                    tokio::pin!(deadline);
+                    loop {
+                        tokio::select! {
+                            _ = &mut deadline => break,
+                            r = self.queue.recv() => match r {
+                                Some(r) => {
+                                    let _ = r.reply.send(Err(unreachable(format!(
+                                        "{url}: not connected ({why})"
+                                    ).into())));
+                                }
+                                None => {
+                                    let _ = self.state.send(LinkState::Stopped);
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    pause = (pause * 2).min(max);
+                }
+            }
+        }
+    }
+
+    fn stop(&mut self, ready: &mut Option<oneshot::Sender<Result<(), OpenError>>>, e: OpenError) {
+        warn!(url = %self.url, error = %e, "remote chain stopped");
+        let _ = self.state.send(LinkState::Stopped);
+        if let Some(r) = ready.take() {
+            let _ = r.send(Err(e));
+        }
+        self.queue.close();
+        while let Ok(r) = self.queue.try_recv() {
+            let _ = r
+                .reply
+                .send(Err(unreachable(format!("{}: stopped", self.url))));
+        }
+    }
+
+    /// One connection, until it ends.
+    async fn session(
+        &mut self,
+        mut sender: ChannelSender,
+        mut receiver: ChannelReceiver,
+        generation: u64,
+        ready: &mut Option<oneshot::Sender<Result<(), OpenError>>>,
+    ) -> Ended {
+        let limits = self.options.wire;
+        // The server speaks first: the chain is open (or not here).
+        let first = match receiver.recv().await {
+            Ok(Some(b)) => wire::decode_server(&b, &limits),
+            Ok(None) => return Ended::Retry("closed before opening the chain".into()),
+            Err(e) => return Ended::Retry(e.to_string()),
+        };
+        let server_last = match first {
+            Ok(ServerMsg::Opened { chain, last_seq }) if chain == self.key.as_str() => last_seq,
+            Ok(ServerMsg::Redirect { url }) => return Ended::Redirect(url),
+            Ok(ServerMsg::Goodbye { reason }) if ready.is_some() => {
+                return Ended::Stop(OpenError::Net(NetError::Refused(reason)));
+            }
+            Ok(ServerMsg::Goodbye { reason }) => return Ended::Retry(reason),
+            Ok(other) => {
+                return Ended::Retry(format!("expected the chain to open, got {other:?}"));
+            }
+            Err(e) => return Ended::Retry(e.to_string()),
+        };
+        let Some(chain) = self.chain.upgrade() else {
+            return Ended::Stop(OpenError::Net(NetError::ConnectionClosed));
+        };
+        let mine = chain.last_seq();
+        drop(chain);
+        if mine > server_last {
+            // The replica holds transactions the server does not: another chain, or a server
+            // that lost what it confirmed. Never merge the two.
+            return Ended::Stop(OpenError::Net(NetError::Refused(format!(
+                "the replica holds {mine} transactions, the server's chain {server_last}: not the same chain"
+            ))));
+        }
+        let subscribe = wire::encode(&ClientMsg::Subscribe { from: mine + 1 });
+        if let Err(e) = sender.send(&subscribe).await {
+            return Ended::Retry(e.to_string());
+        }
+        let _ = self.state.send(LinkState::Connected {
+            generation,
+            caught_up: None,
+        });
+
+        let mut pending: HashMap<u64, oneshot::Sender<Result<u64, CommitError>>> = HashMap::new();
+        let mut next_id = 0u64;
+        let url = self.url.clone();
+        let ended = loop {
+            tokio::select! {
+                r = self.queue.recv() => {
+                    let Some(Request { tx, reply }) = r else {
+                        break Ended::Stop(OpenError::Net(NetError::ConnectionClosed));
+                    };
+                    next_id += 1;
+                    let msg = wire::encode(&ClientMsg::Commit { id: next_id, tx: tx.to_bytes() });
+                    match sender.send(&msg).await {
+                        Ok(()) => {
+                            pending.insert(next_id, reply);
+                        }
+                        Err(e) => {
+                            // It may have left in part or whole before the error.
+                            let _ = reply.send(Err(outcome_unknown(format!(
+                                "{url}: the connection broke while sending ({e})"
+                            ).into())));
+                            break Ended::Retry(e.to_string());
+                        }
+                    }
+                }
+                r = receiver.recv() => {
+                    let msg = match r {
+                        Ok(Some(b)) => match wire::decode_server(&b, &limits) {
+                            Ok(m) => m,
+                            Err(e) => break Ended::Retry(format!("malformed message: {e}")),
+                        },
+                        Ok(None) => break Ended::Retry("the server closed the connection".into()),
+                        Err(e) => break Ended::Retry(e.to_string()),
+                    };
+                    match msg {
+                        ServerMsg::Events { txs } => {
+                            let Some(chain) = self.chain.upgrade() else {
+                                break Ended::Stop(OpenError::Net(NetError::ConnectionClosed));
+                            };
+                            if let Err(e) = chain.apply_replicated_batch(txs).await {
+                                // The server sent what this replica's checks refuse (its pinned
+                                // root keys, say): never take it; stop rather than loop.
+                                break Ended::Stop(OpenError::Replica(Box::new(e)));
+                            }
+                        }
+                        ServerMsg::CaughtUp { seq } => {
+                            let _ = self.state.send(LinkState::Connected {
+                                generation,
+                                caught_up: Some(seq),
+                            });
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(Ok(()));
+                            }
+                        }
+                        ServerMsg::Committed { id, seq } => {
+                            if let Some(r) = pending.remove(&id) {
+                                let _ = r.send(Ok(seq));
+                            }
+                        }
+                        ServerMsg::Refused { id, reason } => {
+                            if let Some(r) = pending.remove(&id) {
+                                let _ = r.send(Err(refusal_error(reason)));
+                            }
+                        }
+                        ServerMsg::Goodbye { reason } => break Ended::Retry(reason),
+                        other => break Ended::Retry(format!("unexpected message {other:?}")),
+                    }
+                }
+            }
+        };
+        for (_, reply) in pending.drain() {
+            let _ = reply.send(Err(outcome_unknown(
+                format!("{url}: the connection dropped before the server answered").into(),
+            )));
+        }
+        let _ = sender.close().await;
+        ended
+    }
+}
+
+fn unreachable(why: String) -> CommitError {
+    CommitError::Unreachable(why.into())
+}
+
+fn outcome_unknown(why: String) -> CommitError {
+    CommitError::OutcomeUnknown(why.into())
+}
+
+/// The local error of a server's refusal.
+fn refusal_error(r: Refusal) -> CommitError {
+    match r {
+        Refusal::Trust(t) => CommitError::Trust(t),
+        Refusal::Unique {
+            type_name,
+            field,
+            existing,
+        } => {
+            // The typed error names the field as this program's schema does; a type this
+            // program does not link is reported by name.
+            let known = crate::schema::indexes_for(&type_name)
+                .iter()
+                .map(|s| s.field)
+                .find(|f| *f == field);
+            match known {
+                Some(field) => CommitError::UniqueViolation {
+                    type_name,
+                    field,
+                    existing,
+                },
+                None => CommitError::Refused(format!(
+                    "unique index {type_name}.{field} already holds this value (record {existing})"
+                )),
+            }
+        }
+        Refusal::TooLarge { size, max } => CommitError::TooLarge { size, max },
+        Refusal::Malformed(m) => CommitError::Refused(format!("malformed: {m}")),
+        Refusal::Unavailable(m) => CommitError::Refused(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_chains() {
+        let k = |u: &str| chain_key_of(u).map(|k| k.to_string()).map_err(|_| ());
+        assert_eq!(k("ws://h/db/x"), Ok("x".into()));
+        assert_eq!(k("ws://h:1/db/a/b?x=1"), Ok("a/b".into()));
+        assert_eq!(k("wss://h/db/a.b"), Ok("a.b".into()));
+        assert!(k("http://h/db/x").is_err());
+        assert!(k("ws://h/x").is_err());
+        assert!(k("ws://h").is_err());
+        assert!(k("ws://h/db/../x").is_err());
+    }
+}

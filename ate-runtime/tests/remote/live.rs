@@ -1,0 +1,256 @@
+//! Clients of one server: live changes, read-your-writes, refusals as local errors, pinned
+//! identities and root keys, resume from a replica file, sync.
+
+use std::sync::OnceLock;
+
+use ate_runtime::chain::CommitError;
+use ate_runtime::crypto::{KeySize, PrivateSignKey};
+use ate_runtime::net::NetError;
+use ate_runtime::prelude::*;
+use ate_runtime::trust::TrustError;
+
+use super::common::*;
+
+fn root() -> &'static PrivateSignKey {
+    static K: OnceLock<PrivateSignKey> = OnceLock::new();
+    K.get_or_init(|| PrivateSignKey::generate(KeySize::Bit128))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_see_each_others_writes_live() {
+    let id = identity();
+    let server = server(&id, None, None).await;
+    let url = server.url("notes");
+    let a = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("a opens");
+    let b = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("b opens");
+
+    // Read-your-writes: the commit returns once the replica holds it.
+    let mut dio = a.dio(&session(None)).await;
+    let key = *dio
+        .store(Note {
+            text: "from a".into(),
+        })
+        .expect("store")
+        .key();
+    dio.commit().await.expect("commit through the server");
+    assert_eq!(a.len(), 1);
+    let dio = a.dio(&session(None)).await;
+    assert_eq!(dio.load::<Note>(&key).await.expect("load").text, "from a");
+
+    // The other client receives it live.
+    until_len(&b, 1).await;
+    let mut dio = b.dio(&session(None)).await;
+    let mut note = dio.load::<Note>(&key).await.expect("b loads it");
+    note.as_mut().text = "edited by b".into();
+    dio.commit().await.expect("b's update");
+    until_len(&a, 1).await;
+    for _ in 0..200 {
+        let dio = a.dio(&session(None)).await;
+        if dio.load::<Note>(&key).await.expect("load").text == "edited by b" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let dio = a.dio(&session(None)).await;
+    assert_eq!(
+        dio.load::<Note>(&key).await.expect("load").text,
+        "edited by b"
+    );
+    assert_eq!(a.last_seq(), b.last_seq());
+
+    // A late client downloads the history before open returns.
+    let c = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("c opens");
+    assert_eq!(c.last_seq(), a.last_seq());
+    c.sync().await.expect("sync");
+    drop((a, b, c));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_version_is_refused_with_the_local_error() {
+    let id = identity();
+    let server = server(&id, None, None).await;
+    let url = server.url("stale");
+    let a = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("open");
+    let b = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("open");
+    let mut dio = a.dio(&session(None)).await;
+    let key = *dio.store(Note { text: "v1".into() }).expect("store").key();
+    dio.commit().await.expect("commit");
+    until_len(&b, 1).await;
+
+    // Both load version 1; a commits first; b's update is stale.
+    let mut da = a.dio(&session(None)).await;
+    let mut db = b.dio(&session(None)).await;
+    let mut na = da.load::<Note>(&key).await.expect("load");
+    let mut nb = db.load::<Note>(&key).await.expect("load");
+    na.as_mut().text = "a".into();
+    nb.as_mut().text = "b".into();
+    da.commit().await.expect("a wins");
+    let err = db.commit().await.expect_err("b is stale");
+    assert!(
+        matches!(
+            err,
+            AteError::Commit(CommitError::Trust(TrustError::VersionMismatch { .. }))
+        ),
+        "{err:?}"
+    );
+    let seq = a.last_seq();
+    // Nothing of b's was stored.
+    b.sync().await.expect("sync");
+    assert_eq!(b.last_seq(), seq);
+    drop((a, b));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_and_root_keys_are_pinned_by_the_client() {
+    let id = identity();
+    let server = server(&id, None, Some(root())).await;
+    let url = server.url("pinned");
+
+    // Another identity pinned: refused at the handshake.
+    let other = identity();
+    let e = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&other))
+        .await
+        .expect_err("another identity");
+    assert!(
+        matches!(e, OpenError::Net(NetError::IdentityMismatch { .. })),
+        "{e:?}"
+    );
+
+    // A writer without the root's right is refused by the server; nothing is appended.
+    let writer = client(None, Some(root()))
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("open");
+    let stranger = PrivateSignKey::generate(KeySize::Bit128);
+    let mut dio = writer.dio(&session(Some(&stranger))).await;
+    dio.store(Note { text: "x".into() }).expect("store");
+    let err = dio.commit().await.expect_err("no right");
+    // This client pins the root too, so its Dio refuses before sending.
+    assert!(
+        matches!(err, AteError::Dio(DioError::MissingWriteKey { .. })),
+        "{err:?}"
+    );
+    // A client that pins nothing sends it unsigned (nothing it knows needs a signature); the
+    // server refuses it with the chain-of-trust error.
+    let careless = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("open");
+    let mut dio = careless.dio(&session(Some(&stranger))).await;
+    dio.store(Note { text: "x".into() }).expect("store");
+    let err = dio.commit().await.expect_err("no right");
+    assert!(
+        matches!(
+            err,
+            AteError::Commit(CommitError::Trust(TrustError::MissingSignature { .. }))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(writer.last_seq(), 0);
+    assert_eq!(careless.last_seq(), 0);
+    drop(careless);
+
+    // The root writes; a client pinning another root refuses the server's history.
+    let mut dio = writer.dio(&session(Some(root()))).await;
+    dio.store(Note {
+        text: "by root".into(),
+    })
+    .expect("store");
+    dio.commit().await.expect("the root may write");
+    assert_eq!(writer.last_seq(), 1);
+    let impostor = PrivateSignKey::generate(KeySize::Bit128);
+    let e = client(None, Some(&impostor))
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect_err("history signed by a root this client does not pin");
+    assert!(matches!(e, OpenError::Replica(_)), "{e:?}");
+    drop(writer);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_file_resumes_from_its_position() {
+    let dir = tempfile::tempdir().expect("dir");
+    let id = identity();
+    let server = server(&id, Some(&dir.path().join("server")), None).await;
+    let url = server.url("resume");
+    let replica_dir = dir.path().join("client");
+    {
+        let chain = client(Some(&replica_dir), None)
+            .await
+            .open_url_with(&url, &pinned(&id))
+            .await
+            .expect("open");
+        for i in 0..20 {
+            let mut dio = chain.dio(&session(None)).await;
+            dio.store(Note {
+                text: format!("n{i}"),
+            })
+            .expect("store");
+            dio.commit().await.expect("commit");
+        }
+        assert_eq!(chain.last_seq(), 20);
+    }
+    let file = replica_dir.join("resume.log");
+    let before = std::fs::metadata(&file).expect("replica file").len();
+    // Another writer adds 5 while the replica is closed.
+    {
+        let other = client(None, None)
+            .await
+            .open_url_with(&url, &pinned(&id))
+            .await
+            .expect("open");
+        for i in 0..5 {
+            let mut dio = other.dio(&session(None)).await;
+            dio.store(Note {
+                text: format!("m{i}"),
+            })
+            .expect("store");
+            dio.commit().await.expect("commit");
+        }
+    }
+    let chain = client(Some(&replica_dir), None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("reopen");
+    assert_eq!(chain.last_seq(), 25);
+    assert_eq!(chain.len(), 25);
+    // The file grew by the 5 new transactions only: the history was not downloaded again.
+    let after = std::fs::metadata(&file).expect("replica file").len();
+    let per_tx = before / 20;
+    assert!(
+        after - before < 7 * per_tx,
+        "grew by {} bytes",
+        after - before
+    );
+    drop(chain);
+    server.shutdown().await;
+}
