@@ -1,6 +1,7 @@
 //! `atedb`: the ATE server and its operator commands.
 //!
 //! ```text
+//! atedb solo   [--data-dir DIR] [--listen ADDR] [--root-key FILE]... [--identity FILE]
 //! atedb verify <FILE> [--chain KEY] [--root-key FILE]... [--server-key FILE]... [--centralized]
 //! atedb dump   <FILE> [--chain KEY] [--limit N]
 //! atedb keygen <FILE> [--size 128|192|256] [--encrypt]
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod inspect;
+mod solo;
 
 /// The ATE server: hosts chains for remote clients; verifies, dumps and keys chain files offline.
 #[derive(Debug, Parser)]
@@ -25,6 +27,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs a server holding every chain itself: clients open `ws://HOST:PORT/db/<chain>`.
+    /// Every transaction a client sends is validated in full, appended and fsynced before it
+    /// is confirmed; the server holds no read keys. Stops cleanly on SIGINT or SIGTERM.
+    Solo(solo::SoloArgs),
     /// Checks a chain file offline: every frame, hash, signature, vouch, right and version, as an
     /// open does, without changing the file. Prints counts, or the first error with its offset;
     /// exits with 1 when the file is invalid.
@@ -107,6 +113,7 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Solo(a) => solo::run(a).await,
         Command::Verify(a) => inspect::verify(&a).await,
         Command::Dump(a) => inspect::dump(&a),
         Command::Keygen(a) => inspect::keygen(&a),

@@ -159,9 +159,10 @@ impl Upstream for Remote {
             .await
             .map_err(|_| unreachable(format!("{}: the connection stopped", self.url)))?;
         // The task answers every request it took; it is gone only if it panicked.
-        answer.await.unwrap_or(Err(outcome_unknown(
-            format!("{}: the connection task stopped", self.url).into(),
-        )))
+        answer.await.unwrap_or(Err(outcome_unknown(format!(
+            "{}: the connection task stopped",
+            self.url
+        ))))
     }
 
     async fn wait_applied(&self, replica: &Chain, seq: u64) -> Result<(), CommitError> {
@@ -188,7 +189,7 @@ impl Upstream for Remote {
                 Err(outcome_unknown(format!(
                     "{}: committed as {seq}, but the connection dropped before the replica received it",
                     self.url
-                ).into()))
+                )))
             }
         }
     }
@@ -203,9 +204,7 @@ impl Upstream for Remote {
                     ..
                 } => break seq,
                 LinkState::Stopped => {
-                    return Err(unreachable(
-                        format!("{}: the connection stopped", self.url).into(),
-                    ));
+                    return Err(unreachable(format!("{}: the connection stopped", self.url)));
                 }
                 _ => {}
             }
@@ -298,7 +297,7 @@ impl Link {
                                 Some(r) => {
                                     let _ = r.reply.send(Err(unreachable(format!(
                                         "{url}: not connected ({why})"
-                                    ).into())));
+                                    ))));
                                 }
                                 None => {
                                     let _ = self.state.send(LinkState::Stopped);
@@ -394,7 +393,7 @@ impl Link {
                             // It may have left in part or whole before the error.
                             let _ = reply.send(Err(outcome_unknown(format!(
                                 "{url}: the connection broke while sending ({e})"
-                            ).into())));
+                            ))));
                             break Ended::Retry(e.to_string());
                         }
                     }
@@ -445,9 +444,9 @@ impl Link {
             }
         };
         for (_, reply) in pending.drain() {
-            let _ = reply.send(Err(outcome_unknown(
-                format!("{url}: the connection dropped before the server answered").into(),
-            )));
+            let _ = reply.send(Err(outcome_unknown(format!(
+                "{url}: the connection dropped before the server answered"
+            ))));
         }
         let _ = sender.close().await;
         ended

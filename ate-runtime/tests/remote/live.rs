@@ -254,3 +254,64 @@ async fn a_replica_file_resumes_from_its_position() {
     drop(chain);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_fails_promptly_while_the_server_is_away_and_resumes_after() {
+    let dir = tempfile::tempdir().expect("dir");
+    let id = identity();
+    let first = server(&id, Some(dir.path()), None).await;
+    let addr = first.local_addr();
+    let url = first.url("away");
+    let chain = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("open");
+    let mut dio = chain.dio(&session(None)).await;
+    dio.store(Note { text: "1".into() }).expect("store");
+    dio.commit().await.expect("commit");
+    first.shutdown().await;
+
+    // Not connected: a commit fails at once, and says it was not committed.
+    let mut failed = false;
+    for _ in 0..50 {
+        let mut dio = chain.dio(&session(None)).await;
+        dio.store(Note {
+            text: "while away".into(),
+        })
+        .expect("store");
+        let started = std::time::Instant::now();
+        match dio.commit().await {
+            Err(AteError::Commit(CommitError::Unreachable(_))) => {
+                assert!(started.elapsed() < std::time::Duration::from_secs(5));
+                failed = true;
+                break;
+            }
+            // The link has not noticed yet (the send may even have gone out).
+            Err(AteError::Commit(CommitError::OutcomeUnknown(_))) => {}
+            other => panic!("expected a prompt error, got {other:?}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(failed);
+
+    // The server comes back on the same address with the same data: the client reconnects,
+    // resumes from its position, and commits again.
+    let second = server_at(&id, Some(dir.path()), None, addr).await;
+    let mut committed = false;
+    for _ in 0..200 {
+        let mut dio = chain.dio(&session(None)).await;
+        dio.store(Note { text: "2".into() }).expect("store");
+        if dio.commit().await.is_ok() {
+            committed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(committed, "the client reconnected");
+    chain.sync().await.expect("sync");
+    assert_eq!(chain.len(), 2);
+    assert_eq!(chain.last_seq(), 2);
+    drop(chain);
+    second.shutdown().await;
+}

@@ -1,0 +1,86 @@
+//! `atedb solo`: one server holding every chain.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use ate_runtime::chain::AteConfig;
+use ate_runtime::crypto::{KeyFile, KeySize, PublicSignKey};
+use ate_runtime::net::host::{Server, ServerConfig};
+use ate_runtime::net::{ServerIdentity, ServerTls};
+use clap::Args;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::info;
+
+#[derive(Debug, Args)]
+pub(crate) struct SoloArgs {
+    /// Where the chains' logs are kept (one file per chain, `<chain key>.log`); created if
+    /// missing.
+    #[arg(long, value_name = "DIR", default_value = "atedb-data")]
+    data_dir: PathBuf,
+    /// The address to listen on. Port 0 picks a free port (printed on start).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:5000")]
+    listen: SocketAddr,
+    /// A root key to pin for every chain (a public key file from `atedb keygen`): only what
+    /// it (or whom it delegates to) signs is accepted. Repeat for several.
+    #[arg(long = "root-key", value_name = "FILE")]
+    root_keys: Vec<PathBuf>,
+    /// The server's identity key, which it proves itself with to clients; generated there on
+    /// first start. Default: `<data dir>/server.identity`.
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// Keep chains in memory only (nothing on disk; for tests and demos).
+    #[arg(long)]
+    memory: bool,
+    /// A PEM certificate chain to serve `wss://` (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: SoloArgs) -> Result<ExitCode> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let identity_path = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("server.identity"));
+    let identity = ServerIdentity::load_or_generate(&identity_path, KeySize::Bit128)
+        .with_context(|| format!("server identity {}", identity_path.display()))?;
+    let mut config = ServerConfig::new(identity.clone());
+    config.listen = args.listen;
+    config.chains = if args.memory {
+        AteConfig::in_memory()
+    } else {
+        AteConfig::at(&args.data_dir)
+    };
+    for path in &args.root_keys {
+        config.root_keys.push(PublicSignKey::load(path)?);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.accept.tls = Some(ServerTls::from_pem_files(cert, key)?);
+    }
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let server = Server::start(config).await?;
+    let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
+    // On stdout, for scripts and tests: the address (a port 0 became a real one) and the
+    // identity clients pin.
+    println!("listening on {scheme}://{}", server.local_addr());
+    println!("identity {}", identity.hash());
+    info!(
+        data = %args.data_dir.display(),
+        memory = args.memory,
+        roots = args.root_keys.len(),
+        "atedb solo started"
+    );
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: stopping"),
+        _ = int.recv() => info!("SIGINT: stopping"),
+    }
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
