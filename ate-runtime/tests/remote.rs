@@ -5,4 +5,5 @@ mod remote {
     pub mod common;
     mod hostile;
     mod live;
+    mod shard;
 }
