@@ -338,7 +338,9 @@ async fn a_stalled_handshake_times_out_without_holding_up_another() {
             second.await.unwrap(),
             Err(NetError::HandshakeTimeout(d)) if d == Duration::from_millis(200)
         ));
-        let _upgraded = upgrading.await.unwrap().unwrap();
+        // (Its upgrade may or may not have completed before the timeout: either way it is
+        // over now.)
+        let _ = upgrading.await.unwrap();
         drop(silent);
         assert!(first.await.unwrap().is_err());
     })
