@@ -151,3 +151,17 @@ pub fn trailers(data: &[u8]) {
     payload.extend_from_slice(data);
     transaction(&payload);
 }
+
+/// One handshake message of the network protocol (`docs/PROTOCOL.md`): decoding, which must be
+/// canonical (a decoded message re-encodes to its bytes).
+#[cfg(any(feature = "client", feature = "server"))]
+pub fn net_handshake_message(data: &[u8]) {
+    use crate::net::handshake::messages::Message;
+    if let Ok(message) = Message::decode(data) {
+        assert_eq!(
+            message.encode(),
+            data,
+            "a decoded handshake message re-encodes to its bytes"
+        );
+    }
+}

@@ -293,10 +293,10 @@ const MAX_KNOWN_SERVERS_FILE: u64 = 4 << 20;
 
 /// Trust on first use: the identity each server presented the first time it was reached.
 ///
-/// Backed by a small text file (see the [module documentation](self)) or kept in memory. The
-/// file is read at every check, so several processes share what any of them recorded; an
-/// entry is added by rewriting the file into a temporary file and renaming it over the old one.
-/// Clones share the same store.
+/// Backed by a small text file (one `host:port identity-hash` per line; `docs/PROTOCOL.md`)
+/// or kept in memory. The file is read at every check, so several processes share what any of
+/// them recorded; an entry is added by rewriting the file into a temporary file and renaming it
+/// over the old one. Clones share the same store.
 #[derive(Debug, Clone)]
 pub struct KnownServers {
     path: Option<PathBuf>,
