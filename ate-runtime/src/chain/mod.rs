@@ -8,6 +8,40 @@
 //! let chain = builder.open(&ChainKey::from("universe")).await?;
 //! # let _ = chain; Ok(()) }
 //! ```
+//!
+//! Replication sits on four seams of a chain: its commit stream ([`Chain::subscribe`], every
+//! committed transaction in log order, history then live), reads from a position
+//! ([`Chain::read_from`]), replicated applies at the source's sequence numbers
+//! ([`Chain::apply_replicated`]), and sealed transactions committed anywhere
+//! ([`SealedTransaction`], [`Chain::commit_sealed`]). A replica
+//! ([`ChainRegistry::open_replica`]) is a local chain whose commits go to an [`Upstream`]:
+//!
+//! ```no_run
+//! # async fn demo(upstream: std::sync::Arc<dyn ate_runtime::chain::Upstream>,
+//! #     source: ate_runtime::Chain) -> Result<(), ate_runtime::AteError> {
+//! use ate_runtime::prelude::*;
+//! let key = ChainKey::from("universe");
+//! let replica = ChainBuilder::new(&AteConfig::in_memory())
+//!     .await
+//!     .build()
+//!     .open_replica(&key, upstream)
+//!     .await?;
+//! // Whatever carries the source's commits applies them (here, the source is in this process).
+//! let mut stream = source.subscribe(replica.last_seq() + 1);
+//! let pump = replica.clone();
+//! tokio::spawn(async move {
+//!     while let Ok(c) = stream.next().await {
+//!         if pump.apply_replicated(c.seq(), c.payload().clone()).await.is_err() {
+//!             break;
+//!         }
+//!     }
+//! });
+//! // The same code as on a local chain: committed by the source, then applied here.
+//! let mut dio = replica.dio(&AteSession::default()).await;
+//! dio.store("hello".to_string())?;
+//! dio.commit().await?;
+//! # Ok(()) }
+//! ```
 
 mod apply;
 pub(crate) use apply::Prepared;

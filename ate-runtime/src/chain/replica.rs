@@ -55,7 +55,8 @@ pub trait Upstream: Send + Sync + std::fmt::Debug + 'static {
     /// Waits until `replica` has applied the transaction `seq` that the source committed
     /// (what makes a replica's commit read-your-writes). The default waits with
     /// [`Chain::wait_for`]; an upstream that knows it will not deliver `seq` (its connection
-    /// is gone) may return an error instead.
+    /// is gone) should return an error instead: a Dio's commit in flight holds the replica
+    /// open until this returns.
     ///
     /// # Errors
     ///

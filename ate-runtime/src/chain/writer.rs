@@ -118,29 +118,7 @@ pub(super) fn run(
             Ok(frames)
         });
         match written {
-            Ok(frames) => {
-                let lens: Vec<usize> = accepted.iter().map(|a| a.frame.len()).collect();
-                let buffer = frames.buffer.clone();
-                let (replies, committed) = apply_group(&mut shared.view.write(), accepted, frames);
-                shared
-                    .history
-                    .write()
-                    .append_group(at, buffer, lens.into_iter());
-                if let Some(&(_, last)) = replies.last() {
-                    publish.applied.send_replace(last);
-                }
-                // Asked after the history has the group: a stream subscribed since reads it
-                // there.
-                if publish.commits.receiver_count() > 0 {
-                    for (seq, payload, events) in committed {
-                        // No receiver left: nobody to tell.
-                        let _ = publish.commits.send(Committed::new(seq, payload, events));
-                    }
-                }
-                for (reply, seq) in replies {
-                    let _ = reply.send(Ok(seq));
-                }
-            }
+            Ok(frames) => finish_group(&shared, &publish, at, accepted, frames),
             Err(e) => {
                 // The bytes may or may not be on disk: nothing is acknowledged, the handle is
                 // poisoned, and only a reopen (which re-validates the log) can continue. Every
@@ -159,6 +137,37 @@ pub(super) fn run(
                 }
             }
         }
+    }
+}
+
+/// After a group appended at log offset `at` is durable: applies it to the view, records it
+/// in the history, publishes it, and answers its committers.
+fn finish_group(
+    shared: &Shared,
+    publish: &Publish,
+    at: u64,
+    accepted: Vec<Accepted>,
+    frames: Appended,
+) {
+    let lens: Vec<usize> = accepted.iter().map(|a| a.frame.len()).collect();
+    let buffer = frames.buffer.clone();
+    let (replies, committed) = apply_group(&mut shared.view.write(), accepted, frames);
+    shared
+        .history
+        .write()
+        .append_group(at, buffer, lens.into_iter());
+    if let Some(&(_, last)) = replies.last() {
+        publish.applied.send_replace(last);
+    }
+    // Asked after the history has the group: a stream subscribed since reads it there.
+    if publish.commits.receiver_count() > 0 {
+        for (seq, payload, events) in committed {
+            // No receiver left: nobody to tell.
+            let _ = publish.commits.send(Committed::new(seq, payload, events));
+        }
+    }
+    for (reply, seq) in replies {
+        let _ = reply.send(Ok(seq));
     }
 }
 
