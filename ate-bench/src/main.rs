@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p ate-bench -- [--quick] [--records N] [--rounds R] [--dir D]
-//!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile] [--no-cold]
+//!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile,remote] [--no-cold]
 //! ```
 //!
 //! Every scenario runs each engine on the same data (MessagePack-encoded structs holding
@@ -21,6 +21,7 @@ mod data;
 mod derive_scenario;
 mod engines;
 mod hostile_scenario;
+mod remote_scenario;
 mod models;
 mod pipeline;
 mod primitives;
@@ -93,6 +94,8 @@ enum Part {
     Derive,
     /// R12: a huge foreign transaction among small commits.
     Hostile,
+    /// P7, P8: remote commits and sync over loopback WebSocket.
+    Remote,
 }
 
 /// How much work each scenario does.
@@ -433,6 +436,9 @@ fn main() -> Res<()> {
     }
     if run(Part::Derive) {
         derive_scenario::scenario_derive(&rt, &base, &plan, &mut rep)?;
+    }
+    if run(Part::Remote) {
+        remote_scenario::scenario_remote(&rt, &base, &plan, &mut rep)?;
     }
     if run(Part::Hostile) {
         hostile_scenario::scenario_hostile(&rt, &base, &plan, &mut rep)?;
