@@ -96,6 +96,17 @@ const PIECE_TRANSACTIONS: usize = 256;
 /// Most pieces verified at once (on blocking threads).
 const MAX_VERIFYING: usize = 8;
 
+/// How many pieces to verify at once: the cores, up to [`MAX_VERIFYING`] (asked once: the
+/// answer reads cgroup files).
+fn verifying_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_VERIFYING)
+    })
+}
+
 /// A replicated transaction verified and ready for the writer: its buffer (after room for the
 /// frame header), what the writer needs of it, and its number.
 type Verified = (Vec<u8>, Prepared, u64);
@@ -174,20 +185,28 @@ impl Chain {
                 batch.truncate(i);
                 CommitError::OutOfOrder { expected, got }
             });
-        let inline = batch.len() == 1 && batch[0].1.len() < VERIFY_ASIDE_BYTES;
-        let submitted = if inline {
-            let (seq, payload) = batch.swap_remove(0);
-            match verify_one(
-                &self.inner.shared.trust,
-                self.inner.max_foreign,
-                seq,
-                &payload,
-            )
-            .and_then(|(buffer, prepared, seq)| self.submit_as(buffer, prepared, Some(seq)))
-            {
-                Ok(submitted) => vec![submitted],
-                Err(e) => return Err(e),
+        // A small batch (the live stream, mostly) is verified here: a blocking thread's
+        // handoff would cost more than the work.
+        let bytes: usize = batch.iter().map(|(_, p)| p.len()).sum();
+        let submitted = if bytes < VERIFY_ASIDE_BYTES {
+            let mut submitted = Vec::with_capacity(batch.len());
+            for (seq, payload) in batch {
+                let handed = verify_one(
+                    &self.inner.shared.trust,
+                    self.inner.max_foreign,
+                    seq,
+                    &payload,
+                )
+                .and_then(|(buffer, prepared, seq)| self.submit_as(buffer, prepared, Some(seq)));
+                match handed {
+                    Ok(s) => submitted.push(s),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
             }
+            submitted
         } else {
             let (submitted, failure) = self.verify_and_submit(batch).await;
             failed = failure.or(failed);
@@ -205,9 +224,7 @@ impl Chain {
         &self,
         batch: Vec<(u64, Bytes)>,
     ) -> (Vec<Submitted>, Option<CommitError>) {
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_VERIFYING);
+        let workers = verifying_threads();
         let mut pieces = pieces(batch).into_iter();
         let mut verifying = VecDeque::new();
         let mut submitted = Vec::new();

@@ -377,8 +377,28 @@ impl Link {
         let mut pending: HashMap<u64, oneshot::Sender<Result<u64, CommitError>>> = HashMap::new();
         let mut next_id = 0u64;
         let url = self.url.clone();
+        let (to_apply, apply_queue) = mpsc::channel(APPLY_QUEUE);
+        let (applied_tx, mut applied) = mpsc::channel(4);
+        let applier = tokio::spawn(apply_loop(self.chain.clone(), apply_queue, applied_tx));
         let ended = loop {
             tokio::select! {
+                a = applied.recv() => match a {
+                    Some(Applied::CaughtUp(seq)) => {
+                        let _ = self.state.send(LinkState::Connected {
+                            generation,
+                            caught_up: Some(seq),
+                        });
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Ok(()));
+                        }
+                    }
+                    // The server sent what this replica's checks refuse (its pinned root keys,
+                    // say): never take it; stop rather than loop.
+                    Some(Applied::Refused(e)) => break Ended::Stop(OpenError::Replica(Box::new(e))),
+                    Some(Applied::Gone) | None => {
+                        break Ended::Stop(OpenError::Net(NetError::ConnectionClosed));
+                    }
+                },
                 r = self.queue.recv() => {
                     let Some(Request { tx, reply }) = r else {
                         break Ended::Stop(OpenError::Net(NetError::ConnectionClosed));
@@ -408,23 +428,15 @@ impl Link {
                         Err(e) => break Ended::Retry(e.to_string()),
                     };
                     match msg {
+                        // Applied by the applier task, in order, while the next ones arrive.
                         ServerMsg::Events { txs } => {
-                            let Some(chain) = self.chain.upgrade() else {
-                                break Ended::Stop(OpenError::Net(NetError::ConnectionClosed));
-                            };
-                            if let Err(e) = chain.apply_replicated_batch(txs).await {
-                                // The server sent what this replica's checks refuse (its pinned
-                                // root keys, say): never take it; stop rather than loop.
-                                break Ended::Stop(OpenError::Replica(Box::new(e)));
+                            if to_apply.send(Apply::Events(txs)).await.is_err() {
+                                break Ended::Retry("the applier stopped".into());
                             }
                         }
                         ServerMsg::CaughtUp { seq } => {
-                            let _ = self.state.send(LinkState::Connected {
-                                generation,
-                                caught_up: Some(seq),
-                            });
-                            if let Some(r) = ready.take() {
-                                let _ = r.send(Ok(()));
+                            if to_apply.send(Apply::CaughtUp(seq)).await.is_err() {
+                                break Ended::Retry("the applier stopped".into());
                             }
                         }
                         ServerMsg::Committed { id, seq } => {
@@ -443,6 +455,8 @@ impl Link {
                 }
             }
         };
+        drop(to_apply);
+        applier.abort();
         for (_, reply) in pending.drain() {
             let _ = reply.send(Err(outcome_unknown(format!(
                 "{url}: the connection dropped before the server answered"
@@ -459,6 +473,72 @@ fn unreachable(why: String) -> CommitError {
 
 fn outcome_unknown(why: String) -> CommitError {
     CommitError::OutcomeUnknown(why.into())
+}
+
+/// Messages queued for the applier before the receiving side waits (each holds up to 256 KiB).
+const APPLY_QUEUE: usize = 64;
+/// The most bytes of transactions the applier hands the replica at once.
+const APPLY_BYTES: usize = 8 << 20;
+
+/// What the receiving side hands the applier, in the server's order.
+enum Apply {
+    Events(Vec<(u64, bytes::Bytes)>),
+    CaughtUp(u64),
+}
+
+/// What the applier reports.
+enum Applied {
+    /// Everything up to the server's position at subscription is applied.
+    CaughtUp(u64),
+    /// The replica refused a transaction the server sent.
+    Refused(CommitError),
+    /// The chain is gone.
+    Gone,
+}
+
+/// Applies the server's transactions to the replica in order, joining what has queued up into
+/// one batch (one verification pass and group commit), while the connection receives the next.
+async fn apply_loop(
+    chain: WeakChain,
+    mut queue: mpsc::Receiver<Apply>,
+    report: mpsc::Sender<Applied>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut txs = match first {
+            Apply::CaughtUp(seq) => {
+                let _ = report.send(Applied::CaughtUp(seq)).await;
+                continue;
+            }
+            Apply::Events(txs) => txs,
+        };
+        let mut bytes: usize = txs.iter().map(|(_, p)| p.len()).sum();
+        let mut caught_up = None;
+        while bytes < APPLY_BYTES {
+            match queue.try_recv() {
+                Ok(Apply::Events(more)) => {
+                    bytes += more.iter().map(|(_, p)| p.len()).sum::<usize>();
+                    txs.extend(more);
+                }
+                Ok(Apply::CaughtUp(seq)) => {
+                    caught_up = Some(seq);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(replica) = chain.upgrade() else {
+            let _ = report.send(Applied::Gone).await;
+            return;
+        };
+        if let Err(e) = replica.apply_replicated_batch(txs).await {
+            let _ = report.send(Applied::Refused(e)).await;
+            return;
+        }
+        drop(replica);
+        if let Some(seq) = caught_up {
+            let _ = report.send(Applied::CaughtUp(seq)).await;
+        }
+    }
 }
 
 /// The local error of a server's refusal.
