@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 #[path = "trust/forged.rs"]
 mod forged;
+#[path = "trust/schema.rs"]
+mod schema;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Secret {

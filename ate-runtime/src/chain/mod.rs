@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod key;
 mod replay;
+mod schemas;
 mod trust;
 mod validate;
 mod writer;
@@ -168,8 +169,9 @@ impl Chain {
     /// [`CommitError::TooLarge`] beyond [`AteConfig::max_foreign_transaction_bytes`];
     /// [`CommitError::Trust`] with [`TrustError::ForeignVouch`] when it carries a vouch (only
     /// [`Chain::commit_vouched`] vouches), and with the reason of any other refusal;
-    /// [`CommitError::UniqueViolation`], [`CommitError::Log`], [`CommitError::Poisoned`] and
-    /// [`CommitError::Closed`] as for a Dio's commit. Nothing is written on error.
+    /// [`CommitError::UniqueViolation`], [`CommitError::Schema`], [`CommitError::Log`],
+    /// [`CommitError::Poisoned`] and [`CommitError::Closed`] as for a Dio's commit. Nothing is
+    /// written on error.
     ///
     /// # Cancel safety
     ///

@@ -175,8 +175,8 @@ fn validate_group(
 }
 
 /// Checks one transaction against the view plus the accepted ones ahead of it (`overlay`, and
-/// `unique` for unique index values); `staged` receives its effects. The payload is decoded
-/// again only when a unique index or a validator plugin needs its events' bytes.
+/// `unique` for the chain's schema and unique index values); `staged` receives its effects. The
+/// payload is decoded again only when the schema or a validator plugin needs its events' bytes.
 #[allow(clippy::too_many_arguments)]
 fn check_one(
     shared: &Shared,
@@ -191,7 +191,7 @@ fn check_one(
     // The committer built it before its number was known.
     prepared.seq = seq;
     let validators = shared.trust.has_validators();
-    let tx = if validators || prepared.has_unique_index() {
+    let tx = if validators || unique.needs_check(&prepared) {
         Some(TransactionRef::decode(payload).map_err(CommitError::Malformed)?)
     } else {
         None
@@ -213,7 +213,7 @@ fn check_one(
         owned.as_ref(),
         staged,
     )?;
-    unique.accept(pending_unique);
+    unique.accept(pending_unique, payload);
     Ok(prepared)
 }
 
