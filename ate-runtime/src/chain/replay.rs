@@ -3,9 +3,9 @@
 //! Every transaction goes through two stages. The first needs nothing but the transaction
 //! itself: decoding it (in place, borrowing the log buffer), its sequence number, its signatures
 //! over the recomputed event hashes, each event's trust metadata, and its keys trailer against
-//! the events that bind its entries. The second reads and changes the view: the chain's schema
-//! (schema records, indexed records, unique values), versions, parents, rights and read rules,
-//! the validator plugins, and then the events (and the wrapped data keys) are applied.
+//! the events that bind its entries. The second reads and changes the view: versions, parents,
+//! rights and read rules, the validator plugins, the chain's schema (schema records, indexed
+//! records, unique values), and then the events (and the wrapped data keys) are applied.
 //!
 //! The first stage is most of the work on a signed chain (every event is hashed), so for a log
 //! of some size it runs on worker threads, worker `k` of `W` taking transactions `k`, `k + W`,
@@ -160,18 +160,6 @@ fn finish(
 ) -> Result<(), OpenError> {
     let Verified { prepared, tx } = verified;
     let seq = prepared.seq;
-    // The chain's schema, as a commit checks it: schema records, and indexed records.
-    let schema = GroupValidator::new(view);
-    if schema.needs_check(&prepared) {
-        schema
-            .check(&tx.events)
-            .map_err(|refusal| OpenError::Schema {
-                store: store.to_string(),
-                offset: rec.offset,
-                seq,
-                source: Box::new(refusal.into_schema_error()),
-            })?;
-    }
     let owned: Option<Transaction> = trust
         .has_validators()
         .then(|| tx.to_transaction(&rec.payload));
@@ -186,6 +174,18 @@ fn finish(
             staged,
         )
         .map_err(|source| invalid(store, rec, seq, source))?;
+    // The chain's schema, as a commit checks it: schema records, and indexed records.
+    let schema = GroupValidator::new(view);
+    if schema.needs_check(&prepared) {
+        schema
+            .check(&tx.events)
+            .map_err(|refusal| OpenError::Schema {
+                store: store.to_string(),
+                offset: rec.offset,
+                seq,
+                source: Box::new(refusal.into_schema_error()),
+            })?;
+    }
     prepared.apply(view, &rec.payload);
     Ok(())
 }

@@ -31,6 +31,9 @@ use crate::view::View;
 
 use super::{CommitError, Prepared};
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
 /// A unique index value: type, field, value.
 type Claim = (Arc<str>, Arc<str>, IndexKey);
 
@@ -45,17 +48,17 @@ struct Held {
 #[derive(Debug, Clone, Default)]
 pub(super) struct GroupState {
     /// Schemas recorded in the group: type -> (its record's key, schema).
-    schemas: HashMap<Arc<str>, (PrimaryKey, Arc<TypeSchema>)>,
+    schemas: FastMap<Arc<str>, (PrimaryKey, Arc<TypeSchema>)>,
     /// The keys of the schema records written in the group.
-    schema_keys: HashMap<PrimaryKey, Arc<str>>,
+    schema_keys: FastMap<PrimaryKey, Arc<str>>,
     /// The unique index values of records written in the group (`None`: deleted), and of every
     /// record of a type whose unique index was created in the group.
-    records: HashMap<PrimaryKey, Option<Held>>,
+    records: FastMap<PrimaryKey, Option<Held>>,
     /// Unique values claimed in the group.
-    claims: HashMap<Claim, PrimaryKey>,
+    claims: FastMap<Claim, PrimaryKey>,
     /// Unique indexes created in the group (type, field): the view has no entries for them, so
     /// `claims` holds every value.
-    fresh: HashSet<(Arc<str>, Arc<str>)>,
+    fresh: FastSet<(Arc<str>, Arc<str>)>,
 }
 
 /// The state after a checked transaction, until it is accepted (`None`: nothing changes).
@@ -130,7 +133,7 @@ impl Refusal {
 pub(super) struct GroupValidator<'v> {
     view: &'v View,
     /// What the accepted transactions of the group changed.
-    state: Box<GroupState>,
+    state: GroupState,
     /// Their payloads, in order: read again only when a later one creates a unique index.
     earlier: Vec<Bytes>,
 }
@@ -166,7 +169,7 @@ impl<'v> GroupValidator<'v> {
     pub(super) fn new(view: &'v View) -> Self {
         GroupValidator {
             view,
-            state: Box::default(),
+            state: GroupState::default(),
             earlier: Vec::new(),
         }
     }
@@ -174,7 +177,7 @@ impl<'v> GroupValidator<'v> {
     /// Makes the effects of a checked transaction (its `payload`) count for the ones after it.
     pub(super) fn accept(&mut self, pending: Pending, payload: &Bytes) {
         if let Some(state) = pending {
-            self.state = state;
+            self.state = *state;
         }
         self.earlier.push(payload.clone());
     }
@@ -230,7 +233,7 @@ impl<'v> GroupValidator<'v> {
             }
             return Ok(None);
         }
-        let mut state = (*self.state).clone();
+        let mut state = self.state.clone();
         let created = self.check_schema_records(&mut state, events)?;
         for (type_name, schema, fields) in created {
             self.seed(&mut state, &type_name, &schema, &fields)?;
@@ -327,8 +330,8 @@ impl<'v> GroupValidator<'v> {
         state: &mut GroupState,
         events: &[EventRef<'_>],
     ) -> Result<Vec<(Arc<str>, Arc<TypeSchema>, Vec<Arc<str>>)>, Refusal> {
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut recorded: HashSet<String> = HashSet::new();
+        let mut seen: FastSet<&str> = FastSet::default();
+        let mut recorded: FastSet<String> = FastSet::default();
         let mut created = Vec::new();
         for ev in events {
             self.refuse_at_schema_key(state, ev)?;
@@ -405,7 +408,7 @@ impl<'v> GroupValidator<'v> {
         schema: &TypeSchema,
         fields: &[Arc<str>],
     ) -> Result<(), Refusal> {
-        let mut current: HashMap<PrimaryKey, Option<&[u8]>> =
+        let mut current: FastMap<PrimaryKey, Option<&[u8]>> =
             self.view.records_of(type_name).into_iter().collect();
         for payload in &self.earlier {
             let tx = TransactionRef::decode(payload).map_err(Refusal::Malformed)?;

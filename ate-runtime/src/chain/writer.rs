@@ -196,10 +196,6 @@ fn check_one(
     } else {
         None
     };
-    let pending_unique = match &tx {
-        Some(tx) => unique.check(&tx.events)?,
-        None => None,
-    };
     let owned = tx
         .as_ref()
         .filter(|_| validators)
@@ -213,6 +209,12 @@ fn check_one(
         owned.as_ref(),
         staged,
     )?;
+    // After the rights: a schema record may make the schema's checks read every record of
+    // its type, which only the chain root's writers may ask for.
+    let pending_unique = match &tx {
+        Some(tx) => unique.check(&tx.events)?,
+        None => None,
+    };
     unique.accept(pending_unique, payload);
     Ok(prepared)
 }

@@ -438,7 +438,7 @@ async fn schema_records_are_written_by_the_roots_writers_and_keep_their_place() 
             // Twice in one transaction.
             vec![
                 schema_event(f.schema_key, &more, Some(1)),
-                schema_event(f.schema_key, &more, Some(1)),
+                schema_event(PrimaryKey::generate(), &more, None),
             ],
             |e| matches!(e, SchemaError::Misplaced { .. }),
         ),

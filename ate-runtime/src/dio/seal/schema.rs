@@ -51,9 +51,16 @@ pub(super) fn plan(chain: &Chain, ops: &[(PrimaryKey, Staged)]) -> Result<Schema
         by_type: FastMap::default(),
     };
     let view = chain.view().read();
+    // Types looked at already (records written together mostly share theirs).
+    let mut seen: FastMap<&str, ()> = FastMap::default();
+    let mut last: Option<&str> = None;
     for (_, op) in ops {
         let name = &*op.type_name;
-        if op.body.is_none() || name == SCHEMA_TYPE || out.by_type.contains_key(name) {
+        if op.body.is_none() || name == SCHEMA_TYPE || last == Some(name) {
+            continue;
+        }
+        last = Some(name);
+        if seen.insert(name, ()).is_some() {
             continue;
         }
         let recorded = view.schema_of(name);
