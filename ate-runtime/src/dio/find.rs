@@ -1,5 +1,7 @@
 //! Finding records by a secondary index.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::{Dao, Dio, DioError, Storable};
@@ -27,21 +29,18 @@ impl Dio {
         value: &Q,
     ) -> Result<Vec<Dao<T>>, DioError> {
         let type_name = schema::checked_type_name_of::<T>()?;
-        let recorded = self
-            .chain
-            .view()
-            .read()
-            .schema_of(type_name)
-            .and_then(|(_, s)| s.index(field).cloned());
-        let def = match recorded.clone() {
-            Some(def) => def,
-            None => schema::registration_of::<T>()
-                .and_then(|r| r.indexes.iter().find(|s| s.field == field))
-                .map(IndexDef::from_spec)
-                .ok_or_else(|| DioError::NoSuchIndex {
-                    type_name: type_name.to_string(),
-                    field: field.to_string(),
-                })?,
+        let recorded = self.chain.view().read().schema_of(type_name);
+        let (def, indexed) = match recorded.as_ref().and_then(|(_, s)| s.index(field)) {
+            Some(def) => (Cow::Borrowed(def), true),
+            None => {
+                let spec = schema::registration_of::<T>()
+                    .and_then(|r| r.indexes.iter().find(|s| s.field == field))
+                    .ok_or_else(|| DioError::NoSuchIndex {
+                        type_name: type_name.to_string(),
+                        field: field.to_string(),
+                    })?;
+                (Cow::Owned(IndexDef::from_spec(spec)), false)
+            }
         };
         let encoded = schema::index_key(value).map_err(|reason| DioError::Serialize {
             type_name: type_name.to_string(),
@@ -52,9 +51,10 @@ impl Dio {
         };
         let mut keys: Vec<PrimaryKey> = {
             let view = self.chain.view().read();
-            if recorded.is_some() {
+            if indexed {
                 view.lookup(type_name, field, &wanted)
             } else {
+                // The chain does not index the field yet: every record of the type is read.
                 let mut keys: Vec<PrimaryKey> = view
                     .records_of(type_name)
                     .into_iter()

@@ -17,7 +17,10 @@
 //! ([`TypeSchema`], events of the reserved type [`SCHEMA_TYPE`]), so that a process that does
 //! not link the model types (a server) enforces unique indexes and builds the same indexes as
 //! one that does. Index values are read from a record's body by position and kind ([`extract`]),
-//! without the Rust type.
+//! without the Rust type, and keyed in the one encoding rmp-serde writes for them
+//! ([`canonical_key`]): any other encoding the type's decoder would read as the same value gives
+//! the same key, so no writer slips past a unique index by choosing its bytes. That is why only
+//! the kinds whose accepted encodings are known exactly can be indexed ([`IndexValue`]).
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;

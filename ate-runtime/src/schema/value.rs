@@ -16,7 +16,8 @@
 
 use super::IndexKey;
 
-/// What an indexed field holds (see the [module documentation](self)).
+/// What an indexed field holds: how [`extract`] reads its value from a body, and how
+/// [`canonical_key`] keys it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IndexKind {
     /// The value's scalar kind.
