@@ -376,7 +376,32 @@ impl TypeSchema {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Whatever the bytes, decoding gives a schema whose body is exactly those bytes, or a
+        /// typed error; never a panic.
+        #[test]
+        fn arbitrary_bodies_decode_canonically_or_not_at_all(
+            body in proptest::collection::vec(any::<u8>(), 0..96),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        ) {
+            if let Ok(s) = TypeSchema::from_body(&body) {
+                prop_assert_eq!(s.to_body().unwrap(), body);
+            }
+            // Mutants of a valid body.
+            let mut mutant = schema().to_body().unwrap();
+            for (at, x) in flips {
+                let n = mutant.len();
+                mutant[at % n] ^= x;
+            }
+            if let Ok(s) = TypeSchema::from_body(&mutant) {
+                prop_assert_eq!(s.to_body().unwrap(), mutant);
+            }
+        }
+    }
 
     fn schema() -> TypeSchema {
         TypeSchema {
