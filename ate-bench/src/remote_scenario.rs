@@ -206,7 +206,11 @@ pub fn scenario_remote(
             let (f, n) = sync_once(&server, &identity, &name, replica.path()).await?;
             fill(&server, &name, sync_events / 100, &values).await?;
             let (r, m) = sync_once(&server, &identity, &name, replica.path()).await?;
-            assert_eq!(m, n + sync_events / 100, "the resume brought the new events");
+            assert_eq!(
+                m,
+                n + sync_events / 100,
+                "the resume brought the new events"
+            );
             server.shutdown().await;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>((f, r, n))
         })?;
@@ -231,7 +235,10 @@ pub fn scenario_remote(
         int(rate),
         "—".into(),
         "—".into(),
-        format!("resume after 1 % new: {:.1} % of a full sync's time", 100.0 * ratio),
+        format!(
+            "resume after 1 % new: {:.1} % of a full sync's time",
+            100.0 * ratio
+        ),
     );
     rep.target(
         "P8 (unsigned)",
@@ -241,7 +248,10 @@ pub fn scenario_remote(
     rep.target(
         "P8 (resume)",
         ratio <= 0.02,
-        format!("resume after 1 % new ≤ 2 % of a full sync: {:.1} %", 100.0 * ratio),
+        format!(
+            "resume after 1 % new ≤ 2 % of a full sync: {:.1} %",
+            100.0 * ratio
+        ),
     );
     Ok(())
 }

@@ -15,6 +15,8 @@ pub struct Container<'a> {
     pub vis: &'a syn::Visibility,
     pub generics: &'a syn::Generics,
     pub attrs: attr::Container,
+    /// What `#[serde(...)]` on the struct says about its encoding.
+    pub serde: attr::Serde,
     /// The named fields; empty when the input is not a struct with named fields (reported).
     pub fields: Vec<Field<'a>>,
 }
@@ -24,6 +26,8 @@ pub struct Field<'a> {
     pub ident: &'a Ident,
     pub ty: &'a Type,
     pub attrs: attr::Field,
+    /// What `#[serde(...)]` on the field says about its encoding.
+    pub serde: attr::Serde,
     /// Whether the field is a `DaoVec<_>` or a `DaoRef<_>`, judged by how its type is written.
     pub relation: Option<Relation>,
 }
@@ -61,6 +65,7 @@ impl<'a> Container<'a> {
                             ident: f.ident.as_ref()?,
                             ty: &f.ty,
                             attrs: attr::Field::from_ast(cx, &f.attrs),
+                            serde: attr::Serde::from_ast(&f.attrs),
                             relation: relation_of(&f.ty),
                         })
                     })
@@ -106,6 +111,7 @@ impl<'a> Container<'a> {
             vis: &input.vis,
             generics: &input.generics,
             attrs,
+            serde: attr::Serde::from_ast(&input.attrs),
             fields,
         }
     }
@@ -123,6 +129,16 @@ impl<'a> Container<'a> {
         self.fields.iter().filter(|f| f.attrs.index.is_some())
     }
 
+    /// The position of `field` among the struct's serialized fields: the fields before it that
+    /// serde does not skip.
+    pub fn position(&self, field: &Field<'_>) -> u32 {
+        self.fields
+            .iter()
+            .take_while(|f| !std::ptr::eq(*f, field))
+            .filter(|f| f.is_serialized())
+            .count() as u32
+    }
+
     /// The `DaoVec` fields (attached to their owner on load and store).
     pub fn collections(&self) -> impl Iterator<Item = &Field<'a>> {
         self.fields
@@ -132,6 +148,11 @@ impl<'a> Container<'a> {
 }
 
 impl Field<'_> {
+    /// Whether serde writes the field (`skip` and `skip_serializing` leave it out).
+    pub fn is_serialized(&self) -> bool {
+        self.serde.get(attr::SKIP).is_none() && self.serde.get(attr::SKIP_SERIALIZING).is_none()
+    }
+
     /// The field's name without `r#`: the index name the runtime knows and the finder suffix.
     pub fn name(&self) -> String {
         syn::ext::IdentExt::unraw(self.ident).to_string()

@@ -29,6 +29,27 @@ pub const INDEX: Symbol = Symbol("index");
 /// Field: two live records may not share the indexed value.
 pub const UNIQUE: Symbol = Symbol("unique");
 
+/// serde's attribute, read for what moves fields in the encoding: `#[serde(...)]`.
+pub const SERDE: Symbol = Symbol("serde");
+/// serde, field: not serialized.
+pub const SKIP: Symbol = Symbol("skip");
+/// serde, field: not serialized.
+pub const SKIP_SERIALIZING: Symbol = Symbol("skip_serializing");
+/// serde, field: serialized only when a predicate says so.
+pub const SKIP_SERIALIZING_IF: Symbol = Symbol("skip_serializing_if");
+/// serde, field: its fields are serialized in the struct's place (as a map).
+pub const FLATTEN: Symbol = Symbol("flatten");
+/// serde, field: serialized by a function of its own.
+pub const SERIALIZE_WITH: Symbol = Symbol("serialize_with");
+/// serde, field: serialized and deserialized by a module of its own.
+pub const WITH: Symbol = Symbol("with");
+/// serde, struct: serialized as its only field.
+pub const TRANSPARENT: Symbol = Symbol("transparent");
+/// serde, struct: serialized as another type.
+pub const INTO: Symbol = Symbol("into");
+/// serde, struct: serialized as a map with a tag.
+pub const TAG: Symbol = Symbol("tag");
+
 /// Values of `read` and `write`.
 pub const EVERYONE: &str = "everyone";
 /// See [`EVERYONE`].
@@ -210,6 +231,59 @@ impl Field {
     }
 }
 
+/// What `#[serde(...)]` says that changes where a field sits in the struct's encoding (an
+/// array of its serialized fields, read by position for indexes). Every other serde key is
+/// skipped; serde reports its own mistakes.
+#[derive(Default)]
+pub struct Serde {
+    /// Keys that change the layout, each as written (for its span): `skip`,
+    /// `skip_serializing`, `skip_serializing_if`, `flatten`, `serialize_with`, `with` on a
+    /// field; `transparent`, `into`, `tag` on the struct.
+    pub keys: Vec<Path>,
+}
+
+impl Serde {
+    /// Reads the `#[serde(...)]` attributes of a field or a struct.
+    pub fn from_ast(attrs: &[syn::Attribute]) -> Self {
+        let mut keys = Vec::new();
+        for attr in attrs.iter().filter(|a| a.path() == &SERDE) {
+            let _ = attr.parse_nested_meta(|meta| {
+                let known = [
+                    SKIP,
+                    SKIP_SERIALIZING,
+                    SKIP_SERIALIZING_IF,
+                    FLATTEN,
+                    SERIALIZE_WITH,
+                    WITH,
+                    TRANSPARENT,
+                    INTO,
+                    TAG,
+                ];
+                if known.iter().any(|k| meta.path == *k) {
+                    keys.push(meta.path.clone());
+                }
+                skip_serde_value(&meta)
+            });
+        }
+        Serde { keys }
+    }
+
+    /// The key `word`, when given.
+    pub fn get(&self, word: Symbol) -> Option<&Path> {
+        self.keys.iter().find(|p| **p == word)
+    }
+}
+
+/// Consumes a serde key's value: `= value` or a nested list.
+fn skip_serde_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        meta.value()?.parse::<Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.parse_nested_meta(|inner| skip_serde_value(&inner))?;
+    }
+    Ok(())
+}
+
 /// The value of `key = value`, or `None` (reported) when the key has no `= value`.
 fn value_of(
     cx: &Ctxt,
@@ -274,6 +348,14 @@ fn type_name(cx: &Ctxt, expr: &Expr) -> Option<LitStr> {
     // The limit of the event format (`ate::event::codec::MAX_TYPE_NAME`).
     if value.len() > 1024 {
         cx.error_spanned_by(lit, "the type name must be at most 1024 bytes long");
+        return None;
+    }
+    // `ate::schema::SCHEMA_TYPE`.
+    if value == "ate.schema" {
+        cx.error_spanned_by(
+            lit,
+            "the type name \"ate.schema\" is reserved for the engine's schema records",
+        );
         return None;
     }
     Some(lit.clone())

@@ -3,7 +3,9 @@
 //! For a struct `T` it emits
 //! - `impl DaoType for T` (the stable type name);
 //! - a `TypeRegistration` submitted to the runtime's registry: name, access defaults, a function
-//!   that attaches the `DaoVec` fields to their owner, and one `IndexSpec` per indexed field;
+//!   that attaches the `DaoVec` fields to their owner, and one `IndexSpec` per indexed field
+//!   (its position among the serialized fields, and its kind from `IndexValue`, which only
+//!   the types an index can hold implement);
 //! - for each `#[dao(index)]` field `f`, a finder `T::find_by_f(&dio, &value)`.
 //!
 //! When the input is wrong, the errors come with stand-ins of the same items whose bodies are
@@ -11,6 +13,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{DeriveInput, Ident, LitStr};
 
 use crate::ast::{Container, Field};
@@ -165,6 +168,12 @@ impl<'c, 'a> Generator<'c, 'a> {
         let name = field.name();
         let extract = format_ident!("__ate_index_{}", name);
         let unique = field.attrs.unique.is_some();
+        let position = self.cont.position(field);
+        let ty = field.ty;
+        // Spanned at the type, where "cannot be indexed" points.
+        let kind = quote_spanned! {ty.span()=>
+            <#ty as ::ate::__private::IndexValue>::KIND
+        };
         let function = quote_spanned! {member.span()=>
             fn #extract(body: &[u8]) -> ::ate::__private::Option<::ate::__private::IndexKey> {
                 ::ate::__private::extract_with::<#ident, _>(body, |value| &value.#member)
@@ -174,6 +183,8 @@ impl<'c, 'a> Generator<'c, 'a> {
             ::ate::__private::IndexSpec {
                 field: #name,
                 unique: #unique,
+                position: #position,
+                kind: #kind,
                 extract: #extract,
             }
         };

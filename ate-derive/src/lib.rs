@@ -47,8 +47,13 @@ use syn::{DeriveInput, parse_macro_input};
 ///
 /// On a field:
 /// - `index`: the view keeps a secondary index on the field, updated on every commit and
-///   rebuilt when the chain is opened; the field's type must be `Serialize`. Not allowed on
-///   `DaoVec` and `DaoRef` fields.
+///   rebuilt when the chain is opened. The field holds a string (`String`, `Box<str>`,
+///   `char`), an integer, a `bool`, or an `Option` of one (`ate::schema::IndexValue`), and
+///   stays in its place among the struct's serialized fields (serde attributes that move it,
+///   like `flatten` or `skip_serializing_if` before it, are refused). The Dio records the
+///   struct's indexes in the chain with its first record, so every process that opens the
+///   chain, linking the struct or not, enforces and builds them. Not allowed on `DaoVec` and
+///   `DaoRef` fields.
 /// - `unique` (with `index`): a commit that would give two live records of the type the same
 ///   value fails with `CommitError::UniqueViolation` and writes nothing.
 ///

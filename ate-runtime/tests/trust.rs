@@ -1,4 +1,6 @@
-//! The chain of trust: signatures, rights, encryption and the tamper cases (R6).
+//! The chain of trust: signatures, rights, encryption and the tamper cases (R6); the forgeries
+//! of `forged` (R11); and `schema`, the chain's schema records as a process that links no model
+//! type enforces them.
 
 use std::sync::OnceLock;
 
@@ -19,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 #[path = "trust/forged.rs"]
 mod forged;
+#[path = "trust/schema.rs"]
+mod schema;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Secret {

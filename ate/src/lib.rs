@@ -147,8 +147,8 @@ pub mod __private {
     pub use ate_runtime::dio::{Dao, DaoRef, DaoVec, Dio, DioError};
     pub use ate_runtime::event::PrimaryKey;
     pub use ate_runtime::schema::{
-        AccessDefault, DaoType, IndexKey, IndexSpec, TypeRegistration, assert_valid_name,
-        extract_with, index_key,
+        AccessDefault, DaoType, IndexKey, IndexSpec, IndexValue, TypeRegistration,
+        assert_valid_name, extract_with, index_key,
     };
     pub use inventory;
     pub use rmp_serde;

@@ -1003,9 +1003,16 @@ mod types {
             .await
             .expect("load");
         assert_eq!(loaded.type_name(), "bank.Account");
+        // The schema record of `bank.Account`, the first indexed type, comes first.
         assert_eq!(
             m.logged_type_names(),
-            ["bank.Account", "Note", "Plain", "bank.Transaction"]
+            [
+                "ate.schema",
+                "bank.Account",
+                "Note",
+                "Plain",
+                "bank.Transaction"
+            ]
         );
     }
 
@@ -1272,5 +1279,515 @@ mod access {
             dio.commit().await,
             Err(AteError::Dio(DioError::Final { .. }))
         ));
+    }
+}
+
+/// The schema in the chain: the Dio records each indexed type's indexes with its first record;
+/// validation and the view follow the chain's record, so a process that does not link the type
+/// refuses and indexes what a typed program would.
+mod schema {
+    use ate::event::Transaction;
+    use ate::schema::{IndexDef, IndexKind, SCHEMA_TYPE, Scalar, SchemaError, TypeSchema};
+    use ate::trust::Authorization;
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// What `Account` declares, recorded under `name`.
+    fn account_schema(name: &str) -> TypeSchema {
+        TypeSchema {
+            type_name: name.into(),
+            indexes: vec![
+                IndexDef {
+                    field: "number".into(),
+                    position: 0,
+                    kind: IndexKind::of(Scalar::String),
+                    unique: true,
+                },
+                IndexDef {
+                    field: "branch".into(),
+                    position: 1,
+                    kind: IndexKind::of(Scalar::Integer),
+                    unique: false,
+                },
+            ],
+        }
+    }
+
+    fn transactions(store: &MemoryStore) -> Vec<Transaction> {
+        let (_log, records, _) = RedoLog::open(
+            MemoryStore::from_bytes(store.bytes()),
+            RecoveryMode::default(),
+            1 << 30,
+        )
+        .expect("readable log");
+        records
+            .into_iter()
+            .map(|r| decode_transaction(r.payload).expect("decodes"))
+            .collect()
+    }
+
+    fn draft(key: PrimaryKey, type_name: &str, body: Vec<u8>) -> EventDraft {
+        EventDraft {
+            key,
+            timestamp_ms: 1,
+            tombstone: false,
+            parent: None,
+            type_name: type_name.to_string().into(),
+            format: BodyFormat::MessagePack,
+            meta: Vec::new(),
+            body: Some(body.into()),
+        }
+    }
+
+    /// Records a schema written by hand (as another program would) on an open chain.
+    async fn record_schema(chain: &Chain, schema: &TypeSchema) {
+        let body = schema.to_body().expect("valid");
+        chain
+            .commit_transaction(
+                vec![draft(PrimaryKey::generate(), SCHEMA_TYPE, body)],
+                vec![],
+            )
+            .await
+            .expect("schema recorded");
+    }
+
+    #[tokio::test]
+    async fn the_first_record_of_an_indexed_type_records_its_schema() {
+        let m = Memory::new().await;
+        assert!(m.chain.schemas().is_empty());
+        let mut dio = m.dio().await;
+        // A type without indexes records nothing.
+        dio.store(Note { text: "n".into() }).expect("store");
+        dio.commit().await.expect("commit");
+        assert!(m.chain.schemas().is_empty());
+
+        dio.store(account("1", 0)).expect("store");
+        dio.store(account("2", 0)).expect("store");
+        dio.commit().await.expect("commit");
+        assert_eq!(
+            m.chain.schema_of("bank.Account"),
+            Some(account_schema("bank.Account"))
+        );
+        assert_eq!(m.chain.len(), 3, "schema records are not counted");
+        // Once: the next records of the type find it recorded.
+        dio.store(account("3", 0)).expect("store");
+        dio.store(Person { name: "p".into() }).expect("store");
+        dio.commit().await.expect("commit");
+        let names = m.logged_type_names();
+        assert_eq!(names.iter().filter(|n| *n == SCHEMA_TYPE).count(), 2);
+        assert_eq!(
+            m.chain
+                .schemas()
+                .iter()
+                .map(|s| s.type_name.as_str())
+                .collect::<Vec<_>>(),
+            ["bank.Account", "bank.Person"]
+        );
+        // A schema record is not a record of the program's types.
+        let key = m
+            .chain
+            .find_keys("bank.Account", "number", "1")
+            .expect("index")[0];
+        assert!(dio.load::<Account>(&key).await.is_ok());
+    }
+
+    /// The typed program's transactions reach a chain in a process where the type's name is
+    /// linked to nothing, as a server receives them: the same schema, the same index entries,
+    /// the same refusals.
+    #[tokio::test]
+    async fn a_process_that_does_not_link_the_type_enforces_and_builds_its_indexes() {
+        const UNLINKED: &str = "unlinked.Account";
+        assert!(ate::schema::registration_named(UNLINKED).is_none());
+        let m = Memory::new().await;
+        let mut dio = m.dio().await;
+        let a = dio.store(account("42", 1)).expect("store");
+        let b = dio.store(account("43", 1)).expect("store");
+        dio.store(Person { name: "p".into() }).expect("store");
+        dio.commit().await.expect("commit");
+        let mut dio = m.dio().await;
+        dio.store(account("44", 2)).expect("store");
+        let mut a = dio.load::<Account>(a.key()).await.expect("load");
+        a.as_mut().number = "45".into();
+        dio.commit().await.expect("commit");
+
+        // The same transactions, the type renamed, committed as a remote writer's.
+        let server_store = MemoryStore::new();
+        let server = registry()
+            .await
+            .open_store(&ChainKey::from("bank"), Box::new(server_store.clone()))
+            .expect("open");
+        for tx in transactions(&m.store) {
+            let events = tx
+                .events
+                .iter()
+                .map(|e| {
+                    let mut d = e.to_draft();
+                    if d.type_name == "bank.Account" {
+                        d.type_name = UNLINKED.into();
+                    } else if d.type_name == SCHEMA_TYPE {
+                        let mut s = TypeSchema::from_body(d.body.as_deref().unwrap_or_default())
+                            .expect("a schema record");
+                        if s.type_name == "bank.Account" {
+                            s.type_name = UNLINKED.into();
+                        }
+                        d.body = Some(s.to_body().expect("valid").into());
+                    }
+                    d
+                })
+                .collect();
+            server
+                .commit_transaction(events, tx.trailers.clone())
+                .await
+                .expect("accepted as the typed program's");
+        }
+        assert_eq!(server.schema_of(UNLINKED), Some(account_schema(UNLINKED)));
+
+        let same_entries = |server: &Chain| {
+            for n in ["42", "43", "44", "45"] {
+                assert_eq!(
+                    server.find_keys(UNLINKED, "number", n).expect("index"),
+                    m.chain
+                        .find_keys("bank.Account", "number", n)
+                        .expect("index"),
+                    "number {n}"
+                );
+            }
+            for branch in [1u32, 2, 3] {
+                assert_eq!(
+                    server
+                        .find_keys(UNLINKED, "branch", &branch)
+                        .expect("index"),
+                    m.chain
+                        .find_keys("bank.Account", "branch", &branch)
+                        .expect("index"),
+                    "branch {branch}"
+                );
+            }
+        };
+        same_entries(&server);
+        assert_eq!(
+            server.find_keys(UNLINKED, "number", "45").expect("index"),
+            [*a.key()]
+        );
+
+        // A duplicate, encoded by the typed program's own encoder, is refused.
+        use ate::log::LogStore;
+        let len = server_store.len();
+        let body = rmp_serde::to_vec(&account("43", 9)).expect("encodes");
+        let r = server
+            .commit_transaction(vec![draft(PrimaryKey::generate(), UNLINKED, body)], vec![])
+            .await;
+        assert!(
+            matches!(&r, Err(CommitError::UniqueViolation { type_name, field, existing })
+                if type_name == UNLINKED && field == "number" && existing == b.key()),
+            "{r:?}"
+        );
+        assert_eq!(server_store.len(), len);
+        // "42" was released by the update.
+        let body = rmp_serde::to_vec(&account("42", 3)).expect("encodes");
+        let c = PrimaryKey::generate();
+        server
+            .commit_transaction(vec![draft(c, UNLINKED, body)], vec![])
+            .await
+            .expect("a free value");
+        assert_eq!(
+            server.find_keys(UNLINKED, "branch", &3u32).expect("index"),
+            [c]
+        );
+
+        // Reopened, it builds the same entries from its log.
+        drop(server);
+        let server = registry()
+            .await
+            .open_store(
+                &ChainKey::from("bank"),
+                Box::new(MemoryStore::from_bytes(server_store.bytes())),
+            )
+            .expect("reopen");
+        assert_eq!(
+            server.find_keys(UNLINKED, "number", "42").expect("index"),
+            [c]
+        );
+        assert_eq!(
+            server.find_keys(UNLINKED, "number", "43").expect("index"),
+            [*b.key()]
+        );
+    }
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct Badge {
+        code: String,
+        level: u32,
+    }
+
+    ate::stable_name!(Badge = "legacy.Badge");
+
+    /// A linked type that declares no index still obeys, and finds by, the chain's.
+    #[tokio::test]
+    async fn the_chains_record_wins_over_a_linked_type_without_the_index() {
+        let m = Memory::new().await;
+        let schema = TypeSchema {
+            type_name: "legacy.Badge".into(),
+            indexes: vec![IndexDef {
+                field: "code".into(),
+                position: 0,
+                kind: IndexKind::of(Scalar::String),
+                unique: true,
+            }],
+        };
+        record_schema(&m.chain, &schema).await;
+        let mut dio = m.dio().await;
+        let first = dio
+            .store(Badge {
+                code: "x".into(),
+                level: 1,
+            })
+            .expect("store");
+        dio.commit().await.expect("commit");
+        dio.store(Badge {
+            code: "x".into(),
+            level: 2,
+        })
+        .expect("store");
+        let err = dio.commit().await.expect_err("a duplicate");
+        assert!(
+            matches!(&err, AteError::Commit(CommitError::UniqueViolation { existing, .. }) if existing == first.key()),
+            "{err}"
+        );
+        dio.cancel();
+        let found = dio.find::<Badge, str>("code", "x").await.expect("find");
+        assert_eq!(keys(&found), [*first.key()]);
+        assert!(matches!(
+            dio.find::<Badge, u32>("level", &1).await,
+            Err(DioError::NoSuchIndex { .. })
+        ));
+        // Nothing was recorded for it by the Dio.
+        assert_eq!(m.chain.schema_of("legacy.Badge"), Some(schema));
+    }
+
+    #[derive(Dao, Clone, Debug, Serialize, Deserialize)]
+    #[dao(name = "conflict.Item")]
+    struct Clash {
+        #[dao(index, unique)]
+        serial: u32,
+        colour: u8,
+    }
+
+    #[tokio::test]
+    async fn a_linked_type_that_disagrees_with_the_chain_is_a_typed_error() {
+        let m = Memory::new().await;
+        // The chain reads `serial` at position 1.
+        let recorded = TypeSchema {
+            type_name: "conflict.Item".into(),
+            indexes: vec![IndexDef {
+                field: "serial".into(),
+                position: 1,
+                kind: IndexKind::of(Scalar::Integer),
+                unique: true,
+            }],
+        };
+        record_schema(&m.chain, &recorded).await;
+        use ate::log::LogStore;
+        let len = m.store.len();
+        let mut dio = m.dio().await;
+        dio.store(Clash {
+            serial: 1,
+            colour: 2,
+        })
+        .expect("store");
+        let err = dio.commit().await.expect_err("a conflict");
+        assert!(
+            matches!(&err, AteError::Dio(DioError::Schema(SchemaError::Conflict { field, .. })) if field == "serial"),
+            "{err}"
+        );
+        assert_eq!(m.store.len(), len);
+        assert_eq!(m.chain.schema_of("conflict.Item"), Some(recorded));
+    }
+
+    #[derive(Dao, Clone, Debug, Serialize, Deserialize)]
+    #[dao(name = "evolve.Tag")]
+    struct Tag {
+        #[dao(index, unique)]
+        label: String,
+    }
+
+    /// Records written before the type declared its index (by hand here, as an older version
+    /// of the program would): found without the chain's index until the Dio records it, with the
+    /// next record of the type; then indexed, and unique.
+    #[tokio::test]
+    async fn an_index_added_to_a_type_covers_the_records_already_there() {
+        let old_tag = |label: &str| rmp_serde::to_vec(&(label,)).expect("encodes");
+        let m = Memory::new().await;
+        let (a, b) = (PrimaryKey::generate(), PrimaryKey::generate());
+        m.chain
+            .commit_transaction(
+                vec![
+                    draft(a, "evolve.Tag", old_tag("a")),
+                    draft(b, "evolve.Tag", old_tag("b")),
+                ],
+                vec![],
+            )
+            .await
+            .expect("written without a schema");
+        assert!(m.chain.schema_of("evolve.Tag").is_none());
+        let mut dio = m.dio().await;
+        let found = Tag::find_by_label(&dio, "a").await.expect("find");
+        assert_eq!(found.map(|d| *d.key()), Some(a));
+
+        dio.store(Tag { label: "c".into() }).expect("store");
+        dio.commit().await.expect("commit");
+        assert!(m.chain.schema_of("evolve.Tag").is_some());
+        assert_eq!(
+            m.chain
+                .find_keys("evolve.Tag", "label", "b")
+                .expect("index"),
+            [b]
+        );
+        dio.store(Tag { label: "a".into() }).expect("store");
+        let err = dio.commit().await.expect_err("a duplicate");
+        assert!(
+            matches!(&err, AteError::Commit(CommitError::UniqueViolation { existing, .. }) if *existing == a),
+            "{err}"
+        );
+
+        // Records that already share a value: the unique index cannot be recorded.
+        let m = Memory::new().await;
+        m.chain
+            .commit_transaction(
+                vec![
+                    draft(a, "evolve.Tag", old_tag("a")),
+                    draft(b, "evolve.Tag", old_tag("a")),
+                ],
+                vec![],
+            )
+            .await
+            .expect("written without a schema");
+        let mut dio = m.dio().await;
+        assert_eq!(
+            dio.find::<Tag, str>("label", "a")
+                .await
+                .expect("find")
+                .len(),
+            2
+        );
+        dio.store(Tag { label: "c".into() }).expect("store");
+        let err = dio.commit().await.expect_err("duplicates");
+        assert!(
+            matches!(&err, AteError::Commit(CommitError::Schema(SchemaError::Duplicate { field, .. })) if field == "label"),
+            "{err}"
+        );
+        assert!(m.chain.schema_of("evolve.Tag").is_none());
+    }
+
+    #[derive(Dao, Clone, Debug, Serialize, Deserialize)]
+    #[dao(name = "team.Desk")]
+    struct Desk {
+        accounts: DaoVec<Account>,
+    }
+
+    /// A type's schema is written by the chain root's writers; others write its records once
+    /// it is recorded.
+    #[tokio::test]
+    async fn recording_a_schema_needs_the_roots_write_right() {
+        let root = PrivateSignKey::generate(KeySize::Bit128);
+        let clerk = PrivateSignKey::generate(KeySize::Bit128);
+        let chain = ChainBuilder::new(&AteConfig::in_memory())
+            .await
+            .add_root_public_key(&root.as_public_key())
+            .build()
+            .open(&ChainKey::from("desks"))
+            .await
+            .expect("open");
+        let mut as_root = AteSession::default();
+        as_root.add_write_key(&root);
+        let mut as_clerk = AteSession::default();
+        as_clerk.add_write_key(&clerk);
+
+        // The root gives the clerk a desk of its own.
+        let mut dio = chain.dio(&as_root).await;
+        let mut desk = dio
+            .store(Desk {
+                accounts: DaoVec::new(),
+            })
+            .expect("store");
+        desk.auth_mut().write = WriteOption::Specific(clerk.hash());
+        let desk_key = *desk.key();
+        drop(desk);
+        dio.commit().await.expect("commit");
+
+        let mut clerks = chain.dio(&as_clerk).await;
+        let desk = clerks.load::<Desk>(&desk_key).await.expect("load");
+        desk.accounts
+            .push(&mut clerks, account("1", 0))
+            .expect("push");
+        let err = clerks.commit().await.expect_err("no schema yet");
+        assert!(
+            matches!(&err, AteError::Dio(DioError::Schema(SchemaError::RootWriteNeeded { type_name })) if type_name == "bank.Account"),
+            "{err}"
+        );
+
+        // Once the root wrote a record of the type, its schema is there.
+        dio.store(account("0", 0)).expect("store");
+        dio.commit().await.expect("commit");
+        clerks.commit().await.expect("the clerk's account");
+        assert_eq!(
+            desk.accounts.iter(&clerks).await.expect("children").len(),
+            1
+        );
+    }
+
+    /// A schema record cannot be deleted through a Dio, and the reserved name is no type's.
+    #[tokio::test]
+    async fn schema_records_are_the_engines() {
+        let m = Memory::new().await;
+        let mut dio = m.dio().await;
+        dio.store(account("1", 0)).expect("store");
+        dio.commit().await.expect("commit");
+        let records: Vec<PrimaryKey> = transactions(&m.store)
+            .into_iter()
+            .flat_map(|t| t.events)
+            .filter(|e| e.type_name() == SCHEMA_TYPE)
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(records.len(), 1);
+        dio.delete(&records[0]).expect("staged");
+        let err = dio.commit().await.expect_err("refused");
+        assert!(
+            matches!(
+                &err,
+                AteError::Commit(CommitError::Schema(SchemaError::Deleted { .. }))
+            ),
+            "{err}"
+        );
+        dio.cancel();
+        assert!(matches!(
+            dio.load::<Account>(&records[0]).await,
+            Err(DioError::WrongType { .. })
+        ));
+        // The chain refuses a schema record with rules of its own, whoever writes it.
+        let mut rules = draft(
+            PrimaryKey::generate(),
+            SCHEMA_TYPE,
+            account_schema("x.Y").to_body().expect("valid"),
+        );
+        rules.meta.push(ate::event::MetaEntry {
+            tag: ate::unstable::meta::TAG_AUTHORIZATION,
+            value: Bytes::from(
+                rmp_serde::to_vec(&Authorization {
+                    read: ReadOption::Everyone,
+                    write: WriteOption::Everyone,
+                })
+                .expect("encodes"),
+            ),
+        });
+        let r = m.chain.commit_transaction(vec![rules], vec![]).await;
+        assert!(
+            matches!(
+                r,
+                Err(CommitError::Schema(SchemaError::ExplicitRules { .. }))
+            ),
+            "{r:?}"
+        );
     }
 }

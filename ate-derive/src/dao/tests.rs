@@ -329,3 +329,61 @@ fn a_valid_input_expands_without_errors() {
     assert!(!out.contains("compile_error"), "{out}");
     assert!(!out.contains("unreachable"), "{out}");
 }
+
+#[test]
+fn indexes_record_their_position_among_serialized_fields_and_their_kind() {
+    let out = expanded(parse_quote! {
+        struct Account {
+            #[serde(skip)]
+            cache: u8,
+            #[serde(rename = "n", skip_deserializing)]
+            note: String,
+            #[dao(index)]
+            number: Option<String>,
+        }
+    });
+    assert!(out.contains("position:1u32"), "{out}");
+    assert!(
+        out.contains("kind:<Option<String>as::ate::__private::IndexValue>::KIND"),
+        "{out}"
+    );
+}
+
+#[test]
+fn serde_attributes_that_move_an_indexed_field_are_refused() {
+    let errs = errors(parse_quote! {
+        #[serde(into = "Other")]
+        struct Account {
+            #[serde(flatten)]
+            extra: Extra,
+            #[dao(index)]
+            #[serde(serialize_with = "f")]
+            number: String,
+        }
+    });
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(errs[0].contains("`#[serde(into)]`"), "{errs:?}");
+    assert!(errs[1].contains("`#[serde(flatten)]`"), "{errs:?}");
+    assert!(errs[2].contains("`#[serde(serialize_with)]`"), "{errs:?}");
+    // Without an index, serde's attributes are serde's business.
+    let out = expanded(parse_quote! {
+        #[serde(transparent)]
+        struct Plain {
+            #[serde(flatten)]
+            extra: Extra,
+        }
+    });
+    assert!(out.contains("IndexSpec;0usize"), "{out}");
+}
+
+#[test]
+fn the_reserved_type_name_is_refused() {
+    let errs = errors(parse_quote! {
+        #[dao(name = "ate.schema")]
+        struct Sneaky {
+            text: String,
+        }
+    });
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].contains("reserved"), "{errs:?}");
+}

@@ -112,11 +112,9 @@ impl Prepared {
         }
     }
 
-    /// Whether one of its types has a unique index (checked against the others of the group).
-    pub fn has_unique_index(&self) -> bool {
-        self.types
-            .iter()
-            .any(|t| crate::schema::indexes_for(t).iter().any(|s| s.unique))
+    /// The distinct type names of its events.
+    pub fn type_names(&self) -> impl Iterator<Item = &str> {
+        self.types.iter().map(|t| &**t)
     }
 
     /// Applies every event, then the wrapped data keys and the key directory, to `view`.

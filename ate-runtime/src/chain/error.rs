@@ -2,7 +2,7 @@
 
 use crate::event::{DecodeError, PrimaryKey};
 use crate::log::LogError;
-use crate::schema::NameClash;
+use crate::schema::{NameClash, SchemaError};
 use crate::trust::TrustError;
 
 use super::ChainKeyError;
@@ -63,6 +63,22 @@ pub enum OpenError {
         /// Why it was refused.
         #[source]
         source: TrustError,
+    },
+    /// A transaction in the log breaks a rule of the chain's schema (see
+    /// [`CommitError::Schema`]), or gives a unique index value to a second record.
+    #[error(
+        "log {store}: transaction {seq} at byte offset {offset} breaks the chain's schema: {source}"
+    )]
+    Schema {
+        /// The store.
+        store: String,
+        /// The frame's offset.
+        offset: u64,
+        /// The transaction's number.
+        seq: u64,
+        /// The rule broken.
+        #[source]
+        source: Box<SchemaError>,
     },
     /// The log is already open in this process, through a registry with other trust settings
     /// (root keys, integrity mode, server keys or plugins): sharing it would let one registry's
@@ -141,7 +157,7 @@ pub enum CommitError {
         /// The type.
         type_name: String,
         /// The indexed field.
-        field: &'static str,
+        field: String,
         /// The record that holds the value.
         existing: PrimaryKey,
     },
@@ -193,6 +209,12 @@ pub enum CommitError {
     /// was committed.
     #[error("the chain's source refused the transaction: {0}")]
     Refused(String),
+    /// The transaction breaks a rule of the chain's schema: a schema record that is malformed,
+    /// misplaced or weakens an index, an event written over a schema record, a record of an
+    /// indexed type that is encrypted or holds no value for an index, an index made unique
+    /// over records that share a value.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
 }
 
 /// A boxed error from elsewhere (an [`Upstream`](super::Upstream)'s transport).

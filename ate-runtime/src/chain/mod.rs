@@ -51,6 +51,7 @@ mod history;
 mod key;
 mod replay;
 mod replica;
+mod schemas;
 mod sealed;
 mod stream;
 mod trust;
@@ -346,9 +347,9 @@ impl Chain {
     /// [`CommitError::TooLarge`] beyond [`AteConfig::max_foreign_transaction_bytes`];
     /// [`CommitError::Trust`] with [`TrustError::ForeignVouch`] when it carries a vouch (only
     /// [`Chain::commit_vouched`] vouches), and with the reason of any other refusal;
-    /// [`CommitError::UniqueViolation`], [`CommitError::Log`], [`CommitError::Poisoned`] and
-    /// [`CommitError::Closed`] as for a Dio's commit. Nothing is written on error. On a
-    /// replica, also the upstream's errors ([`CommitError::Unreachable`],
+    /// [`CommitError::UniqueViolation`], [`CommitError::Schema`], [`CommitError::Log`],
+    /// [`CommitError::Poisoned`] and [`CommitError::Closed`] as for a Dio's commit. Nothing is
+    /// written on error. On a replica, also the upstream's errors ([`CommitError::Unreachable`],
     /// [`CommitError::OutcomeUnknown`]).
     ///
     /// # Cancel safety

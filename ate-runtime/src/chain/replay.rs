@@ -4,8 +4,8 @@
 //! itself: decoding it (in place, borrowing the log buffer), its sequence number, its signatures
 //! over the recomputed event hashes, each event's trust metadata, and its keys trailer against
 //! the events that bind its entries. The second reads and changes the view: versions, parents,
-//! rights and read rules, the validator plugins, and then the events (and the wrapped data keys)
-//! are applied.
+//! rights and read rules, the validator plugins, the chain's schema (schema records, indexed
+//! records, unique values), and then the events (and the wrapped data keys) are applied.
 //!
 //! The first stage is most of the work on a signed chain (every event is hashed), so for a log
 //! of some size it runs on worker threads, worker `k` of `W` taking transactions `k`, `k + W`,
@@ -24,6 +24,7 @@ use crate::view::View;
 use super::OpenError;
 use super::apply::Prepared;
 use super::trust::ChainTrust;
+use super::validate::GroupValidator;
 
 /// Logs smaller than this are replayed on the opening thread alone.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
@@ -35,8 +36,8 @@ const QUEUE_DEPTH: usize = 4;
 /// A transaction through the first stage.
 struct Verified<'a> {
     prepared: Prepared,
-    /// The decoded transaction, kept only when validator plugins will need it.
-    tx: Option<TransactionRef<'a>>,
+    /// The decoded transaction (for the schema's checks and validator plugins).
+    tx: TransactionRef<'a>,
 }
 
 /// Replays `records` (read from the store named `store`, their payloads slices of the view's
@@ -144,7 +145,7 @@ fn prepare<'a>(
         .map_err(|source| invalid(store, rec, tx.seq, source))?;
     Ok(Verified {
         prepared: Prepared::new(&tx, &rec.payload, verified),
-        tx: trust.has_validators().then_some(tx),
+        tx,
     })
 }
 
@@ -158,8 +159,10 @@ fn finish(
     store: &str,
 ) -> Result<(), OpenError> {
     let Verified { prepared, tx } = verified;
-    let owned: Option<Transaction> = tx.map(|tx| tx.to_transaction(&rec.payload));
     let seq = prepared.seq;
+    let owned: Option<Transaction> = trust
+        .has_validators()
+        .then(|| tx.to_transaction(&rec.payload));
     trust
         .check(
             &*view,
@@ -171,6 +174,18 @@ fn finish(
             staged,
         )
         .map_err(|source| invalid(store, rec, seq, source))?;
+    // The chain's schema, as a commit checks it: schema records, and indexed records.
+    let schema = GroupValidator::new(view);
+    if schema.needs_check(&prepared) {
+        schema
+            .check(&tx.events)
+            .map_err(|refusal| OpenError::Schema {
+                store: store.to_string(),
+                offset: rec.offset,
+                seq,
+                source: Box::new(refusal.into_schema_error()),
+            })?;
+    }
     prepared.apply(view, &rec.payload);
     Ok(())
 }

@@ -239,8 +239,8 @@ fn validate_group(
 }
 
 /// Checks one transaction against the view plus the accepted ones ahead of it (`overlay`, and
-/// `unique` for unique index values); `staged` receives its effects. The payload is decoded
-/// again only when a unique index or a validator plugin needs its events' bytes.
+/// `unique` for the chain's schema and unique index values); `staged` receives its effects. The
+/// payload is decoded again only when the schema or a validator plugin needs its events' bytes.
 #[allow(clippy::too_many_arguments)]
 fn check_one(
     shared: &Shared,
@@ -255,14 +255,10 @@ fn check_one(
     // The committer built it before its number was known.
     prepared.seq = seq;
     let validators = shared.trust.has_validators();
-    let tx = if validators || prepared.has_unique_index() {
+    let tx = if validators || unique.needs_check(&prepared) {
         Some(TransactionRef::decode(payload).map_err(CommitError::Malformed)?)
     } else {
         None
-    };
-    let pending_unique = match &tx {
-        Some(tx) => unique.check(&tx.events)?,
-        None => None,
     };
     let owned = tx
         .as_ref()
@@ -277,7 +273,13 @@ fn check_one(
         owned.as_ref(),
         staged,
     )?;
-    unique.accept(pending_unique);
+    // After the rights: a schema record may make the schema's checks read every record of
+    // its type, which only the chain root's writers may ask for.
+    let pending_unique = match &tx {
+        Some(tx) => unique.check(&tx.events)?,
+        None => None,
+    };
+    unique.accept(pending_unique, payload);
     Ok(prepared)
 }
 

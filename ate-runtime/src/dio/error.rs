@@ -2,7 +2,7 @@
 
 use crate::crypto::Hash;
 use crate::event::PrimaryKey;
-use crate::schema::NameClash;
+use crate::schema::{NameClash, SchemaError};
 use crate::trust::TrustError;
 
 /// Reading or staging a record failed.
@@ -170,6 +170,11 @@ pub enum DioError {
     /// to a place no session key may write).
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// The write breaks a rule of the chain's schema that validation would refuse too (a
+    /// linked type whose index disagrees with the chain's record, a record without a value
+    /// for an index), or recording a type's schema needs a right the session lacks.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     /// A `DaoVec` that does not know its owning record was used; load the owner through a Dio
     /// (types deriving `Dao` are attached automatically) or call `DaoVec::attach`.
     #[error("the collection is not attached to a parent record")]

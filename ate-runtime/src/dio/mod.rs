@@ -8,6 +8,7 @@
 mod dao;
 mod delete;
 mod error;
+mod find;
 mod pool;
 mod read;
 mod relations;
@@ -291,56 +292,6 @@ impl Dio {
             let known: std::collections::HashSet<PrimaryKey> = keys.iter().copied().collect();
             keys.extend(staging.children_of(link).filter(|k| !known.contains(k)));
         }
-        keys.iter().map(|k| self.load_now(k)).collect()
-    }
-
-    /// Records of type `T` whose indexed field `field` equals `value` (staged writes included),
-    /// in key order. `T` must derive `Dao` with `#[dao(index)]` on that field.
-    ///
-    /// # Errors
-    ///
-    /// [`DioError::NoSuchIndex`] when `T` has no index on `field`; [`DioError::Serialize`] when
-    /// `value` does not encode; the errors of [`Dio::load`] for each record found.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: it only reads (the view and this Dio's staged writes).
-    pub async fn find<T: Storable, Q: Serialize + ?Sized>(
-        &self,
-        field: &str,
-        value: &Q,
-    ) -> Result<Vec<Dao<T>>, DioError> {
-        let type_name = schema::checked_type_name_of::<T>()?;
-        let spec = schema::registration_of::<T>()
-            .and_then(|r| r.indexes.iter().find(|s| s.field == field))
-            .ok_or_else(|| DioError::NoSuchIndex {
-                type_name: type_name.to_string(),
-                field: field.to_string(),
-            })?;
-        let wanted = schema::index_key(value).map_err(|reason| DioError::Serialize {
-            type_name: type_name.to_string(),
-            reason,
-        })?;
-        let mut keys = self.chain.view().read().lookup(type_name, field, &wanted);
-        {
-            let staging = self.staging.lock();
-            if staging.is_empty() {
-                // The view's lists are in key order already.
-                drop(staging);
-                return keys.iter().map(|k| self.load_now(k)).collect();
-            }
-            keys.retain(|k| staging.get(k).is_none());
-            keys.extend(staging.keys().filter(|k| {
-                staging.get(k).is_some_and(|op| {
-                    op.type_name == type_name
-                        && op
-                            .body
-                            .as_ref()
-                            .is_some_and(|b| (spec.extract)(b).as_deref() == Some(&wanted[..]))
-                })
-            }));
-        }
-        keys.sort();
         keys.iter().map(|k| self.load_now(k)).collect()
     }
 

@@ -549,24 +549,12 @@ fn refusal_error(r: Refusal) -> CommitError {
             type_name,
             field,
             existing,
-        } => {
-            // The typed error names the field as this program's schema does; a type this
-            // program does not link is reported by name.
-            let known = crate::schema::indexes_for(&type_name)
-                .iter()
-                .map(|s| s.field)
-                .find(|f| *f == field);
-            match known {
-                Some(field) => CommitError::UniqueViolation {
-                    type_name,
-                    field,
-                    existing,
-                },
-                None => CommitError::Refused(format!(
-                    "unique index {type_name}.{field} already holds this value (record {existing})"
-                )),
-            }
-        }
+        } => CommitError::UniqueViolation {
+            type_name,
+            field,
+            existing,
+        },
+        Refusal::Schema(m) => CommitError::Refused(format!("schema: {m}")),
         Refusal::TooLarge { size, max } => CommitError::TooLarge { size, max },
         Refusal::Malformed(m) => CommitError::Refused(format!("malformed: {m}")),
         Refusal::Unavailable(m) => CommitError::Refused(m),

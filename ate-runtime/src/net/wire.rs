@@ -127,6 +127,9 @@ pub enum Refusal {
     },
     /// It does not decode.
     Malformed(String),
+    /// It breaks a rule of the chain's schema (a unique index made over shared values, a
+    /// schema record weakened or misplaced, a record of an indexed type sealed).
+    Schema(String),
     /// The server could not store it (its log failed, or it is closing); it was not stored.
     Unavailable(String),
 }
@@ -142,9 +145,10 @@ impl Refusal {
                 existing,
             } => Refusal::Unique {
                 type_name: type_name.clone(),
-                field: field.to_string(),
+                field: field.clone(),
                 existing: *existing,
             },
+            CommitError::Schema(s) => Refusal::Schema(s.to_string()),
             CommitError::TooLarge { size, max } => Refusal::TooLarge {
                 size: *size,
                 max: *max,

@@ -2,7 +2,10 @@
 //! and secondary indexes, all in memory.
 //!
 //! The view is a pure function of the sequence of applied transactions (their events, and the
-//! wrapped data keys of their keys trailers): replaying a log rebuilds it exactly. It holds
+//! wrapped data keys of their keys trailers): replaying a log rebuilds it exactly. Its indexes
+//! are those the chain's schema records define (events of the reserved type
+//! [`SCHEMA_TYPE`](crate::schema::SCHEMA_TYPE)), never those of the types this process links,
+//! so every process builds the same ones. It holds
 //! record bodies as shared slices of the buffers they were read or written in, so building it
 //! copies no data.
 
@@ -16,6 +19,7 @@ use bytes::Bytes;
 use crate::crypto::{Hash, PublicEncryptKey};
 use crate::event::codec::EventRef;
 use crate::event::{Event, ParentLink, PrimaryKey, decode_event};
+use crate::schema::{SCHEMA_TYPE, TypeSchema};
 use crate::trust::meta::{TxKey, is_sealed};
 use crate::trust::{Authorization, RecordState, TrustLookup};
 use index::Indexes;
@@ -107,6 +111,11 @@ pub struct View {
     /// allocation.
     last_auth: Option<Arc<Authorization>>,
     indexes: Indexes,
+    /// The schema the chain records: each indexed type's indexes and the key of its schema
+    /// record.
+    schemas: FastMap<Arc<str>, (PrimaryKey, Arc<TypeSchema>)>,
+    /// The type each schema record describes, by the record's key.
+    schema_keys: FastMap<PrimaryKey, Arc<str>>,
     /// The wrapped data keys of each transaction that wrote encrypted bodies, by sequence number
     /// (its keys trailer, checked by validation): where a read finds a record's wrapped key.
     tx_keys: FastMap<u64, Arc<[TxKey]>>,
@@ -152,7 +161,6 @@ impl View {
         let name: Arc<str> = Arc::from(name);
         self.type_names.push(name.clone());
         self.type_ids.insert(name.clone(), id);
-        self.indexes.register_type(id, &name);
         self.last_type = Some(id);
         id
     }
@@ -240,6 +248,79 @@ impl View {
             index_body,
         };
         self.apply_change(&change, place, auth, seq);
+        if ev.type_name == SCHEMA_TYPE && !ev.tombstone {
+            self.apply_schema(ev);
+        }
+    }
+
+    /// Takes the schema a schema record `ev` records (validated on commit and on replay): the
+    /// indexes it adds are built from the live records of its type.
+    fn apply_schema(&mut self, ev: &ViewEvent<'_>) {
+        let schema = match EventRef::decode(ev.raw)
+            .map_err(|e| e.to_string())
+            .and_then(|e| {
+                TypeSchema::from_body(e.body.unwrap_or_default()).map_err(|e| e.to_string())
+            }) {
+            Ok(s) => Arc::new(s),
+            Err(error) => {
+                // Validation refuses such a record before it is applied.
+                tracing::warn!(key = %ev.key, %error, "schema record not applied");
+                return;
+            }
+        };
+        let name: Arc<str> = Arc::from(schema.type_name.as_str());
+        let type_id = self.intern(&name);
+        let created = self.indexes.define(type_id, &schema);
+        if !created.is_empty() {
+            let Self {
+                entries,
+                segments,
+                indexes,
+                ..
+            } = self;
+            for (key, e) in entries.iter().filter(|(_, e)| e.type_id == type_id) {
+                if let Some(body) = stored_index_body(segments, e) {
+                    for &at in &created {
+                        indexes.insert_into(*key, type_id, at, body);
+                    }
+                }
+            }
+        }
+        self.schema_keys.insert(ev.key, name.clone());
+        self.schemas.insert(name, (ev.key, schema));
+    }
+
+    /// The schema the chain records for a type, and the key of its schema record.
+    pub(crate) fn schema_of(&self, type_name: &str) -> Option<(PrimaryKey, Arc<TypeSchema>)> {
+        self.schemas.get(type_name).cloned()
+    }
+
+    /// Every schema the chain records.
+    pub(crate) fn schemas(&self) -> impl Iterator<Item = &Arc<TypeSchema>> + '_ {
+        self.schemas.values().map(|(_, s)| s)
+    }
+
+    /// The type whose schema the record `key` holds, when it is a schema record.
+    pub(crate) fn schema_record_type(&self, key: &PrimaryKey) -> Option<&Arc<str>> {
+        self.schema_keys.get(key)
+    }
+
+    /// Whether the chain records any schema.
+    pub(crate) fn has_schemas(&self) -> bool {
+        !self.schema_keys.is_empty()
+    }
+
+    /// The live records of a type, each with its plaintext body (`None`: encrypted or
+    /// transformed). Goes through every record: for the rare moments an index is added.
+    pub(crate) fn records_of(&self, type_name: &str) -> Vec<(PrimaryKey, Option<&[u8]>)> {
+        let Some(&type_id) = self.type_ids.get(type_name) else {
+            return Vec::new();
+        };
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.type_id == type_id)
+            .map(|(k, e)| (*k, stored_index_body(&self.segments, e)))
+            .collect()
     }
 
     /// Applies a change; `place` is where the event's bytes are kept (`None` for a tombstone),
@@ -423,20 +504,15 @@ impl View {
         }
     }
 
-    /// The owner of a unique index value, if any.
-    pub fn unique_owner(&self, type_name: &str, field: &str, key: &[u8]) -> Option<PrimaryKey> {
-        self.lookup(type_name, field, key).into_iter().next()
-    }
-
-    /// Number of live records.
+    /// Number of live records, schema records not counted.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len().saturating_sub(self.schema_keys.len())
     }
 
     /// Whether no record is live.
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 }
 

@@ -152,3 +152,72 @@ fn collections_of_a_record_follow_its_children() {
     assert!(colls(&v, 1).is_empty());
     assert!(v.collections.is_empty());
 }
+
+fn typed(key: u128, type_name: &str, body: Vec<u8>) -> Event {
+    let d = EventDraft {
+        key: PrimaryKey::from(key),
+        timestamp_ms: 1,
+        tombstone: false,
+        parent: None,
+        type_name: type_name.to_string().into(),
+        format: BodyFormat::MessagePack,
+        meta: vec![],
+        body: Some(Bytes::from(body)),
+    };
+    decode_transaction(Bytes::from(encode_transaction(1, &[d], &[])))
+        .unwrap()
+        .events
+        .remove(0)
+}
+
+#[test]
+fn schema_records_define_the_indexes_and_cover_the_records_already_there() {
+    use crate::schema::{IndexDef, IndexKind, SCHEMA_TYPE, Scalar, TypeSchema};
+    let item = |key: u128, code: &str, n: u32| {
+        typed(key, "t.Item", rmp_serde::to_vec(&(code, n)).unwrap())
+    };
+    let def = |field: &str, position: u32, scalar: Scalar| IndexDef {
+        field: field.into(),
+        position,
+        kind: IndexKind::of(scalar),
+        unique: false,
+    };
+    let key = |s: &str| rmp_serde::to_vec(s).unwrap();
+    let num = |n: u32| rmp_serde::to_vec(&n).unwrap();
+    let mut v = View::new();
+    v.apply_test(&item(1, "a", 7));
+    v.apply_test(&item(2, "b", 7));
+    // No schema recorded: nothing is indexed, whatever types this process links.
+    assert!(v.lookup("t.Item", "code", &key("a")).is_empty());
+
+    let mut schema = TypeSchema {
+        type_name: "t.Item".into(),
+        indexes: vec![def("code", 0, Scalar::String)],
+    };
+    v.apply_test(&typed(100, SCHEMA_TYPE, schema.to_body().unwrap()));
+    assert_eq!(v.len(), 2, "a schema record is not counted");
+    assert_eq!(
+        v.schema_of("t.Item").map(|(k, _)| k),
+        Some(PrimaryKey::from(100))
+    );
+    assert_eq!(
+        v.schema_record_type(&PrimaryKey::from(100)).map(|t| &**t),
+        Some("t.Item")
+    );
+    assert_eq!(v.lookup("t.Item", "code", &key("a")), [PrimaryKey::from(1)]);
+    v.apply_test(&item(3, "a", 8));
+    v.apply_test(&item(1, "c", 7));
+    assert_eq!(v.lookup("t.Item", "code", &key("a")), [PrimaryKey::from(3)]);
+    assert_eq!(v.lookup("t.Item", "code", &key("c")), [PrimaryKey::from(1)]);
+
+    // A new version adds an index over the records already there.
+    schema.indexes.push(def("n", 1, Scalar::Integer));
+    v.apply_test(&typed(100, SCHEMA_TYPE, schema.to_body().unwrap()));
+    assert_eq!(
+        v.lookup("t.Item", "n", &num(7)),
+        [PrimaryKey::from(1), PrimaryKey::from(2)]
+    );
+    assert_eq!(v.lookup("t.Item", "n", &num(8)), [PrimaryKey::from(3)]);
+    assert_eq!(v.records_of("t.Item").len(), 3);
+    assert_eq!(v.schemas().count(), 1);
+}

@@ -6,6 +6,8 @@
 //!   anything is written; the chain is not poisoned and the rest of its group is acknowledged.
 //! - When a group's append or sync fails, every transaction of that group gets
 //!   `CommitError::Log` with the cause; only later commits get `Poisoned`.
+//! - The chain's schema is checked against the transactions ahead in the group: a unique index
+//!   made there holds for the ones after it, and sees the records they wrote.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -248,4 +250,110 @@ async fn every_transaction_of_a_failed_group_gets_the_cause_and_later_ones_poiso
         );
         assert_eq!(store.bytes(), written, "a poisoned chain writes nothing");
     }
+}
+
+/// A transaction built by hand (as another process sends it), polled once: by then it is
+/// queued for the writer.
+fn queue_foreign(chain: &Chain, events: Vec<ate_runtime::event::EventDraft>) -> ForeignCommit {
+    let chain = chain.clone();
+    let mut fut: ForeignCommit =
+        Box::pin(async move { chain.commit_transaction(events, Vec::new()).await });
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Pending => fut,
+        Poll::Ready(done) => Box::pin(std::future::ready(done)),
+    }
+}
+
+type ForeignCommit = Pin<Box<dyn Future<Output = Result<u64, CommitError>> + Send>>;
+
+/// The schema's checks of a transaction see the transactions ahead of it in its group commit:
+/// records written there count when an index is made unique, and a unique index made there
+/// holds for the ones after it.
+#[tokio::test]
+async fn schema_checks_see_the_earlier_transactions_of_their_group() {
+    use ate_runtime::event::{BodyFormat, EventDraft};
+    use ate_runtime::schema::{IndexDef, IndexKind, SCHEMA_TYPE, Scalar, SchemaError, TypeSchema};
+    let tag = |key: PrimaryKey, label: &str| EventDraft {
+        key,
+        timestamp_ms: 1,
+        tombstone: false,
+        parent: None,
+        type_name: "g.Tag".into(),
+        format: BodyFormat::MessagePack,
+        meta: Vec::new(),
+        body: Some(Bytes::from(rmp_serde::to_vec(&(label,)).unwrap())),
+    };
+    let schema = |key: PrimaryKey| EventDraft {
+        type_name: SCHEMA_TYPE.into(),
+        body: Some(Bytes::from(
+            TypeSchema {
+                type_name: "g.Tag".into(),
+                indexes: vec![IndexDef {
+                    field: "label".into(),
+                    position: 0,
+                    kind: IndexKind::of(Scalar::String),
+                    unique: true,
+                }],
+            }
+            .to_body()
+            .unwrap(),
+        )),
+        ..tag(key, "")
+    };
+    let k = || PrimaryKey::generate();
+
+    // Two records share a value, each in its own transaction of the group: the schema record
+    // queued after them is refused; the one after it, once the value is no longer shared, not.
+    let reg = reg().await;
+    let (chain, gate) = open_gated(&reg, &MemoryStore::new());
+    let (entered, release) = gate.arm();
+    let held = queue_foreign(&chain, vec![tag(k(), "held")]);
+    entered.recv().expect("the writer reaches the append");
+    let group = vec![
+        queue_foreign(&chain, vec![tag(k(), "x")]),
+        queue_foreign(&chain, vec![tag(k(), "x")]),
+        queue_foreign(&chain, vec![schema(k())]),
+    ];
+    release.send(()).expect("release");
+    held.await.expect("the held commit");
+    let mut results = Vec::new();
+    for c in group {
+        results.push(c.await);
+    }
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(
+        matches!(&results[2], Err(CommitError::Schema(SchemaError::Duplicate { field, .. })) if field == "label"),
+        "{results:?}"
+    );
+    assert!(chain.schema_of("g.Tag").is_none());
+
+    // The schema record is accepted in a group, and the records after it in the same group
+    // are held to it.
+    let (chain, gate) = open_gated(&reg, &MemoryStore::new());
+    let first = k();
+    let (entered, release) = gate.arm();
+    let held = queue_foreign(&chain, vec![tag(k(), "held")]);
+    entered.recv().expect("the writer reaches the append");
+    let group = vec![
+        queue_foreign(&chain, vec![tag(first, "x")]),
+        queue_foreign(&chain, vec![schema(k())]),
+        queue_foreign(&chain, vec![tag(k(), "x")]),
+        queue_foreign(&chain, vec![tag(k(), "y")]),
+    ];
+    release.send(()).expect("release");
+    held.await.expect("the held commit");
+    let mut results = Vec::new();
+    for c in group {
+        results.push(c.await);
+    }
+    assert!(
+        results[0].is_ok() && results[1].is_ok() && results[3].is_ok(),
+        "{results:?}"
+    );
+    assert!(
+        matches!(&results[2], Err(CommitError::UniqueViolation { existing, .. }) if *existing == first),
+        "{results:?}"
+    );
+    assert_eq!(chain.find_keys("g.Tag", "label", "x").unwrap(), [first]);
+    assert_eq!(chain.find_keys("g.Tag", "label", "held").unwrap().len(), 1);
 }

@@ -4,10 +4,12 @@
 //! one thread.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::super::DioError;
+use super::super::staging::FastMap;
 use super::ReaderSeal;
 use super::plan::Planned;
 use crate::chain::Chain;
@@ -15,6 +17,7 @@ use crate::crypto::{Hash, TAG_LEN};
 use crate::event::BodyFormat;
 use crate::event::codec::{self, EventHead};
 use crate::log::FRAME_HEADER_LEN;
+use crate::schema::{SCHEMA_TYPE, TypeSchema};
 use crate::trust::meta::{
     CheckedMeta, Confidentiality, TAG_AUTHORIZATION, TAG_CONFIDENTIALITY, TAG_PREVIOUS,
     TAG_TRANSFORMS, body_aad,
@@ -37,6 +40,8 @@ pub(super) struct EventSealer<'a> {
     pub timestamp_ms: u64,
     /// Whether the events' hashes are needed (someone signs).
     pub hash: bool,
+    /// The schema each indexed type's records are checked by.
+    pub schemas: &'a FastMap<String, Arc<TypeSchema>>,
 }
 
 /// Events encoded and hashed together (one `Hash::of_many` call): two groups of the widest
@@ -210,7 +215,9 @@ impl EventSealer<'_> {
         let mut transformed: Option<Vec<u8>> = None;
         let mut reader: Option<(&ReaderSeal, Hash)> = None;
         if let Some(plain) = &p.op.body {
-            if !crate::schema::indexes_for(&p.op.type_name).is_empty() {
+            // A schema record is read by everyone, servers without keys included.
+            let schema_record = p.op.type_name == SCHEMA_TYPE;
+            if let Some(schema) = self.schemas.get(&*p.op.type_name) {
                 let why = if matches!(p.read, ReadOption::Specific(_)) {
                     Some("encrypted")
                 } else if !chain.transformers().is_empty() {
@@ -225,8 +232,10 @@ impl EventSealer<'_> {
                         why,
                     });
                 }
+                let declared = crate::schema::indexes_for(&p.op.type_name);
+                schema.check_record(p.key, declared, plain)?;
             }
-            for t in chain.transformers() {
+            for t in chain.transformers().iter().filter(|_| !schema_record) {
                 let input = transformed.as_deref().unwrap_or(plain);
                 transformed = Some(t.encode(input).map_err(|reason| DioError::Transform {
                     key: p.key,

@@ -1,5 +1,8 @@
 //! The write path of a commit: rules, versions, encryption, hashes and signatures.
 //!
+//! 0. [`schema`]: the schema records the transaction writes first (for the types whose linked
+//!    declaration adds indexes to what the chain records), and the schema each indexed type's
+//!    records are checked by.
 //! 1. [`plan`], under the view's read lock: for each staged write, the version it replaces, the
 //!    write rules it must satisfy and the keys that sign it, and its read rule, against the
 //!    view plus the writes ahead of it in the same transaction.
@@ -11,6 +14,7 @@
 
 mod events;
 mod plan;
+mod schema;
 
 use std::collections::HashMap;
 
@@ -46,7 +50,20 @@ pub(super) fn seal(
     versions: &FastMap<PrimaryKey, u64>,
     ops: &[(PrimaryKey, Staged)],
 ) -> Result<Sealed, DioError> {
-    let plan = plan::plan(chain, session, versions, ops)?;
+    let schemas = schema::plan(chain, ops)?;
+    let with_schema: Vec<(PrimaryKey, Staged)>;
+    let ops = if schemas.records.is_empty() {
+        ops
+    } else {
+        with_schema = schemas
+            .records
+            .iter()
+            .cloned()
+            .chain(ops.iter().cloned())
+            .collect();
+        &with_schema
+    };
+    let plan = plan::plan(chain, session, versions, ops).map_err(|e| schemas.explain(e))?;
     let readers = data_keys(session, &plan.events, &plan.public_keys);
     let sealer = EventSealer {
         chain,
@@ -54,6 +71,7 @@ pub(super) fn seal(
         readers: &readers,
         timestamp_ms: now_ms(),
         hash: !plan.signers.is_empty(),
+        schemas: &schemas.by_type,
     };
     let (mut payload, hashes, trust) = sealer.seal_all(plan.events)?;
     // Every data key made was used: each read key comes from an event whose body was encrypted.

@@ -10,7 +10,17 @@
 //!
 //! Two types with one name would read each other's records. Two registered ones are reported
 //! when a chain is opened ([`check_names`]); a plain type whose name another type has is
-//! refused when it is stored or loaded ([`checked_type_name_of`]).
+//! refused when it is stored or loaded ([`checked_type_name_of`]). The name [`SCHEMA_TYPE`] is
+//! the engine's own.
+//!
+//! The chain records the indexes of every indexed type it holds, in schema records
+//! ([`TypeSchema`], events of the reserved type [`SCHEMA_TYPE`]), so that a process that does
+//! not link the model types (a server) enforces unique indexes and builds the same indexes as
+//! one that does. Index values are read from a record's body by position and kind ([`extract`]),
+//! without the Rust type, and keyed in the one encoding rmp-serde writes for them
+//! ([`canonical_key`]): any other encoding the type's decoder would read as the same value gives
+//! the same key, so no writer slips past a unique index by choosing its bytes. That is why only
+//! the kinds whose accepted encodings are known exactly can be indexed ([`IndexValue`]).
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
@@ -24,17 +34,33 @@ use parking_lot::RwLock;
 use crate::event::PrimaryKey;
 use crate::event::codec::MAX_TYPE_NAME;
 
+mod error;
+mod record;
+mod value;
+
+pub use error::SchemaError;
+pub use record::{
+    IndexDef, MAX_FIELD_NAME, MAX_INDEXES, MAX_SCHEMA_BYTES, SCHEMA_RECORD_VERSION, SCHEMA_TYPE,
+    TypeSchema,
+};
+pub use value::{IndexKind, IndexValue, Scalar, ValueError, canonical_key, extract};
+
 /// The encoded value of an indexed field.
 pub type IndexKey = Vec<u8>;
 
-/// A secondary index on one field of a type.
+/// A secondary index on one field of a type, as the type declares it.
 #[derive(Debug)]
 pub struct IndexSpec {
     /// The field name (what `find_by_<field>` looks up).
     pub field: &'static str,
     /// Whether two live records may not share a value.
     pub unique: bool,
-    /// Decodes a body and encodes the field's value; `None` when the body does not decode.
+    /// The field's position among the struct's serialized fields (0 for the first).
+    pub position: u32,
+    /// What the field holds ([`IndexValue::KIND`] of its type).
+    pub kind: IndexKind,
+    /// Decodes a body as the type and encodes the field's value; `None` when the body does not
+    /// decode. The Dio checks with it that [`extract`] finds the same value by position.
     pub extract: fn(&[u8]) -> Option<IndexKey>,
 }
 
@@ -151,6 +177,13 @@ fn registry() -> &'static Registry {
             clashes: Vec::new(),
         };
         for reg in inventory::iter::<TypeRegistration> {
+            if reg.name == SCHEMA_TYPE {
+                // The macros refuse the name at compile time; a registration written by hand
+                // is refused here, and never looked up by name.
+                r.by_type.insert((reg.type_id)(), reg);
+                r.clashes.push(reserved_clash((reg.rust_name)()));
+                continue;
+            }
             r.by_type.insert((reg.type_id)(), reg);
             let first = *r.by_name.entry(reg.name).or_insert(reg);
             if !std::ptr::eq(first, reg) {
@@ -163,6 +196,15 @@ fn registry() -> &'static Registry {
         }
         r
     })
+}
+
+/// A type registered under the reserved name [`SCHEMA_TYPE`].
+fn reserved_clash(rust_type: &'static str) -> NameClash {
+    NameClash {
+        name: SCHEMA_TYPE,
+        rust_type,
+        other: "the engine's schema records (a reserved name)",
+    }
 }
 
 /// The registration of a Rust type, if it derives `Dao` or was named with `ate::stable_name!`.
@@ -200,6 +242,7 @@ pub fn type_name_of<T: 'static>() -> &'static str {
 /// named here (then both are refused from then on).
 pub fn checked_type_name_of<T: 'static>() -> Result<&'static str, NameClash> {
     match registration_of::<T>() {
+        Some(reg) if reg.name == SCHEMA_TYPE => Err(reserved_clash((reg.rust_name)())),
         Some(reg) => Ok(reg.name),
         None => plain_name(TypeId::of::<T>(), std::any::type_name::<T>),
     }
@@ -331,7 +374,8 @@ pub fn strip_paths(rust_name: &str) -> String {
     out
 }
 
-/// The indexes declared for a stable type name.
+/// The indexes a linked type with this stable name declares (what the chain records may hold
+/// more: see [`TypeSchema`]).
 pub fn indexes_for(name: &str) -> &'static [IndexSpec] {
     registration_named(name).map(|r| r.indexes).unwrap_or(&[])
 }
@@ -362,12 +406,12 @@ pub trait DaoType {
 }
 
 /// Checks a stable type name written in source; `ate::stable_name!` runs it at compile time,
-/// so a bad name is a compile error. A name is not blank and fits in an event
-/// ([`MAX_TYPE_NAME`] bytes).
+/// so a bad name is a compile error. A name is not blank, fits in an event ([`MAX_TYPE_NAME`]
+/// bytes) and is not the reserved [`SCHEMA_TYPE`].
 ///
 /// # Panics
 ///
-/// When the name is blank or too long.
+/// When the name is blank, too long or reserved.
 pub const fn assert_valid_name(name: &str) {
     let bytes = name.as_bytes();
     let mut i = 0;
@@ -379,6 +423,26 @@ pub const fn assert_valid_name(name: &str) {
         bytes.len() <= MAX_TYPE_NAME,
         "the stable type name must be at most 1024 bytes long"
     );
+    assert!(
+        !is_reserved(name),
+        "the stable type name \"ate.schema\" is reserved for the engine's schema records"
+    );
+}
+
+/// Whether a stable type name is reserved for the engine ([`SCHEMA_TYPE`]); usable in constants.
+pub const fn is_reserved(name: &str) -> bool {
+    let (a, b) = (name.as_bytes(), SCHEMA_TYPE.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -492,6 +556,9 @@ mod tests {
         assert!(std::panic::catch_unwind(|| assert_valid_name(" \t")).is_err());
         assert!(std::panic::catch_unwind(|| assert_valid_name(&"x".repeat(1025))).is_err());
         assert_valid_name(&"x".repeat(1024));
+        assert!(std::panic::catch_unwind(|| assert_valid_name(SCHEMA_TYPE)).is_err());
+        assert_valid_name("ate.schemas");
+        assert!(is_reserved("ate.schema") && !is_reserved("ate.schem") && !is_reserved(""));
     }
 
     #[test]

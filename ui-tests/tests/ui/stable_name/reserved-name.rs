@@ -1,0 +1,10 @@
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Sneaky {
+    text: String,
+}
+
+ate::stable_name!(Sneaky = "ate.schema");
+
+fn main() {}
