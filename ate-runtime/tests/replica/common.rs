@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use ate_runtime::chain::{CommitError, SealedTransaction, StreamError, Upstream};
 use ate_runtime::prelude::*;
-use ate_runtime::schema::{AccessDefault, IndexSpec, TypeRegistration, extract_with};
+use ate_runtime::schema::{
+    AccessDefault, IndexKind, IndexSpec, Scalar, TypeRegistration, extract_with,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -41,11 +43,15 @@ static ACCOUNT_INDEXES: [IndexSpec; 2] = [
     IndexSpec {
         field: "email",
         unique: true,
+        position: 0,
+        kind: IndexKind::of(Scalar::String),
         extract: account_email,
     },
     IndexSpec {
         field: "city",
         unique: false,
+        position: 1,
+        kind: IndexKind::of(Scalar::String),
         extract: account_city,
     },
 ];

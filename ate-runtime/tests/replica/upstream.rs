@@ -68,7 +68,10 @@ async fn two_replicas_see_each_others_writes_in_their_views_and_indexes() {
     match dio.commit().await {
         Err(AteError::Commit(CommitError::UniqueViolation {
             type_name, field, ..
-        })) => assert_eq!((type_name.as_str(), field), ("replica.Account", "email")),
+        })) => assert_eq!(
+            (type_name.as_str(), field.as_str()),
+            ("replica.Account", "email")
+        ),
         other => panic!("expected UniqueViolation, got {other:?}"),
     }
     assert!(dio.has_changes());
