@@ -47,7 +47,14 @@ async fn a_commit_dropped_after_the_writer_took_it_stages_nothing_again() {
         held.as_mut().text = format!("change {n}");
         // An unsigned one-record commit is sealed on this task and handed to the writer on its
         // first poll: dropped after that, whether or not it completed.
-        let done = poll_once(pin!(dio.commit()));
+        let mut done = poll_once(pin!(dio.commit()));
+        // Between the view showing the previous commit and its reply reaching this Dio, a
+        // commit first waits for that reply: dropped then, it took nothing, and the writes stay
+        // staged (as they must). Try again until one takes them.
+        while !done && dio.has_changes() {
+            tokio::task::yield_now().await;
+            done = poll_once(pin!(dio.commit()));
+        }
         if !done {
             dropped_pending += 1;
         }
