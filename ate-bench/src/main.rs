@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p ate-bench -- [--quick] [--records N] [--rounds R] [--dir D]
-//!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile,remote] [--no-cold]
+//!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile,remote,network,
+//!     nats] [--no-cold]
 //! ```
 //!
 //! Every scenario runs each engine on the same data (MessagePack-encoded structs holding
@@ -16,12 +17,18 @@
 //! round to give the pipeline efficiency (see `pipeline.rs` for what its sums count). The
 //! derive scenarios (D1–D3) compare generated finders with loads by key, and the same struct
 //! with and without an index (see `models.rs`).
+//!
+//! The network part (N1–N3) runs remote durable commits, fan-out and a work queue over loopback
+//! beside NATS JetStream, which the benchmark starts and stops itself when a server is installed
+//! (see `network.rs` and `nats.rs`); without one it says so and skips those rows.
 
 mod data;
 mod derive_scenario;
 mod engines;
 mod hostile_scenario;
 mod models;
+mod nats;
+mod network;
 mod pipeline;
 mod primitives;
 mod remote_scenario;
@@ -96,6 +103,11 @@ enum Part {
     Hostile,
     /// P7, P8: remote commits and sync over loopback WebSocket.
     Remote,
+    /// N1, N2, N3: remote commits, fan-out and a work queue over loopback, beside NATS
+    /// JetStream.
+    Network,
+    /// N1, N2, N3 on the NATS JetStream peer alone.
+    Nats,
 }
 
 /// How much work each scenario does.
@@ -181,12 +193,24 @@ struct Row {
     ratio: String,
 }
 
+/// A table of its own, for rows whose peers are not redb and SQLite.
+#[derive(Debug, Serialize)]
+struct Table {
+    title: String,
+    /// The headings: the scenario, one per column, and the ratio or note.
+    head: Vec<String>,
+    /// Cells in the order of `head`.
+    rows: Vec<Vec<String>>,
+}
+
 /// Everything printed, and the raw figures behind it.
 #[derive(Debug, Default, Serialize)]
 struct Report {
     machine: String,
     mode: String,
     rows: Vec<Row>,
+    /// Tables printed after the main one.
+    tables: Vec<Table>,
     targets: Vec<String>,
     /// What the less obvious figures count.
     notes: Vec<String>,
@@ -218,53 +242,74 @@ impl Report {
     }
 
     fn print_table(&self) {
-        let head = ["scenario", "ATE", "redb", "SQLite", "ratio"];
-        let cells: Vec<[&str; 5]> = self
+        let head = ["scenario", "ATE", "redb", "SQLite", "ratio"].map(String::from);
+        let cells: Vec<Vec<String>> = self
             .rows
             .iter()
             .map(|r| {
-                [
-                    r.scenario.as_str(),
-                    r.ate.as_str(),
-                    r.redb.as_str(),
-                    r.sqlite.as_str(),
-                    r.ratio.as_str(),
+                vec![
+                    r.scenario.clone(),
+                    r.ate.clone(),
+                    r.redb.clone(),
+                    r.sqlite.clone(),
+                    r.ratio.clone(),
                 ]
             })
             .collect();
-        let mut width = head.map(|h| h.chars().count());
-        for c in &cells {
-            for (w, s) in width.iter_mut().zip(c) {
-                *w = (*w).max(s.chars().count());
-            }
+        let mut first = true;
+        if !cells.is_empty() {
+            print_grid(&head, &cells);
+            first = false;
         }
-        let line = |c: [&str; 5]| {
-            let mut s = String::from("|");
-            for (i, (w, v)) in width.iter().zip(c).enumerate() {
-                let pad = w - v.chars().count();
-                // Numbers right-aligned, text left-aligned.
-                if i == 0 || i == 4 {
-                    s += &format!(" {v}{} |", " ".repeat(pad));
-                } else {
-                    s += &format!(" {}{v} |", " ".repeat(pad));
-                }
+        for t in &self.tables {
+            if !first {
+                println!();
             }
-            s
-        };
-        println!("{}", line(head));
-        let mut sep = String::from("|");
+            first = false;
+            println!("{}:", t.title);
+            println!();
+            print_grid(&t.head, &t.rows);
+        }
+    }
+}
+
+/// A Markdown table: the first and last columns (scenario, ratio) left-aligned, the figures
+/// right-aligned.
+fn print_grid(head: &[String], rows: &[Vec<String>]) {
+    let n = head.len();
+    let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let left = |i: usize| i == 0 || i + 1 == n;
+    let line = |cells: &[String]| {
+        let mut s = String::from("|");
         for (i, w) in width.iter().enumerate() {
-            let dashes = "-".repeat(*w);
-            sep += &if i == 0 || i == 4 {
-                format!(" {dashes} |")
+            let v = cells.get(i).map_or("", String::as_str);
+            let pad = " ".repeat(w - v.chars().count());
+            s += &if left(i) {
+                format!(" {v}{pad} |")
             } else {
-                format!(" {}: |", &dashes[1..])
+                format!(" {pad}{v} |")
             };
         }
-        println!("{sep}");
-        for c in cells {
-            println!("{}", line(c));
-        }
+        s
+    };
+    println!("{}", line(head));
+    let mut sep = String::from("|");
+    for (i, w) in width.iter().enumerate() {
+        let dashes = "-".repeat(*w);
+        sep += &if left(i) {
+            format!(" {dashes} |")
+        } else {
+            format!(" {}: |", &dashes[1..])
+        };
+    }
+    println!("{sep}");
+    for r in rows {
+        println!("{}", line(r));
     }
 }
 
@@ -443,6 +488,11 @@ fn main() -> Res<()> {
     if run(Part::Hostile) {
         hostile_scenario::scenario_hostile(&rt, &base, &plan, &mut rep)?;
     }
+    if run(Part::Network) {
+        network::scenario_network(&rt, &base, &plan, &mut rep, true)?;
+    } else if args.only.contains(&Part::Nats) {
+        network::scenario_network(&rt, &base, &plan, &mut rep, false)?;
+    }
 
     if run(Part::Primitives) {
         prims.sample(&base, &plan, "end of the run")?;
@@ -454,13 +504,15 @@ fn main() -> Res<()> {
     println!("## Results ({} run, {})", rep.mode, util::utc_date());
     println!();
     rep.print_table();
-    println!();
-    println!(
-        "Targets (docs/PERFORMANCE.md; P1–P6 on the unsigned Quick Start chain, the ones marked s, \
-         encrypted or full verify on signed, encrypted chains):"
-    );
-    for t in &rep.targets {
-        println!("- {t}");
+    if !rep.targets.is_empty() {
+        println!();
+        println!(
+            "Targets (docs/PERFORMANCE.md; P1–P6 on the unsigned Quick Start chain, the ones marked \
+             s, encrypted or full verify on signed, encrypted chains):"
+        );
+        for t in &rep.targets {
+            println!("- {t}");
+        }
     }
     if !rep.notes.is_empty() {
         println!();
