@@ -9,6 +9,7 @@
 pub(crate) mod codec;
 mod error;
 mod key;
+pub(crate) mod msgpack;
 mod types;
 
 pub(crate) use codec::decode_event;

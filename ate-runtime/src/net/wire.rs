@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::CommitError;
 use crate::event::PrimaryKey;
+use crate::event::msgpack;
 use crate::trust::TrustError;
 
 /// The version of the messages below (negotiated in the handshake's hello).
@@ -257,43 +258,17 @@ pub fn check_shape(bytes: &[u8], max_depth: usize) -> Result<(), WireError> {
             left: 0,
         })?;
         at += 1;
-        let take = |n: usize, at: &mut usize| -> Result<u64, WireError> {
-            let b = bytes.get(*at..*at + n).ok_or(WireError::Truncated {
-                claimed: n as u64,
-                left: bytes.len() - *at,
-            })?;
-            *at += n;
-            Ok(b.iter().fold(0u64, |v, x| (v << 8) | u64::from(*x)))
-        };
         // (bytes to skip, items to open)
-        let (skip, open) = match marker {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
-            0x80..=0x8f => (0, 2 * u64::from(marker & 0x0f)),
-            0x90..=0x9f => (0, u64::from(marker & 0x0f)),
-            0xa0..=0xbf => (u64::from(marker & 0x1f), 0),
-            0xc1 => return Err(WireError::BadMarker(marker)),
-            0xc4 | 0xd9 => (take(1, &mut at)?, 0),
-            0xc5 | 0xda => (take(2, &mut at)?, 0),
-            0xc6 | 0xdb => (take(4, &mut at)?, 0),
-            0xc7 => (take(1, &mut at)? + 1, 0),
-            0xc8 => (take(2, &mut at)? + 1, 0),
-            0xc9 => (take(4, &mut at)? + 1, 0),
-            0xca => (4, 0),
-            0xcb => (8, 0),
-            0xcc | 0xd0 => (1, 0),
-            0xcd | 0xd1 => (2, 0),
-            0xce | 0xd2 => (4, 0),
-            0xcf | 0xd3 => (8, 0),
-            0xd4 => (2, 0),
-            0xd5 => (3, 0),
-            0xd6 => (5, 0),
-            0xd7 => (9, 0),
-            0xd8 => (17, 0),
-            0xdc => (0, take(2, &mut at)?),
-            0xdd => (0, take(4, &mut at)?),
-            0xde => (0, 2 * take(2, &mut at)?),
-            0xdf => (0, 2 * take(4, &mut at)?),
-        };
+        let (skip, open) = msgpack::extent(marker, |n| {
+            let n = n as usize;
+            let b = bytes.get(at..at + n).ok_or(WireError::Truncated {
+                claimed: n as u64,
+                left: bytes.len() - at,
+            })?;
+            at += n;
+            Ok(b.iter().fold(0u64, |v, x| (v << 8) | u64::from(*x)))
+        })?
+        .ok_or(WireError::BadMarker(marker))?;
         let left_now = bytes.len() - at;
         if skip > left_now as u64 || open > left_now as u64 {
             return Err(WireError::Truncated {

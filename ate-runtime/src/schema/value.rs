@@ -15,6 +15,7 @@
 //! booleans, and optional ones ([`IndexValue`] is implemented for exactly those).
 
 use super::IndexKey;
+use crate::event::msgpack;
 
 /// What an indexed field holds: how [`extract`] reads its value from a body, and how
 /// [`canonical_key`] keys it.
@@ -212,34 +213,8 @@ impl<'a> Reader<'a> {
             }
             count -= 1;
             let m = self.byte()?;
-            let (bytes, items) = match m {
-                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
-                0x80..=0x8f => (0, 2 * u64::from(m & 0x0f)),
-                0x90..=0x9f => (0, u64::from(m & 0x0f)),
-                0xa0..=0xbf => (u64::from(m & 0x1f), 0),
-                0xc4 | 0xd9 => (self.uint(1)?, 0),
-                0xc5 | 0xda => (self.uint(2)?, 0),
-                0xc6 | 0xdb => (self.uint(4)?, 0),
-                0xc7 => (self.uint(1)? + 1, 0),
-                0xc8 => (self.uint(2)? + 1, 0),
-                0xc9 => (self.uint(4)? + 1, 0),
-                0xca => (4, 0),
-                0xcb => (8, 0),
-                0xcc | 0xd0 => (1, 0),
-                0xcd | 0xd1 => (2, 0),
-                0xce | 0xd2 => (4, 0),
-                0xcf | 0xd3 => (8, 0),
-                0xd4 => (2, 0),
-                0xd5 => (3, 0),
-                0xd6 => (5, 0),
-                0xd7 => (9, 0),
-                0xd8 => (17, 0),
-                0xdc => (0, self.uint(2)?),
-                0xdd => (0, self.uint(4)?),
-                0xde => (0, 2 * self.uint(2)?),
-                0xdf => (0, 2 * self.uint(4)?),
-                0xc1 => return Err(ValueError::Malformed),
-            };
+            let (bytes, items) =
+                msgpack::extent(m, |n| self.uint(n))?.ok_or(ValueError::Malformed)?;
             self.take(bytes)?;
             count = count.checked_add(items).ok_or(ValueError::Malformed)?;
         }
