@@ -111,7 +111,9 @@ struct AteRemote {
 }
 
 impl AteRemote {
-    /// N1 on ATE: every client commits one value per transaction, awaiting each commit.
+    /// N1 on ATE: every client commits one value per transaction, awaiting each commit; the
+    /// clients are commit only (they keep no replica), as JetStream's publishers keep no
+    /// consumer.
     async fn commits(base: std::path::PathBuf, w: NetWork) -> Res<OpSample> {
         use ate::prelude::AteSession;
         let dir = tempfile::tempdir_in(base)?;
@@ -119,7 +121,14 @@ impl AteRemote {
         let url = server.url("network");
         let mut clients = Vec::with_capacity(w.clients);
         for _ in 0..w.clients {
-            clients.push(remote_scenario::open_client(&url, &identity).await?);
+            clients.push(
+                remote_scenario::open_client(
+                    &url,
+                    &identity,
+                    remote_scenario::ClientKind::CommitOnly,
+                )
+                .await?,
+            );
         }
         let barrier = Arc::new(tokio::sync::Barrier::new(w.clients + 1));
         let mut tasks = Vec::with_capacity(w.clients);
@@ -441,7 +450,8 @@ pub fn scenario_network(
     for (clients, per_client) in np.commits {
         println!(
             "\n[N1] durable commits of one 1 KiB value over loopback, {clients} client(s), \
-             {per_client} commits each, awaiting each acknowledgement"
+             {per_client} commits each, awaiting each acknowledgement (ATE's clients commit \
+             only, keeping no replica, as publishers keep no consumer)"
         );
         let w = NetWork {
             clients,

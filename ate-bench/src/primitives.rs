@@ -91,3 +91,23 @@ pub fn overwrite_fsync(dir: &Path, n: usize) -> Res<Vec<Duration>> {
     }
     Ok(lat)
 }
+
+/// MB/s of appending `mib` MiB to a new file in 1 MiB writes, each followed by `fdatasync`
+/// (the bound of a replica that makes each batch it receives durable).
+pub fn sequential_write_mb_s(dir: &Path, mib: usize) -> Res<f64> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(dir.join("sequential.bin"))?;
+    let block = data::values(1, 1 << 20, 8).remove(0).data;
+    let t = Instant::now();
+    for i in 0..mib {
+        f.write_all_at(&block, (i << 20) as u64)?;
+        f.sync_data()?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(dir.join("sequential.bin"))?;
+    Ok((mib << 20) as f64 / 1e6 / secs)
+}

@@ -280,6 +280,8 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, cx: &Arc<Context>, stop: watch:
             return;
         }
     };
+    // What the client takes in one frame (it said so in the handshake).
+    let max_frame = channel.max_send_bytes();
     let (mut sender, receiver) = channel.split();
     let opened = match chain_of(&path) {
         Err(reason) => Err(ServerMsg::Goodbye { reason }),
@@ -316,7 +318,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, cx: &Arc<Context>, stop: watch:
             last_seq: chain.last_seq(),
         }))
         .await;
-    let end = session(cx, &chain, receiver, &out, stop).await;
+    let end = session(cx, &chain, receiver, &out, stop, max_frame).await;
     if let Some(reason) = end {
         debug!(%peer, %reason, "ending the connection");
         let _ = out.send(wire::encode(&ServerMsg::Goodbye { reason })).await;
@@ -343,14 +345,15 @@ async fn open(cx: &Context, key: &ChainKey) -> Result<Chain, OpenError> {
     Ok(c)
 }
 
-/// Serves one client of `chain` until it leaves, breaks a rule, or the server stops; returns
-/// why the server ends it, if it does.
+/// Serves one client of `chain` (which takes frames of at most `max_frame` bytes) until it
+/// leaves, breaks a rule, or the server stops; returns why the server ends it, if it does.
 async fn session(
     cx: &Arc<Context>,
     chain: &Chain,
     mut receiver: super::ChannelReceiver,
     out: &mpsc::Sender<Vec<u8>>,
     mut stop: watch::Receiver<bool>,
+    max_frame: usize,
 ) -> Option<String> {
     let outstanding = Arc::new(Semaphore::new(cx.max_outstanding));
     let mut stream: Option<JoinHandle<()>> = None;
@@ -384,7 +387,7 @@ async fn session(
                     from,
                     last,
                     out.clone(),
-                    cx.accept.limits.max_frame_bytes,
+                    max_frame,
                 )));
             }
             Ok(ClientMsg::Commit { id, tx }) => {
@@ -423,9 +426,15 @@ async fn commit(chain: &Chain, tx: Bytes) -> Result<u64, Refusal> {
     })
 }
 
-/// Sends the chain's committed transactions from `from` on, in batches, and a
-/// [`ServerMsg::CaughtUp`] once everything up to `target` (the chain's end when the client
-/// subscribed) was sent.
+/// Room in a message for what surrounds its transactions (the message's own fields and each
+/// transaction's number and length).
+const MESSAGE_ROOM: usize = 64 << 10;
+
+/// Sends the chain's committed transactions from `from` on, in batches that fit the client's
+/// frame limit `max_frame`, and a [`ServerMsg::CaughtUp`] once everything up to `target` (the
+/// chain's end when the client subscribed) was sent. A transaction too large for any frame
+/// the client takes ends the stream with a [`ServerMsg::Goodbye`] saying so (the replica
+/// cannot go past it).
 async fn send_stream(
     chain: Chain,
     from: u64,
@@ -444,36 +453,52 @@ async fn send_stream(
     }
     let mut stream = chain.subscribe(from);
     drop(chain);
-    // Room for the message around the transactions.
-    let budget = BATCH_BYTES.min(max_frame.saturating_sub(64 << 10)).max(1);
+    let room = max_frame.saturating_sub(MESSAGE_ROOM);
+    let budget = BATCH_BYTES.min(room).max(1);
+    // A transaction taken from the stream that did not fit the last batch.
+    let mut carried = None;
     loop {
-        let first = match stream.next().await {
-            Ok(c) => c,
-            Err(e) => {
-                debug!(error = %e, "commit stream ended");
-                return;
-            }
+        let first = match carried.take() {
+            Some(c) => c,
+            None => match stream.next().await {
+                Ok(c) => c,
+                Err(e) => {
+                    debug!(error = %e, "commit stream ended");
+                    return;
+                }
+            },
         };
         let mut bytes = first.payload().len();
+        if bytes > room {
+            let reason = format!(
+                "transaction {} is {bytes} bytes, more than a frame of this connection carries \
+                 ({max_frame} bytes, {MESSAGE_ROOM} of them kept for the message): the replica \
+                 cannot go past it until its frame limit is raised",
+                first.seq()
+            );
+            warn!(
+                seq = first.seq(),
+                bytes, max_frame, "a transaction larger than a frame cannot be sent"
+            );
+            let _ = out.send(wire::encode(&ServerMsg::Goodbye { reason })).await;
+            return;
+        }
         let mut txs = vec![(first.seq(), first.payload().clone())];
-        // What is ready now joins the batch (`next` is cancel safe).
+        // What is ready now joins the batch (`next` is cancel safe), while it fits.
         while bytes < budget {
             match stream.next().now_or_never() {
-                Some(Ok(c)) => {
+                Some(Ok(c)) if bytes + c.payload().len() <= room => {
                     bytes += c.payload().len();
                     txs.push((c.seq(), c.payload().clone()));
+                }
+                Some(Ok(c)) => {
+                    carried = Some(c);
+                    break;
                 }
                 _ => break,
             }
         }
         let last = txs.last().map_or(0, |t| t.0);
-        if bytes + (64 << 10) > max_frame {
-            warn!(
-                seq = first.seq(),
-                bytes, "a transaction larger than a frame cannot be sent"
-            );
-            return;
-        }
         if out
             .send(wire::encode(&ServerMsg::Events { txs }))
             .await

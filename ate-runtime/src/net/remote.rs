@@ -30,6 +30,22 @@ pub struct RemoteOptions {
     pub reconnect_max: Option<Duration>,
     /// Most redirects followed when opening (sharding); default 4.
     pub max_redirects: Option<usize>,
+    /// Commit only: the chain sends its commits to the server and receives nothing else (no
+    /// history, no other writers' commits), for programs that only append, as producers of
+    /// events do. The open returns once the server opened the chain; a commit returns once
+    /// the server made it durable, but the local view holds none of the server's records,
+    /// the committed ones included (reads find nothing the server has), so a commit can only
+    /// create records at the root or under parents the Dio is given. Default `false`: a full
+    /// replica.
+    pub commit_only: bool,
+}
+
+impl RemoteOptions {
+    /// These options, commit only ([`RemoteOptions::commit_only`]).
+    pub fn commit_only(mut self) -> Self {
+        self.commit_only = true;
+        self
+    }
 }
 
 impl ChainRegistry {
@@ -77,6 +93,7 @@ impl ChainRegistry {
             url: url.to_string(),
             requests,
             state,
+            commit_only: options.commit_only,
         });
         let chain = self.open_replica(&key, upstream.clone()).await?;
         let (ready_tx, ready) = oneshot::channel();
@@ -148,6 +165,8 @@ struct Remote {
     url: String,
     requests: mpsc::Sender<Request>,
     state: watch::Receiver<LinkState>,
+    /// Nothing comes back from the server but answers ([`RemoteOptions::commit_only`]).
+    commit_only: bool,
 }
 
 #[async_trait::async_trait]
@@ -166,6 +185,10 @@ impl Upstream for Remote {
     }
 
     async fn wait_applied(&self, replica: &Chain, seq: u64) -> Result<(), CommitError> {
+        if self.commit_only {
+            // Durable on the server is all a commit-only chain waits for.
+            return Ok(());
+        }
         let mut state = self.state.clone();
         let generation = match *state.borrow() {
             LinkState::Connected { generation, .. } => Some(generation),
@@ -203,6 +226,8 @@ impl Upstream for Remote {
                     caught_up: Some(seq),
                     ..
                 } => break seq,
+                // Nothing to catch up with: connected is all there is.
+                LinkState::Connected { .. } if self.commit_only => return Ok(()),
                 LinkState::Stopped => {
                     return Err(unreachable(format!("{}: the connection stopped", self.url)));
                 }
@@ -365,9 +390,15 @@ impl Link {
                 "the replica holds {mine} transactions, the server's chain {server_last}: not the same chain"
             ))));
         }
-        let subscribe = wire::encode(&ClientMsg::Subscribe { from: mine + 1 });
-        if let Err(e) = sender.send(&subscribe).await {
-            return Ended::Retry(e.to_string());
+        if self.options.commit_only {
+            if let Some(r) = ready.take() {
+                let _ = r.send(Ok(()));
+            }
+        } else {
+            let subscribe = wire::encode(&ClientMsg::Subscribe { from: mine + 1 });
+            if let Err(e) = sender.send(&subscribe).await {
+                return Ended::Retry(e.to_string());
+            }
         }
         let _ = self.state.send(LinkState::Connected {
             generation,
@@ -448,6 +479,11 @@ impl Link {
                             if let Some(r) = pending.remove(&id) {
                                 let _ = r.send(Err(refusal_error(reason)));
                             }
+                        }
+                        // Before the open returned, the caller hears why; afterwards the link
+                        // tries again.
+                        ServerMsg::Goodbye { reason } if ready.is_some() => {
+                            break Ended::Stop(OpenError::Net(NetError::Refused(reason)));
                         }
                         ServerMsg::Goodbye { reason } => break Ended::Retry(reason),
                         other => break Ended::Retry(format!("unexpected message {other:?}")),

@@ -315,3 +315,118 @@ async fn a_client_fails_promptly_while_the_server_is_away_and_resumes_after() {
     drop(chain);
     second.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_only_client_appends_without_a_replica() {
+    let id = identity();
+    let server = server(&id, None, None).await;
+    let url = server.url("produced");
+    let full = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("a full replica opens");
+    let mut dio = full.dio(&session(None)).await;
+    dio.store(Note {
+        text: "history".into(),
+    })
+    .expect("store");
+    dio.commit().await.expect("commit");
+
+    // The producer downloads nothing, and sees nothing, its own commits included.
+    let producer = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id).commit_only())
+        .await
+        .expect("a commit-only chain opens");
+    assert_eq!(producer.len(), 0);
+    producer.sync().await.expect("nothing to sync");
+    let mut keys = Vec::new();
+    for i in 0..5 {
+        let mut dio = producer.dio(&session(None)).await;
+        keys.push(
+            *dio.store(Note {
+                text: format!("event {i}"),
+            })
+            .expect("store")
+            .key(),
+        );
+        dio.commit().await.expect("durable on the server");
+    }
+    assert_eq!(producer.len(), 0, "a commit-only chain keeps no records");
+    assert_eq!(producer.last_seq(), 0);
+
+    // The server holds them, and the full replica receives them live.
+    until_len(&full, 6).await;
+    let dio = full.dio(&session(None)).await;
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(
+            dio.load::<Note>(key).await.expect("load").text,
+            format!("event {i}")
+        );
+    }
+    drop((full, producer));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_fits_the_clients_frame_limit() {
+    let id = identity();
+    let server = server(&id, None, None).await;
+    // Transactions of about 100 KiB each, committed on the server.
+    let local = server
+        .registry()
+        .open(&ChainKey::from("big"))
+        .await
+        .expect("open");
+    let session = session(None);
+    for i in 0..6 {
+        let mut dio = local.dio(&session).await;
+        dio.store(Note {
+            text: format!("{i}").repeat(100 << 10),
+        })
+        .expect("store");
+        dio.commit().await.expect("commit");
+    }
+    let mut huge = local.dio(&session).await;
+    huge.store(Note {
+        text: "x".repeat(400 << 10),
+    })
+    .expect("store");
+
+    // A client taking frames of 320 KiB: at most two of them a message, all of them arrive.
+    let mut small = pinned(&id);
+    small.connect.limits.max_frame_bytes = 320 << 10;
+    let url = server.url("big");
+    let replica = client(None, None)
+        .await
+        .open_url_with(&url, &small)
+        .await
+        .expect("opens through frames that fit");
+    assert_eq!(replica.len(), 6);
+    assert_eq!(replica.last_seq(), local.last_seq());
+    drop(replica);
+
+    // A transaction no frame of the client carries: the open fails and says why.
+    huge.commit().await.expect("the server takes it locally");
+    let err = client(None, None)
+        .await
+        .open_url_with(&url, &small)
+        .await
+        .expect_err("the replica cannot go past it");
+    match err {
+        OpenError::Net(NetError::Refused(reason)) => {
+            assert!(reason.contains("more than a frame"), "{reason}");
+        }
+        other => panic!("expected a refusal naming the frame limit, got {other:?}"),
+    }
+    // A client with the default limit still opens.
+    let replica = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("opens");
+    assert_eq!(replica.len(), 7);
+    drop((replica, local));
+    server.shutdown().await;
+}
