@@ -23,6 +23,9 @@ pub enum AteError {
     /// Reading a chain's committed transactions failed.
     #[error(transparent)]
     Stream(#[from] StreamError),
+    /// A bus or queue could not deliver.
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
     /// A chain key was refused.
     #[error(transparent)]
     ChainKey(#[from] ChainKeyError),

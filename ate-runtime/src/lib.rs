@@ -3,7 +3,7 @@
 //!
 //! Users depend on the `ate` crate, which re-exports this one with the derive macros. Layers,
 //! lowest first (a layer never imports a higher one): [`crypto`], [`event`], [`log`], [`trust`],
-//! [`schema`], the materialized view, [`chain`], [`session`], [`dio`], and, with the features
+//! [`schema`], the materialized view, [`chain`], [`session`], [`dio`], [`bus`], and, with the features
 //! `client` and `server`, `net` (connections between clients and servers).
 //!
 //! The modules above are the public API: what a program, a plugin or a storage backend needs.
@@ -14,6 +14,7 @@
 // it.
 #![deny(unsafe_code)]
 
+pub mod bus;
 pub mod chain;
 pub mod crypto;
 pub mod dio;
@@ -45,6 +46,7 @@ pub use trust::{IntegrityMode, ReadOption, TrustError, WriteOption};
 
 /// The names a program needs: `use ate_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::bus::{Bus, BusError};
     pub use crate::chain::{
         AteConfig, Chain, ChainBuilder, ChainKey, ChainKeyError, ChainRegistry, CommitError,
         OpenError,

@@ -44,6 +44,7 @@
 //! ```
 
 mod apply;
+mod claims;
 pub(crate) use apply::Prepared;
 mod config;
 mod error;
@@ -67,6 +68,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+pub(crate) use claims::ClaimGuard;
 pub use config::{
     AteConfig, DEFAULT_COMMIT_STREAM_CAPACITY, DEFAULT_MAX_FOREIGN_TRANSACTION, default_log_path,
 };
@@ -121,6 +123,8 @@ struct ChainInner {
     applied: watch::Receiver<u64>,
     /// Where a replica chain's commits go; `None` for a chain that commits locally.
     upstream: Option<Arc<dyn Upstream>>,
+    /// Claims on queue items (a local chain's; a replica asks its upstream).
+    claims: claims::ClaimTable,
 }
 
 impl Drop for ChainInner {
@@ -1075,5 +1079,6 @@ fn open_chain(
         commits,
         applied,
         upstream,
+        claims: claims::ClaimTable::default(),
     }))
 }

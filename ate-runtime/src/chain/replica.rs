@@ -87,6 +87,34 @@ pub trait Upstream: Send + Sync + std::fmt::Debug + 'static {
         let _ = replica;
         Ok(())
     }
+
+    /// Claims the record `key` (a queue item) at the source for `lease`, so that other
+    /// consumers of the queue pass it by: its token, or `None` while another consumer holds
+    /// it. A claim only spares duplicate work; processing stays exactly once without it (the
+    /// consumer's commit deletes the item naming the version it read). The default grants
+    /// every claim (an upstream that cannot coordinate).
+    ///
+    /// # Errors
+    ///
+    /// What the upstream reports when it cannot ask (typically [`CommitError::Unreachable`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the claim granted at the source; it ends with its lease.
+    async fn claim(
+        &self,
+        key: crate::event::PrimaryKey,
+        lease: std::time::Duration,
+    ) -> Result<Option<u64>, CommitError> {
+        let _ = (key, lease);
+        Ok(Some(0))
+    }
+
+    /// Ends the claim `token` on `key` (best effort: a claim also ends with its lease, and
+    /// with the connection that holds it). The default does nothing.
+    fn release(&self, key: crate::event::PrimaryKey, token: u64) {
+        let _ = (key, token);
+    }
 }
 
 /// A batch of replicated transactions is verified in pieces of about this many bytes…

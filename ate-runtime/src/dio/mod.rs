@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 
 pub use dao::{AuthMut, Dao, DaoMut};
 pub use error::DioError;
+pub(crate) use read::open_committed;
 pub use relations::{DaoRef, DaoVec};
 use staging::{Staged, Staging};
 
@@ -71,6 +72,9 @@ pub struct Dio {
     chain: Chain,
     session: AteSession,
     staging: Arc<Mutex<Staging>>,
+    /// Queue items this Dio took ([`Bus::process`](crate::bus::Bus::process)): claimed until
+    /// its commit deletes them, or until it is dropped or cancelled.
+    claims: Vec<crate::chain::ClaimGuard>,
 }
 
 impl std::fmt::Debug for Dio {
@@ -88,6 +92,7 @@ impl Dio {
             staging: Arc::new(Mutex::new(Staging::new(chain.clone()))),
             chain,
             session,
+            claims: Vec::new(),
         }
     }
 
@@ -300,9 +305,20 @@ impl Dio {
         !self.staging.lock().is_empty()
     }
 
-    /// Discards everything staged.
+    /// Discards everything staged (and gives back the queue items it took).
     pub fn cancel(&mut self) {
         self.staging.lock().clear();
+        self.claims.clear();
+    }
+
+    /// Keeps a claim until this Dio commits, cancels or is dropped.
+    pub(crate) fn hold(&mut self, claim: crate::chain::ClaimGuard) {
+        self.claims.push(claim);
+    }
+
+    /// Whether this Dio holds a claim on `key`.
+    pub(crate) fn holds(&self, key: &PrimaryKey) -> bool {
+        self.claims.iter().any(|c| c.key() == key)
     }
 
     /// Writes everything staged as one transaction. Returns once it is durable (fsynced) and
@@ -346,6 +362,8 @@ impl Dio {
             Ready::Upstream(tx) => self.chain.send_upstream(tx)?,
         };
         taken.submitted(submitted).outcome().await?;
+        // The items it took are deleted now: their claims have done their work.
+        self.claims.clear();
         Ok(())
     }
 

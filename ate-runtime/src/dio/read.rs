@@ -95,3 +95,39 @@ pub(super) fn open_body(
     }
     Ok(body)
 }
+
+/// A version of a record as a committed transaction holds it (the commit stream's event
+/// `raw`, a slice of the transaction `seq`), opened with `session`'s keys: its key, the
+/// version it replaced (`None` for a new record), and its value.
+pub(crate) fn open_committed<T: super::Storable>(
+    chain: &Chain,
+    session: &AteSession,
+    seq: u64,
+    raw: Bytes,
+) -> Result<(PrimaryKey, Option<u64>, T), DioError> {
+    let event = crate::event::codec::decode_event(raw).map_err(|e| DioError::BadMetadata {
+        key: PrimaryKey::from(0u128),
+        reason: e.to_string(),
+    })?;
+    let key = event.key;
+    let trust = EventTrust::of(&event).map_err(|e| DioError::BadMetadata {
+        key,
+        reason: e.to_string(),
+    })?;
+    let type_name = crate::schema::checked_type_name_of::<T>()?;
+    let keys = chain.view().read().tx_keys(seq);
+    let body = open_body(
+        chain,
+        session,
+        Stored {
+            key,
+            seq,
+            type_name,
+            trust: &trust,
+            keys: keys.as_deref(),
+            body: event.body.unwrap_or_default(),
+        },
+    )?;
+    let value = super::decode::<T>(key, &body)?;
+    Ok((key, trust.previous, value))
+}

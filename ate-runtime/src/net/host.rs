@@ -22,7 +22,13 @@ use crate::chain::{
     AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, OpenError, SealedTransaction,
 };
 use crate::crypto::PublicSignKey;
+use crate::event::PrimaryKey;
 use crate::trust::IntegrityMode;
+
+/// The most claims one connection holds at once (more are refused as if held elsewhere).
+const MAX_CLAIMS_PER_CONNECTION: usize = 4096;
+/// The longest lease a client may ask for.
+const MAX_LEASE: Duration = Duration::from_secs(600);
 
 /// The most bytes of transactions put in one [`ServerMsg::Events`] (one is sent alone
 /// whatever its size, within the frame limit).
@@ -357,6 +363,8 @@ async fn session(
 ) -> Option<String> {
     let outstanding = Arc::new(Semaphore::new(cx.max_outstanding));
     let mut stream: Option<JoinHandle<()>> = None;
+    // The claims this connection holds (they end with it).
+    let mut claims: HashMap<PrimaryKey, u64> = HashMap::new();
     let end = loop {
         let received = tokio::select! {
             _ = stop.changed() => break Some("the server is shutting down".to_string()),
@@ -409,11 +417,42 @@ async fn session(
                     drop(permit);
                 });
             }
+            Ok(ClientMsg::Claim { id, key, lease_ms }) => {
+                // Expired ones first, so that a long-lived consumer is not capped by them.
+                if claims.len() >= MAX_CLAIMS_PER_CONNECTION {
+                    claims.retain(|k, t| chain.claim_table().holds(k, *t));
+                }
+                let token = if claims.len() >= MAX_CLAIMS_PER_CONNECTION {
+                    None
+                } else {
+                    let lease = Duration::from_millis(lease_ms).min(MAX_LEASE);
+                    chain.claim_table().try_claim(key, lease)
+                };
+                if let Some(t) = token {
+                    claims.insert(key, t);
+                }
+                if out
+                    .send(wire::encode(&ServerMsg::Claimed { id, token }))
+                    .await
+                    .is_err()
+                {
+                    break None;
+                }
+            }
+            Ok(ClientMsg::Release { key, token }) => {
+                if claims.get(&key) == Some(&token) {
+                    claims.remove(&key);
+                    chain.claim_table().release(&key, token);
+                }
+            }
             Err(e) => break Some(format!("malformed message: {e}")),
         }
     };
     if let Some(s) = stream {
         s.abort();
+    }
+    for (key, token) in claims {
+        chain.claim_table().release(&key, token);
     }
     end
 }

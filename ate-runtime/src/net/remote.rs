@@ -14,6 +14,7 @@ use super::{ChannelReceiver, ChannelSender, NetError};
 use crate::chain::{
     Chain, ChainKey, ChainRegistry, CommitError, OpenError, SealedTransaction, Upstream, WeakChain,
 };
+use crate::event::PrimaryKey;
 
 /// How a remote chain connects and reconnects.
 #[derive(Debug, Clone, Default)]
@@ -152,11 +153,38 @@ enum LinkState {
     Stopped,
 }
 
-/// A commit on its way to the server.
+/// What the chain asks the connection's task to send.
 #[derive(Debug)]
-struct Request {
-    tx: SealedTransaction,
-    reply: oneshot::Sender<Result<u64, CommitError>>,
+enum Request {
+    /// A commit.
+    Commit {
+        tx: SealedTransaction,
+        reply: oneshot::Sender<Result<u64, CommitError>>,
+    },
+    /// A claim on a queue item.
+    Claim {
+        key: PrimaryKey,
+        lease: Duration,
+        reply: oneshot::Sender<Result<Option<u64>, CommitError>>,
+    },
+    /// The end of a claim (no answer).
+    Release { key: PrimaryKey, token: u64 },
+}
+
+impl Request {
+    /// Answers the request with the error of not being sent.
+    fn fail(self, e: CommitError) {
+        match self {
+            Request::Commit { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Request::Claim { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            // The claim ends with the connection that held it.
+            Request::Release { .. } => {}
+        }
+    }
 }
 
 /// The replica's [`Upstream`]: hands commits to the connection's task.
@@ -174,7 +202,7 @@ impl Upstream for Remote {
     async fn commit(&self, tx: SealedTransaction) -> Result<u64, CommitError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request { tx, reply })
+            .send(Request::Commit { tx, reply })
             .await
             .map_err(|_| unreachable(format!("{}: the connection stopped", self.url)))?;
         // The task answers every request it took; it is gone only if it panicked.
@@ -182,6 +210,23 @@ impl Upstream for Remote {
             "{}: the connection task stopped",
             self.url
         ))))
+    }
+
+    async fn claim(&self, key: PrimaryKey, lease: Duration) -> Result<Option<u64>, CommitError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Claim { key, lease, reply })
+            .await
+            .map_err(|_| unreachable(format!("{}: the connection stopped", self.url)))?;
+        answer.await.unwrap_or(Err(unreachable(format!(
+            "{}: the connection task stopped",
+            self.url
+        ))))
+    }
+
+    fn release(&self, key: PrimaryKey, token: u64) {
+        // Best effort: a claim also ends with its lease and its connection.
+        let _ = self.requests.try_send(Request::Release { key, token });
     }
 
     async fn wait_applied(&self, replica: &Chain, seq: u64) -> Result<(), CommitError> {
@@ -319,11 +364,9 @@ impl Link {
                         tokio::select! {
                             _ = &mut deadline => break,
                             r = self.queue.recv() => match r {
-                                Some(r) => {
-                                    let _ = r.reply.send(Err(unreachable(format!(
-                                        "{url}: not connected ({why})"
-                                    ))));
-                                }
+                                Some(r) => r.fail(unreachable(format!(
+                                    "{url}: not connected ({why})"
+                                ))),
                                 None => {
                                     let _ = self.state.send(LinkState::Stopped);
                                     return;
@@ -345,9 +388,7 @@ impl Link {
         }
         self.queue.close();
         while let Ok(r) = self.queue.try_recv() {
-            let _ = r
-                .reply
-                .send(Err(unreachable(format!("{}: stopped", self.url))));
+            r.fail(unreachable(format!("{}: stopped", self.url)));
         }
     }
 
@@ -406,6 +447,8 @@ impl Link {
         });
 
         let mut pending: HashMap<u64, oneshot::Sender<Result<u64, CommitError>>> = HashMap::new();
+        let mut claims: HashMap<u64, oneshot::Sender<Result<Option<u64>, CommitError>>> =
+            HashMap::new();
         let mut next_id = 0u64;
         let url = self.url.clone();
         let (to_apply, apply_queue) = mpsc::channel(APPLY_QUEUE);
@@ -431,20 +474,46 @@ impl Link {
                     }
                 },
                 r = self.queue.recv() => {
-                    let Some(Request { tx, reply }) = r else {
+                    let Some(request) = r else {
                         break Ended::Stop(OpenError::Net(NetError::ConnectionClosed));
                     };
                     next_id += 1;
-                    let msg = wire::encode(&ClientMsg::Commit { id: next_id, tx: tx.to_bytes() });
-                    match sender.send(&msg).await {
-                        Ok(()) => {
-                            pending.insert(next_id, reply);
+                    let id = next_id;
+                    let msg = match &request {
+                        Request::Commit { tx, .. } => {
+                            wire::encode(&ClientMsg::Commit { id, tx: tx.to_bytes() })
                         }
+                        Request::Claim { key, lease, .. } => wire::encode(&ClientMsg::Claim {
+                            id,
+                            key: *key,
+                            lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+                        }),
+                        Request::Release { key, token } => wire::encode(&ClientMsg::Release {
+                            key: *key,
+                            token: *token,
+                        }),
+                    };
+                    match sender.send(&msg).await {
+                        Ok(()) => match request {
+                            Request::Commit { reply, .. } => {
+                                pending.insert(id, reply);
+                            }
+                            Request::Claim { reply, .. } => {
+                                claims.insert(id, reply);
+                            }
+                            Request::Release { .. } => {}
+                        },
                         Err(e) => {
-                            // It may have left in part or whole before the error.
-                            let _ = reply.send(Err(outcome_unknown(format!(
-                                "{url}: the connection broke while sending ({e})"
-                            ))));
+                            // A commit may have left in part or whole before the error.
+                            if let Request::Commit { reply, .. } = request {
+                                let _ = reply.send(Err(outcome_unknown(format!(
+                                    "{url}: the connection broke while sending ({e})"
+                                ))));
+                            } else {
+                                request.fail(unreachable(format!(
+                                    "{url}: the connection broke while sending ({e})"
+                                )));
+                            }
                             break Ended::Retry(e.to_string());
                         }
                     }
@@ -475,6 +544,11 @@ impl Link {
                                 let _ = r.send(Ok(seq));
                             }
                         }
+                        ServerMsg::Claimed { id, token } => {
+                            if let Some(r) = claims.remove(&id) {
+                                let _ = r.send(Ok(token));
+                            }
+                        }
                         ServerMsg::Refused { id, reason } => {
                             if let Some(r) = pending.remove(&id) {
                                 let _ = r.send(Err(refusal_error(reason)));
@@ -496,6 +570,12 @@ impl Link {
         for (_, reply) in pending.drain() {
             let _ = reply.send(Err(outcome_unknown(format!(
                 "{url}: the connection dropped before the server answered"
+            ))));
+        }
+        // A claim the server granted ended with the connection.
+        for (_, reply) in claims.drain() {
+            let _ = reply.send(Err(unreachable(format!(
+                "{url}: the connection dropped before the server answered a claim"
             ))));
         }
         let _ = sender.close().await;

@@ -54,6 +54,24 @@ pub enum ClientMsg {
         /// The transaction's bytes as sealed by a Dio.
         tx: Bytes,
     },
+    /// Claim the record `key` (a queue item) for `lease_ms` milliseconds (the server may
+    /// shorten it); the server answers [`ServerMsg::Claimed`] with the same `id`. The claim
+    /// ends with the lease, a [`ClientMsg::Release`], or the connection.
+    Claim {
+        /// The client's number for the request.
+        id: u64,
+        /// The record.
+        key: PrimaryKey,
+        /// How long the claim lasts unless it ends sooner.
+        lease_ms: u64,
+    },
+    /// End the claim `token` on `key` (no answer).
+    Release {
+        /// The record.
+        key: PrimaryKey,
+        /// The claim's token, from [`ServerMsg::Claimed`].
+        token: u64,
+    },
 }
 
 /// What a server sends.
@@ -90,6 +108,14 @@ pub enum ServerMsg {
         id: u64,
         /// Why.
         reason: Refusal,
+    },
+    /// The answer to [`ClientMsg::Claim`] `id`: the claim's token, or `None` while someone
+    /// else holds a claim on the record.
+    Claimed {
+        /// The request.
+        id: u64,
+        /// The claim's token.
+        token: Option<u64>,
     },
     /// This server does not hold the chain; `url` does.
     Redirect {
@@ -303,6 +329,15 @@ mod tests {
     fn messages_round_trip() {
         let msgs = [
             ClientMsg::Subscribe { from: 7 },
+            ClientMsg::Claim {
+                id: 4,
+                key: PrimaryKey::from(9u128),
+                lease_ms: 30_000,
+            },
+            ClientMsg::Release {
+                key: PrimaryKey::from(9u128),
+                token: 12,
+            },
             ClientMsg::Commit {
                 id: 3,
                 tx: Bytes::from_static(b"tx bytes"),
@@ -320,6 +355,11 @@ mod tests {
                 txs: vec![(1, Bytes::from_static(b"one")), (2, Bytes::new())],
             },
             ServerMsg::CaughtUp { seq: 2 },
+            ServerMsg::Claimed {
+                id: 4,
+                token: Some(12),
+            },
+            ServerMsg::Claimed { id: 5, token: None },
             ServerMsg::Committed { id: 1, seq: 3 },
             ServerMsg::Refused {
                 id: 2,

@@ -1,0 +1,378 @@
+//! The bus and the queue on a collection, embedded and over a server.
+
+use std::time::Duration;
+
+use ate_runtime::bus::Bus;
+use ate_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Topic {
+    name: String,
+    items: DaoVec<Item>,
+    other: DaoVec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Item {
+    n: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Done {
+    n: u32,
+}
+
+async fn local_chain() -> Chain {
+    ChainBuilder::new(&AteConfig::in_memory())
+        .await
+        .build()
+        .open(&ChainKey::from("bus"))
+        .await
+        .expect("open")
+}
+
+/// A root record owning the items, its collections attached.
+async fn topic(chain: &Chain) -> Topic {
+    let mut dio = chain.dio(&AteSession::default()).await;
+    let dao = dio
+        .store(Topic {
+            name: "jobs".into(),
+            items: DaoVec::new(),
+            other: DaoVec::new(),
+        })
+        .expect("store");
+    let key = *dao.key();
+    let mut t = (*dao).clone();
+    dio.commit().await.expect("commit");
+    t.items.attach(key);
+    t.other.attach(key);
+    t
+}
+
+async fn push(chain: &Chain, items: &DaoVec<Item>, ns: std::ops::Range<u32>) {
+    let mut dio = chain.dio(&AteSession::default()).await;
+    for n in ns {
+        items.push(&mut dio, Item { n }).expect("push");
+    }
+    dio.commit().await.expect("commit");
+}
+
+/// Receives `n` items from `bus` (failing after a while).
+async fn receive(bus: &mut Bus<Item>, n: usize) -> Vec<(u64, u32)> {
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let m = tokio::time::timeout(Duration::from_secs(20), bus.recv())
+            .await
+            .expect("delivered in time")
+            .expect("recv");
+        seen.push((m.seq, m.value.n));
+    }
+    seen
+}
+
+/// Checks what a bus received from writers 1..=4 each pushing 25 items one by one.
+fn check_broadcast(seen: &[(u64, u32)]) {
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "in commit order");
+    for w in 1..=4u32 {
+        let mine: Vec<u32> = seen.iter().map(|s| s.1).filter(|n| n / 100 == w).collect();
+        assert_eq!(mine, (100 * w..100 * w + 25).collect::<Vec<_>>());
+    }
+    assert!(
+        !seen.iter().any(|s| s.1 < 100),
+        "nothing from before the bus"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bus_receives_every_item_in_commit_order() {
+    let chain = local_chain().await;
+    let t = topic(&chain).await;
+    push(&chain, &t.items, 0..3).await; // before the buses: not theirs
+    let dio = chain.dio(&AteSession::default()).await;
+    let mut buses: Vec<Bus<Item>> = (0..3).map(|_| t.items.bus(&dio).expect("bus")).collect();
+    // Writers in other tasks, one item a commit; an item of another collection.
+    let writers: Vec<_> = (1..=4u32)
+        .map(|w| {
+            let (chain, items) = (chain.clone(), t.items.clone());
+            tokio::spawn(async move {
+                for n in 100 * w..100 * w + 25 {
+                    push(&chain, &items, n..n + 1).await;
+                }
+            })
+        })
+        .collect();
+    push(&chain, &t.other, 9999..10_000).await;
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let mut orders = Vec::new();
+    for bus in &mut buses {
+        let seen = receive(bus, 100).await;
+        check_broadcast(&seen);
+        orders.push(seen);
+    }
+    assert!(
+        orders.windows(2).all(|o| o[0] == o[1]),
+        "the same order for all"
+    );
+}
+
+/// `consumers` tasks on `chains` (round robin) process the queue until it stays empty; the
+/// items each processed.
+async fn consume(chains: &[Chain], items: &DaoVec<Item>, consumers: usize) -> Vec<u32> {
+    let tasks: Vec<_> = (0..consumers)
+        .map(|c| {
+            let chain = chains[c % chains.len()].clone();
+            let items = items.clone();
+            tokio::spawn(async move {
+                let session = AteSession::default();
+                let mut bus = items.bus(&chain.dio(&session).await).expect("bus");
+                let mut done = Vec::new();
+                loop {
+                    let mut dio = chain.dio(&session).await;
+                    let item = match tokio::time::timeout(
+                        Duration::from_millis(1500),
+                        bus.process(&mut dio),
+                    )
+                    .await
+                    {
+                        Ok(r) => r.expect("process"),
+                        Err(_) => return done, // the queue stayed empty
+                    };
+                    // The work's record, in the same transaction as the deletion.
+                    dio.store(Done { n: item.n }).expect("store");
+                    match dio.commit().await {
+                        Ok(()) => done.push(item.n),
+                        // Another consumer processed it first: nothing of this was written.
+                        Err(AteError::Commit(CommitError::Trust(_))) => {}
+                        Err(e) => panic!("commit: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("consumer"));
+    }
+    all.sort_unstable();
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_process_each_item_exactly_once() {
+    let chain = local_chain().await;
+    let t = topic(&chain).await;
+    push(&chain, &t.items, 0..200).await;
+    let all = consume(std::slice::from_ref(&chain), &t.items, 4).await;
+    assert_eq!(all, (0..200).collect::<Vec<_>>(), "each item once");
+    // Counted from the chain: no item left, one record of work each.
+    let dio = chain.dio(&AteSession::default()).await;
+    assert!(t.items.iter(&dio).await.expect("items").is_empty());
+    assert_eq!(chain.len(), 1 + 200, "the topic and 200 records of work");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_or_cancelled_consumer_gives_its_item_back() {
+    let chain = local_chain().await;
+    let t = topic(&chain).await;
+    push(&chain, &t.items, 0..2).await;
+    let session = AteSession::default();
+    let mut bus = t.items.bus(&chain.dio(&session).await).expect("bus");
+    let mut a = chain.dio(&session).await;
+    let first = bus.process(&mut a).await.expect("first");
+    assert_eq!(first.n, 0);
+    // Claimed by `a`: another consumer gets the next one.
+    let mut b = chain.dio(&session).await;
+    assert_eq!(bus.process(&mut b).await.expect("second").n, 1);
+    // Nothing else is free until `a` lets go.
+    let mut c = chain.dio(&session).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), bus.process(&mut c))
+            .await
+            .is_err()
+    );
+    drop(a);
+    let again = tokio::time::timeout(Duration::from_secs(5), bus.process(&mut c))
+        .await
+        .expect("given back at once")
+        .expect("process");
+    assert_eq!(again.n, 0);
+    c.cancel();
+    let mut d = chain.dio(&session).await;
+    assert_eq!(bus.process(&mut d).await.expect("after cancel").n, 0);
+    d.commit().await.expect("commit");
+    b.commit().await.expect("commit");
+    assert!(
+        t.items
+            .iter(&chain.dio(&session).await)
+            .await
+            .expect("items")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_ends_with_its_lease() {
+    let chain = local_chain().await;
+    let t = topic(&chain).await;
+    push(&chain, &t.items, 0..1).await;
+    let session = AteSession::default();
+    let mut bus = t
+        .items
+        .bus(&chain.dio(&session).await)
+        .expect("bus")
+        .with_lease(Duration::from_millis(200));
+    let mut slow = chain.dio(&session).await;
+    bus.process(&mut slow).await.expect("taken");
+    // The slow consumer's lease ends; another takes the item and commits first.
+    let mut fast = chain.dio(&session).await;
+    let item = tokio::time::timeout(Duration::from_secs(5), bus.process(&mut fast))
+        .await
+        .expect("taken after the lease")
+        .expect("process");
+    assert_eq!(item.n, 0);
+    fast.commit().await.expect("the first commit wins");
+    let err = slow.commit().await.expect_err("the late one is refused");
+    assert!(
+        matches!(err, AteError::Commit(CommitError::Trust(_))),
+        "{err}"
+    );
+}
+
+mod remote {
+    use super::*;
+    use ate_runtime::crypto::KeySize;
+    use ate_runtime::net::host::{Server, ServerConfig};
+    use ate_runtime::net::remote::RemoteOptions;
+    use ate_runtime::net::wire::{self, ClientMsg, ServerMsg, WireLimits};
+    use ate_runtime::net::{ConnectOptions, ServerIdentity, ServerTrust, connect};
+
+    async fn server() -> (Server, ServerIdentity) {
+        let id = ServerIdentity::generate(KeySize::Bit128);
+        let mut config = ServerConfig::new(id.clone());
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        config.chains = AteConfig::in_memory();
+        (Server::start(config).await.expect("server"), id)
+    }
+
+    async fn client(server: &Server, id: &ServerIdentity) -> Chain {
+        let mut o = RemoteOptions::default();
+        o.connect = ConnectOptions::new(ServerTrust::Pinned(id.hash()));
+        ChainBuilder::new(&AteConfig::in_memory())
+            .await
+            .build()
+            .open_url_with(&server.url("bus"), &o)
+            .await
+            .expect("open")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn remote_buses_receive_every_item() {
+        let (server, id) = server().await;
+        let a = client(&server, &id).await;
+        let b = client(&server, &id).await;
+        let t = topic(&a).await;
+        b.sync().await.expect("sync");
+        let mut bus_b: Bus<Item> = t
+            .items
+            .bus(&b.dio(&AteSession::default()).await)
+            .expect("bus");
+        let local = server
+            .registry()
+            .open(&ChainKey::from("bus"))
+            .await
+            .expect("open on the server");
+        let mut bus_server: Bus<Item> = t
+            .items
+            .bus(&local.dio(&AteSession::default()).await)
+            .expect("bus");
+        // Writers on both clients and on the server itself.
+        let writers: Vec<_> = (1..=4u32)
+            .map(|w| {
+                let chain = [a.clone(), b.clone(), local.clone()][w as usize % 3].clone();
+                let items = t.items.clone();
+                tokio::spawn(async move {
+                    for n in 100 * w..100 * w + 25 {
+                        push(&chain, &items, n..n + 1).await;
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.expect("writer");
+        }
+        let on_b = receive(&mut bus_b, 100).await;
+        let on_server = receive(&mut bus_server, 100).await;
+        check_broadcast(&on_b);
+        assert_eq!(on_b, on_server, "the same items in the same order");
+        drop((a, b, local));
+        server.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn remote_consumers_process_each_item_once_and_disconnects_free_claims() {
+        let (server, id) = server().await;
+        let a = client(&server, &id).await;
+        let b = client(&server, &id).await;
+        let t = topic(&a).await;
+        push(&a, &t.items, 0..60).await;
+        b.sync().await.expect("sync");
+
+        // A consumer that claims the oldest item (a long lease) and goes away without
+        // committing or releasing: its claim ends with its connection.
+        let session = AteSession::default();
+        let oldest = *t.items.iter(&a.dio(&session).await).await.expect("items")[0].key();
+        let (mut raw, _) = connect(
+            &server.url("bus"),
+            &ConnectOptions::new(ServerTrust::Pinned(id.hash())),
+        )
+        .await
+        .expect("handshake");
+        let claim = wire::encode(&ClientMsg::Claim {
+            id: 1,
+            key: oldest,
+            lease_ms: 600_000,
+        });
+        raw.send(&claim).await.expect("send");
+        let token = loop {
+            let b = raw.recv().await.expect("recv").expect("a message");
+            if let Ok(ServerMsg::Claimed { id: 1, token }) =
+                wire::decode_server(&b, &WireLimits::default())
+            {
+                break token;
+            }
+        };
+        assert!(token.is_some(), "granted");
+        // While it is held, a consumer passes the oldest item by.
+        {
+            let mut bus = t.items.bus(&a.dio(&session).await).expect("bus");
+            let mut dio = a.dio(&session).await;
+            let next = bus.process(&mut dio).await.expect("process");
+            assert_ne!(*next.key(), oldest);
+        }
+        drop(raw);
+        let taken = a
+            .dio(&session)
+            .await
+            .load::<Item>(&oldest)
+            .await
+            .expect("still there");
+
+        let all = consume(&[a.clone(), b.clone()], &t.items, 3).await;
+        assert_eq!(all, (0..60).collect::<Vec<_>>(), "each item once");
+        assert!(all.contains(&taken.n));
+        a.sync().await.expect("sync");
+        assert!(
+            t.items
+                .iter(&a.dio(&session).await)
+                .await
+                .expect("items")
+                .is_empty()
+        );
+        assert_eq!(a.len(), 1 + 60);
+        drop((a, b));
+        server.shutdown().await;
+    }
+}
