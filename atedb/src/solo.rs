@@ -26,8 +26,9 @@ pub(crate) struct SoloArgs {
     /// it (or whom it delegates to) signs is accepted. Repeat for several.
     #[arg(long = "root-key", value_name = "FILE")]
     root_keys: Vec<PathBuf>,
-    /// The server's identity key, which it proves itself with to clients; generated there on
-    /// first start. Default: `<data dir>/server.identity`.
+    /// The server's identity key, which it proves itself with to clients: a private signing
+    /// key file (one from `atedb keygen` serves), generated there on first start. Default:
+    /// `<data dir>/server.identity`.
     #[arg(long, value_name = "FILE")]
     identity: Option<PathBuf>,
     /// Keep chains in memory only (nothing on disk; for tests and demos).
