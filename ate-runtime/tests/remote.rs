@@ -3,6 +3,7 @@
 //! (R13) starts this binary again as a client (`child`) and kills it during its sync.
 
 mod remote {
+    mod admission;
     mod child;
     pub mod common;
     mod hostile;

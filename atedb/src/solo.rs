@@ -40,6 +40,10 @@ pub(crate) struct SoloArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Most connections at once from one client address (an IPv4 address, or an IPv6 /64
+    /// prefix); more are closed as they arrive, before their handshake.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_ip: u32,
 }
 
 pub(crate) async fn run(args: SoloArgs) -> Result<ExitCode> {
@@ -53,6 +57,7 @@ pub(crate) async fn run(args: SoloArgs) -> Result<ExitCode> {
         .with_context(|| format!("server identity {}", identity_path.display()))?;
     let mut config = ServerConfig::new(identity.clone());
     config.listen = args.listen;
+    config.max_connections_per_ip = args.max_connections_per_ip as usize;
     config.chains = if args.memory {
         AteConfig::in_memory()
     } else {
