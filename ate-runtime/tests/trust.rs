@@ -1,6 +1,9 @@
 //! The chain of trust: signatures, rights, encryption and the tamper cases (R6); the forgeries
 //! of `forged` (R11); and `schema`, the chain's schema records as a process that links no model
 //! type enforces them.
+//!
+//! With the network features, every forgery here and in `forged` is also sent to a server as a
+//! client's commit and refused there alike (`wire`).
 
 use std::sync::OnceLock;
 
@@ -23,6 +26,9 @@ use serde::{Deserialize, Serialize};
 mod forged;
 #[path = "trust/schema.rs"]
 mod schema;
+#[cfg(all(feature = "client", feature = "server"))]
+#[path = "trust/wire.rs"]
+mod wire;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Secret {
@@ -124,6 +130,76 @@ async fn written(name: &str) -> (ChainRegistry, MemoryStore, Chain, PrimaryKey) 
     (reg, store, chain, key)
 }
 
+/// `evs` with `trailers`, committed by a client of a server holding `base` as `name`, is
+/// refused with `expected` too (`wire::refused`), when built with the network features.
+async fn refused_remotely(
+    name: &str,
+    base: &MemoryStore,
+    evs: &[EventDraft],
+    trailers: &[TxTrailer],
+    expected: &TrustError,
+) {
+    #[cfg(all(feature = "client", feature = "server"))]
+    wire::refused(name, base, evs, trailers, expected).await;
+    #[cfg(not(all(feature = "client", feature = "server")))]
+    let _ = (name, base, evs, trailers, expected);
+}
+
+/// `payload` sent as is in a client's `Commit` to a server holding `base` in `integrity` mode is
+/// refused with `expected` (`wire::refused_raw`), when built with the network features.
+async fn refused_remotely_raw(
+    name: &str,
+    base: &MemoryStore,
+    integrity: ate_runtime::trust::IntegrityMode,
+    payload: Vec<u8>,
+    expected: &TrustError,
+) {
+    #[cfg(all(feature = "client", feature = "server"))]
+    wire::refused_raw(name, base, integrity, payload, expected).await;
+    #[cfg(not(all(feature = "client", feature = "server")))]
+    let _ = (name, base, integrity, payload, expected);
+}
+
+/// `evs` with `trailers`, which a chain holding `base` accepts but whose body no reader can
+/// decrypt, is accepted by a server holding `base` as `name` too, and a reader of a replica
+/// gets `DecryptFailed` for `key` (`wire::accepted_but_unreadable`), when built with the
+/// network features.
+// Without the network features there is nothing to read `T` with.
+#[cfg_attr(
+    not(all(feature = "client", feature = "server")),
+    allow(clippy::extra_unused_type_parameters)
+)]
+async fn accepted_remotely_but_unreadable<T: Storable>(
+    name: &str,
+    base: &MemoryStore,
+    evs: &[EventDraft],
+    trailers: &[TxTrailer],
+    key: &PrimaryKey,
+) {
+    #[cfg(all(feature = "client", feature = "server"))]
+    wire::accepted_but_unreadable::<T>(name, base, evs, trailers, key).await;
+    #[cfg(not(all(feature = "client", feature = "server")))]
+    let _ = (name, base, evs, trailers, key);
+}
+
+/// Commits `evs` with `trailers` to `chain` (whose log is `store`), which must refuse them, and
+/// then through a server holding the same log (when built with the network features), which
+/// must refuse them alike. Returns the error.
+async fn refused_here_and_remotely(
+    chain: &Chain,
+    store: &MemoryStore,
+    evs: &[EventDraft],
+    trailers: &[TxTrailer],
+) -> TrustError {
+    let e = trust_err(
+        chain
+            .commit_transaction(evs.to_vec(), trailers.to_vec())
+            .await,
+    );
+    refused_remotely(chain.key().as_str(), store, evs, trailers, &e).await;
+    e
+}
+
 fn trust_err(r: Result<u64, CommitError>) -> TrustError {
     match r {
         Err(CommitError::Trust(e)) => e,
@@ -212,7 +288,7 @@ async fn tampered_payload_is_refused() {
     let mut body = evs[0].body.clone().unwrap().to_vec();
     body[3] ^= 1;
     evs[0].body = Some(body.into());
-    let e = trust_err(chain.commit_transaction(evs, tx.trailers.clone()).await);
+    let e = refused_here_and_remotely(&chain, &store, &evs, &tx.trailers).await;
     assert_eq!(e, TrustError::TxDigestMismatch);
     assert_unchanged(&chain, &store, len, &key).await;
 }
@@ -228,7 +304,7 @@ async fn flipped_signature_is_refused() {
     let last = v.len() - 1;
     v[last] ^= 0x10;
     trailers[0].value = v.into();
-    let e = trust_err(chain.commit_transaction(drafts(&tx), trailers).await);
+    let e = refused_here_and_remotely(&chain, &store, &drafts(&tx), &trailers).await;
     assert!(matches!(e, TrustError::BadSignature { .. }), "{e:?}");
     assert_unchanged(&chain, &store, len, &key).await;
 }
@@ -292,7 +368,7 @@ async fn forged_signer_is_refused() {
     let tx = transactions(&store).remove(1);
     // Signed by `other`, claiming to be the root writer.
     let (evs, trailers) = forged_update(&tx, &keys().other, Some(&keys().root));
-    let e = trust_err(chain.commit_transaction(evs, trailers).await);
+    let e = refused_here_and_remotely(&chain, &store, &evs, &trailers).await;
     assert!(matches!(e, TrustError::BadSignature { .. }), "{e:?}");
     assert_unchanged(&chain, &store, len, &key).await;
 }
@@ -304,9 +380,9 @@ async fn signer_without_the_right_is_refused() {
     let len = store.len();
     let tx = transactions(&store).remove(1);
     let (evs, trailers) = forged_update(&tx, &keys().other, None);
-    let e = trust_err(chain.commit_transaction(evs.clone(), trailers).await);
+    let e = refused_here_and_remotely(&chain, &store, &evs, &trailers).await;
     assert!(matches!(e, TrustError::Unauthorized { .. }), "{e:?}");
-    let e = trust_err(chain.commit_transaction(evs, keys_trailers(&tx)).await);
+    let e = refused_here_and_remotely(&chain, &store, &evs, &keys_trailers(&tx)).await;
     assert!(matches!(e, TrustError::MissingSignature { .. }), "{e:?}");
     assert_unchanged(&chain, &store, len, &key).await;
     // The same update signed by the rightful writer passes: the checks above refused the signer,
@@ -322,11 +398,7 @@ async fn event_from_another_chain_is_refused() {
     use ate_runtime::log::LogStore;
     let len = store.len();
     let foreign = transactions(&store2).remove(0);
-    let e = trust_err(
-        chain
-            .commit_transaction(drafts(&foreign), foreign.trailers.clone())
-            .await,
-    );
+    let e = refused_here_and_remotely(&chain, &store, &drafts(&foreign), &foreign.trailers).await;
     assert_eq!(e, TrustError::WrongChain);
     assert_unchanged(&chain, &store, len, &key).await;
 }
@@ -338,11 +410,7 @@ async fn replayed_events_are_refused() {
     let len = store.len();
     let txs = transactions(&store);
     for tx in &txs {
-        let e = trust_err(
-            chain
-                .commit_transaction(drafts(tx), tx.trailers.clone())
-                .await,
-        );
+        let e = refused_here_and_remotely(&chain, &store, &drafts(tx), &tx.trailers).await;
         assert!(
             matches!(
                 e,
@@ -369,7 +437,7 @@ async fn unknown_algorithm_id_is_refused() {
     let value = rmp_serde::to_vec(&forged).unwrap();
     let mut trailers = tx.trailers.clone();
     trailers[0].value = value.into();
-    let e = trust_err(chain.commit_transaction(drafts(&tx), trailers).await);
+    let e = refused_here_and_remotely(&chain, &store, &drafts(&tx), &trailers).await;
     assert!(matches!(e, TrustError::UnknownAlgorithm(_)), "{e:?}");
     assert_unchanged(&chain, &store, len, &key).await;
 }
@@ -769,12 +837,23 @@ async fn vouched_transactions_need_centralized_integrity_and_a_pinned_server() {
         .seal(chain_hash, &event_hashes(&events))
         .unwrap()
     };
+    let vouched = vouch_for(chain.policy().chain_hash());
     let e = trust_err(
         chain
-            .commit_transaction(events.clone(), vouch_for(chain.policy().chain_hash()))
+            .commit_transaction(events.clone(), vouched.clone())
             .await,
     );
     assert_eq!(e, TrustError::ForeignVouch);
+    // Sent to a server as is (a client's chain refuses to send it), it is refused there too.
+    let payload = ate_runtime::unstable::codec::encode_transaction(1, &events, &vouched);
+    refused_remotely_raw(
+        "vouch",
+        &store,
+        IntegrityMode::Centralized,
+        payload,
+        &TrustError::ForeignVouch,
+    )
+    .await;
     // The root writer, vouched for, may write at the root.
     chain
         .commit_vouched(events.clone(), vec![], writers.clone())
@@ -996,11 +1075,7 @@ async fn refused_on_commit_and_open(
     let len = store.len();
     let txs = transactions(&store);
     let (evs, trailers) = tamper(&txs[1]);
-    let e = trust_err(
-        chain
-            .commit_transaction(evs.clone(), trailers.clone())
-            .await,
-    );
+    let e = refused_here_and_remotely(&chain, &store, &evs, &trailers).await;
     assert_eq!(e, expected, "on commit");
     assert_unchanged(&chain, &store, len, &key).await;
     drop(chain);

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! atedb solo   [--data-dir DIR] [--listen ADDR] [--root-key FILE]... [--identity FILE]
+//!              [--max-connections-per-ip N]
 //! atedb verify <FILE> [--chain KEY] [--root-key FILE]... [--server-key FILE]... [--centralized]
 //! atedb dump   <FILE> [--chain KEY] [--limit N]
 //! atedb keygen <FILE> [--size 128|192|256] [--encrypt]

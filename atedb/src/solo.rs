@@ -26,8 +26,9 @@ pub(crate) struct SoloArgs {
     /// it (or whom it delegates to) signs is accepted. Repeat for several.
     #[arg(long = "root-key", value_name = "FILE")]
     root_keys: Vec<PathBuf>,
-    /// The server's identity key, which it proves itself with to clients; generated there on
-    /// first start. Default: `<data dir>/server.identity`.
+    /// The server's identity key, which it proves itself with to clients: a private signing
+    /// key file (one from `atedb keygen` serves), generated there on first start. Default:
+    /// `<data dir>/server.identity`.
     #[arg(long, value_name = "FILE")]
     identity: Option<PathBuf>,
     /// Keep chains in memory only (nothing on disk; for tests and demos).
@@ -39,6 +40,10 @@ pub(crate) struct SoloArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Most connections at once from one client address (an IPv4 address, or an IPv6 /64
+    /// prefix); more are closed as they arrive, before their handshake.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_ip: u32,
 }
 
 pub(crate) async fn run(args: SoloArgs) -> Result<ExitCode> {
@@ -52,6 +57,7 @@ pub(crate) async fn run(args: SoloArgs) -> Result<ExitCode> {
         .with_context(|| format!("server identity {}", identity_path.display()))?;
     let mut config = ServerConfig::new(identity.clone());
     config.listen = args.listen;
+    config.max_connections_per_ip = args.max_connections_per_ip as usize;
     config.chains = if args.memory {
         AteConfig::in_memory()
     } else {

@@ -1,6 +1,7 @@
 //! `atedb solo` as a process: clients over loopback, SIGTERM, and SIGKILL during a stream of
 //! commits from 16 clients (R10): every commit a client saw confirmed is there after the
-//! restart, and the clients resume.
+//! restart, and the clients resume. Its identity is a key file (one from `atedb keygen` serves),
+//! and it caps connections per client address.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -37,6 +38,10 @@ impl Drop for Solo {
 }
 
 fn solo(data: &Path, listen: &str) -> Solo {
+    solo_with(data, listen, &[])
+}
+
+fn solo_with(data: &Path, listen: &str, extra: &[&str]) -> Solo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_atedb"))
         .args([
             "solo",
@@ -45,6 +50,7 @@ fn solo(data: &Path, listen: &str) -> Solo {
             "--listen",
             listen,
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -214,4 +220,80 @@ async fn a_killed_server_loses_no_confirmed_commit() {
         confirmed.len(),
         check.len()
     );
+}
+
+/// A connection to `solo` from the address `from`, through the handshake and the chain's
+/// first message.
+async fn raw_from(
+    from: std::net::Ipv4Addr,
+    solo: &Solo,
+) -> Result<ate_runtime::net::Channel, ate_runtime::net::NetError> {
+    let addr: std::net::SocketAddr = solo
+        .url
+        .trim_start_matches("ws://")
+        .parse()
+        .expect("the address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((from, 0)))
+        .unwrap_or_else(|e| panic!("binding {from}: {e}"));
+    let tcp = socket.connect(addr).await.expect("TCP connects");
+    let url = format!("{}/db/capped", solo.url);
+    let options = ConnectOptions::new(ServerTrust::Pinned(solo.identity));
+    let (mut channel, _) = ate_runtime::net::connect_stream(tcp, &url, &options).await?;
+    channel
+        .recv()
+        .await?
+        .ok_or(ate_runtime::net::NetError::ConnectionClosed)?;
+    Ok(channel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_capped() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = solo_with(
+        dir.path(),
+        "127.0.0.1:0",
+        &["--max-connections-per-ip", "1", "--memory"],
+    );
+    let a = std::net::Ipv4Addr::new(127, 0, 0, 1);
+    let b = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let _first = raw_from(a, &server)
+        .await
+        .expect("the first from 127.0.0.1");
+    assert!(
+        raw_from(a, &server).await.is_err(),
+        "a second from 127.0.0.1 got in"
+    );
+    let _other = raw_from(b, &server).await.expect("127.0.0.2 gets in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_identity_is_a_key_file_and_a_keygen_key_serves() {
+    use ate_runtime::crypto::{KeyFile, PrivateSignKey};
+    let dir = tempfile::tempdir().expect("dir");
+    // Generated on first start, as a key file of the server's private key.
+    let server = solo(dir.path(), "127.0.0.1:0");
+    let file = dir.path().join("server.identity");
+    let text = std::fs::read_to_string(&file).expect("the identity file");
+    assert!(text.contains("ate-key 1 sign-private "), "{text}");
+    let key = PrivateSignKey::load(&file).expect("a private signing key");
+    assert_eq!(IdentityHash::of(key.public_key()), server.identity);
+    drop(server);
+    // A key from `atedb keygen`, named with --identity.
+    let keyfile = dir.path().join("identity.key");
+    let out = Command::new(env!("CARGO_BIN_EXE_atedb"))
+        .args(["keygen", keyfile.to_str().expect("utf-8")])
+        .output()
+        .expect("keygen");
+    assert!(out.status.success(), "{out:?}");
+    let key = PrivateSignKey::load(&keyfile).expect("the key");
+    let server = solo_with(
+        dir.path(),
+        "127.0.0.1:0",
+        &["--identity", keyfile.to_str().expect("utf-8")],
+    );
+    assert_eq!(server.identity, IdentityHash::of(key.public_key()));
+    let chain = open(&format!("{}/db/keyed", server.url), server.identity).await;
+    assert!(chain.is_empty());
 }

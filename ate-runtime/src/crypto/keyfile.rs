@@ -8,11 +8,12 @@
 //! and decodes through the key's own checks, so a corrupt or swapped file is a typed error.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
 
 use super::{PrivateEncryptKey, PrivateSignKey, PublicEncryptKey, PublicSignKey};
 
@@ -21,7 +22,7 @@ const MAGIC: &str = "ate-key";
 /// The version of the key file layout.
 const VERSION: &str = "1";
 /// The largest key file read (a Falcon-1024 private key is ~3.6 KB, hex doubles it).
-const MAX_FILE: u64 = 64 * 1024;
+pub(crate) const MAX_FILE: u64 = 64 * 1024;
 
 /// Why a key file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -75,16 +76,20 @@ pub trait KeyFile: Sized + Serialize + DeserializeOwned {
             path: path.to_path_buf(),
             source,
         };
-        let bytes = rmp_serde::to_vec(self).map_err(|e| KeyFileError::Malformed {
-            path: path.to_path_buf(),
-            reason: format!("cannot encode the key: {e}"),
-        })?;
-        let text = format!(
+        // The encodings of a private key are wiped once written.
+        let bytes =
+            Zeroizing::new(
+                rmp_serde::to_vec(self).map_err(|e| KeyFileError::Malformed {
+                    path: path.to_path_buf(),
+                    reason: format!("cannot encode the key: {e}"),
+                })?,
+            );
+        let text = Zeroizing::new(format!(
             "# {}\n{MAGIC} {VERSION} {} {}\n",
             self.describe(),
             Self::KIND,
-            hex::encode(bytes)
-        );
+            *Zeroizing::new(hex::encode(&*bytes))
+        ));
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -112,13 +117,32 @@ pub trait KeyFile: Sized + Serialize + DeserializeOwned {
             path: path.to_path_buf(),
             source,
         };
-        let len = fs::metadata(path).map_err(io)?.len();
-        if len > MAX_FILE {
+        let file = fs::File::open(path).map_err(io)?;
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.take(MAX_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_FILE {
             return Err(malformed(format!(
-                "{len} bytes, more than a key file holds ({MAX_FILE})"
+                "more than a key file holds ({MAX_FILE} bytes)"
             )));
         }
-        let text = fs::read_to_string(path).map_err(io)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| malformed("not text".into()))?;
+        Self::from_key_file_text(path, text)
+    }
+
+    /// Reads the key from the text of a key file, as [`KeyFile::load`] does once it has read
+    /// the file; `path` names the file in errors.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyFileError::WrongKind`] if it holds another kind of key, [`KeyFileError::Malformed`]
+    /// for anything else wrong with it.
+    fn from_key_file_text(path: &Path, text: &str) -> Result<Self, KeyFileError> {
+        let malformed = |reason: String| KeyFileError::Malformed {
+            path: path.to_path_buf(),
+            reason,
+        };
         let line = text
             .lines()
             .map(str::trim)
@@ -143,7 +167,8 @@ pub trait KeyFile: Sized + Serialize + DeserializeOwned {
                 found: kind.into(),
             });
         }
-        let bytes = hex::decode(body).map_err(|e| malformed(format!("bad hex: {e}")))?;
+        let bytes =
+            Zeroizing::new(hex::decode(body).map_err(|e| malformed(format!("bad hex: {e}")))?);
         rmp_serde::from_slice(&bytes)
             .map_err(|e| malformed(format!("the key does not decode: {e}")))
     }
@@ -257,6 +282,12 @@ mod tests {
                 PublicSignKey::load(&p).map(|_| ())
             );
         }
+        let binary = dir.path().join("binary");
+        fs::write(&binary, [0xff, 0xfe, 0x00]).expect("write");
+        assert!(matches!(
+            PublicSignKey::load(&binary),
+            Err(KeyFileError::Malformed { .. })
+        ));
         assert!(matches!(
             PublicSignKey::load(&dir.path().join("missing")),
             Err(KeyFileError::Io { .. })

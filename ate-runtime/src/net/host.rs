@@ -10,11 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::admission::{ClientSlot, PerClient};
 use super::ring::Ring;
 use super::wire::{self, ClientMsg, Refusal, ServerMsg, WireLimits};
 use super::{AcceptOptions, ServerIdentity, accept};
@@ -55,6 +56,14 @@ pub struct ServerConfig {
     pub wire: WireLimits,
     /// Most connections at once; more are closed at once.
     pub max_connections: usize,
+    /// Most connections at once from one client address (default 64): an IPv4 address, or
+    /// the /64 prefix of an IPv6 one. More are closed as they are accepted, before their
+    /// handshake (which costs the server a signature) starts.
+    pub max_connections_per_ip: usize,
+    /// Most handshakes in progress at once (default 256): a connection accepted while that
+    /// many are still handshaking is closed at once. Each holds its place until its handshake
+    /// ends, at the latest after [`Limits::handshake_timeout`](super::Limits).
+    pub max_handshakes: usize,
     /// Most commits a connection may have outstanding; one more ends the connection.
     pub max_outstanding_commits: usize,
     /// The servers chains are spread over, and this server's URL among them: a client asking
@@ -76,6 +85,8 @@ impl ServerConfig {
             accept: AcceptOptions::default(),
             wire: WireLimits::default(),
             max_connections: 4096,
+            max_connections_per_ip: 64,
+            max_handshakes: 256,
             max_outstanding_commits: 1024,
             ring: None,
             shutdown_grace: Duration::from_secs(10),
@@ -113,6 +124,8 @@ struct Context {
     /// Commits in progress, waited for on shutdown.
     commits: TaskTracker,
     connections: Arc<Semaphore>,
+    per_client: Arc<PerClient>,
+    handshakes: Arc<Semaphore>,
 }
 
 /// A running server. Dropping it stops accepting; [`Server::shutdown`] also lets the
@@ -164,6 +177,8 @@ impl Server {
             chains: Mutex::new(HashMap::new()),
             commits: TaskTracker::new(),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            per_client: PerClient::new(config.max_connections_per_ip),
+            handshakes: Arc::new(Semaphore::new(config.max_handshakes.max(1))),
         });
         let (stop, stopped) = watch::channel(false);
         let accept_loop = tokio::spawn(accept_loop(listener, context.clone(), stopped));
@@ -252,19 +267,48 @@ async fn accept_loop(listener: TcpListener, cx: Arc<Context>, mut stop: watch::R
                 continue;
             }
         };
-        let Ok(permit) = cx.connections.clone().try_acquire_owned() else {
-            debug!(%peer, "too many connections; closing");
+        // Refused before anything is read from the connection: closing it costs nothing.
+        let Some(admitted) = admit(&cx, peer) else {
             continue;
         };
         let _ = tcp.set_nodelay(true);
         let (cx, stop) = (cx.clone(), stop.clone());
         connections.spawn(async move {
-            serve(tcp, peer, &cx, stop).await;
-            drop(permit);
+            serve(tcp, peer, &cx, stop, admitted.handshake).await;
+            drop((admitted.connection, admitted.client));
         });
     }
     connections.close();
     connections.wait().await;
+}
+
+/// The places an accepted connection holds while it lasts (and its handshake, while that lasts).
+struct Admitted {
+    connection: OwnedSemaphorePermit,
+    client: ClientSlot,
+    handshake: OwnedSemaphorePermit,
+}
+
+/// Whether a connection from `peer` may start its handshake: a place among all connections,
+/// among its client's, and among the handshakes in progress.
+fn admit(cx: &Context, peer: SocketAddr) -> Option<Admitted> {
+    let Ok(connection) = cx.connections.clone().try_acquire_owned() else {
+        debug!(%peer, "too many connections; closing");
+        return None;
+    };
+    let Some(client) = cx.per_client.try_acquire(peer.ip()) else {
+        debug!(%peer, "too many connections from this client; closing");
+        return None;
+    };
+    let Ok(handshake) = cx.handshakes.clone().try_acquire_owned() else {
+        debug!(%peer, "too many handshakes in progress; closing");
+        return None;
+    };
+    Some(Admitted {
+        connection,
+        client,
+        handshake,
+    })
 }
 
 /// The chain key a request path names: `/db/<chain key>`.
@@ -278,8 +322,16 @@ fn chain_of(path: &str) -> Result<ChainKey, String> {
     Ok(key)
 }
 
-async fn serve(tcp: TcpStream, peer: SocketAddr, cx: &Arc<Context>, stop: watch::Receiver<bool>) {
-    let (path, channel) = match accept(tcp, &cx.identity, &cx.accept).await {
+async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    cx: &Arc<Context>,
+    stop: watch::Receiver<bool>,
+    handshake: OwnedSemaphorePermit,
+) {
+    let accepted = accept(tcp, &cx.identity, &cx.accept).await;
+    drop(handshake);
+    let (path, channel) = match accepted {
         Ok(a) => a,
         Err(e) => {
             debug!(%peer, error = %e, "handshake failed");

@@ -8,8 +8,14 @@
 //!
 //! # Identity key file
 //!
-//! Written with permissions `0600` (owner only) and refused on load when other users have any
-//! access to it. All integers little-endian.
+//! A key file of [`crypto::keyfile`](crate::crypto::keyfile) holding the identity's private
+//! key: a comment line, then `ate-key 1 sign-private <hex>`. A key written by `atedb keygen` (or
+//! [`KeyFile::save`] of a [`PrivateSignKey`]) can therefore serve as an identity, and an
+//! identity file can be read as a [`PrivateSignKey`]. Written with permissions `0600` (owner
+//! only), never replaced, and refused on load when other users have any access to it.
+//!
+//! Identity files of the earlier binary layout are still read (nothing writes it any more);
+//! all integers little-endian:
 //!
 //! ```text
 //! size  field
@@ -39,7 +45,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::crypto::{Hash, KeySize, PrivateSignKey, PublicSignKey, SignAlgorithm};
+use crate::crypto::keyfile::MAX_FILE as MAX_KEY_FILE;
+use crate::crypto::{
+    Hash, KeyFile, KeyFileError, KeySize, PrivateSignKey, PublicSignKey, SignAlgorithm,
+};
 
 use super::error::{IdentityError, NetError};
 
@@ -91,10 +100,10 @@ impl FromStr for IdentityHash {
     }
 }
 
-const KEY_FILE_MAGIC: &[u8; 8] = b"ATE-SID\0";
-const KEY_FILE_VERSION: u16 = 1;
-/// Far above any Falcon key pair with its header; a larger file is refused unread.
-const MAX_KEY_FILE: u64 = 16 << 10;
+/// The magic of the earlier binary layout of identity files.
+const LEGACY_MAGIC: &[u8; 8] = b"ATE-SID\0";
+/// The one version of the earlier binary layout.
+const LEGACY_VERSION: u16 = 1;
 
 /// A server's identity: the Falcon key that signs its handshakes.
 ///
@@ -133,35 +142,28 @@ impl ServerIdentity {
         self.hash
     }
 
-    /// Writes the identity to a new file at `path`, readable by its owner only (mode `0600` on
-    /// Unix), and syncs it. An existing file is never replaced: replacing a server's identity
-    /// makes every client that knows it refuse the server.
+    /// Writes the identity to a new key file at `path` (`ate-key 1 sign-private <hex>`, see
+    /// the module documentation), readable by its owner only (mode `0600` on Unix), and syncs
+    /// it. An existing file is never replaced: replacing a server's identity makes every
+    /// client that knows it refuse the server.
     ///
     /// # Errors
     ///
     /// [`IdentityError::Io`] if the file exists or cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), IdentityError> {
-        let bytes = self.encode();
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(|e| IdentityError::io(path, e))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| IdentityError::io(path, e))
+        self.key.save(path).map_err(from_key_file)
     }
 
-    /// Reads an identity written by [`ServerIdentity::save`].
+    /// Reads an identity written by [`ServerIdentity::save`], a private signing key file
+    /// written by [`KeyFile::save`] (`atedb keygen`), or an identity file of the earlier binary
+    /// layout.
     ///
     /// # Errors
     ///
     /// [`IdentityError::Io`] if it cannot be read; [`IdentityError::InsecurePermissions`] if
-    /// other users have any access to it (Unix); [`IdentityError::UnsupportedVersion`] for a
-    /// newer format; [`IdentityError::Corrupt`] for anything else that is wrong with it.
+    /// other users have any access to it (Unix); [`IdentityError::UnsupportedVersion`] for an
+    /// unknown version of the earlier layout; [`IdentityError::Corrupt`] for anything else that
+    /// is wrong with it (another kind of key among them).
     pub fn load(path: &Path) -> Result<Self, IdentityError> {
         let file = fs::File::open(path).map_err(|e| IdentityError::io(path, e))?;
         #[cfg(unix)]
@@ -179,13 +181,21 @@ impl ServerIdentity {
                 });
             }
         }
-        let mut bytes = Vec::new();
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
         file.take(MAX_KEY_FILE + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| IdentityError::io(path, e))?;
-        let decoded = ServerIdentity::decode(path, &bytes);
-        zeroize::Zeroize::zeroize(&mut bytes);
-        decoded
+        if bytes.starts_with(LEGACY_MAGIC) {
+            return ServerIdentity::decode_legacy(path, &bytes);
+        }
+        if bytes.len() as u64 > MAX_KEY_FILE {
+            return Err(IdentityError::corrupt(path, "larger than any key file"));
+        }
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| IdentityError::corrupt(path, "neither a key file nor an identity file"))?;
+        PrivateSignKey::from_key_file_text(path, text)
+            .map(ServerIdentity::from_key)
+            .map_err(from_key_file)
     }
 
     /// Loads the identity at `path`, or generates one of the given size and saves it there if
@@ -215,12 +225,14 @@ impl ServerIdentity {
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
+    /// The earlier binary layout, as it was written (for the tests of its reader).
+    #[cfg(test)]
+    fn encode_legacy(&self) -> Vec<u8> {
         let public = self.key.public_key().as_bytes();
         let secret = self.key.secret_bytes();
         let mut out = Vec::with_capacity(8 + 2 + 1 + 4 + public.len() + secret.len() + 32);
-        out.extend_from_slice(KEY_FILE_MAGIC);
-        out.extend_from_slice(&KEY_FILE_VERSION.to_le_bytes());
+        out.extend_from_slice(LEGACY_MAGIC);
+        out.extend_from_slice(&LEGACY_VERSION.to_le_bytes());
         out.push(self.key.algorithm().as_u8());
         for part in [public, secret] {
             let len = u16::try_from(part.len()).expect("Falcon keys are under 64 KiB");
@@ -232,16 +244,17 @@ impl ServerIdentity {
         out
     }
 
-    fn decode(path: &Path, bytes: &[u8]) -> Result<Self, IdentityError> {
+    /// Reads the earlier binary layout.
+    fn decode_legacy(path: &Path, bytes: &[u8]) -> Result<Self, IdentityError> {
         let corrupt = |detail: &str| IdentityError::corrupt(path, detail);
         if bytes.len() as u64 > MAX_KEY_FILE {
             return Err(corrupt("larger than any identity key"));
         }
-        if bytes.len() < 8 + 2 || &bytes[..8] != KEY_FILE_MAGIC {
+        if bytes.len() < 8 + 2 || &bytes[..8] != LEGACY_MAGIC {
             return Err(corrupt("no identity key magic"));
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != KEY_FILE_VERSION {
+        if version != LEGACY_VERSION {
             return Err(IdentityError::UnsupportedVersion {
                 path: path.to_path_buf(),
                 version,
@@ -277,6 +290,25 @@ impl ServerIdentity {
         let key =
             PrivateSignKey::from_bytes(alg, public, secret).map_err(|e| corrupt(&e.to_string()))?;
         Ok(ServerIdentity::from_key(key))
+    }
+}
+
+/// The identity error of a key file's.
+fn from_key_file(e: KeyFileError) -> IdentityError {
+    match e {
+        KeyFileError::Io { path, source } => IdentityError::Io { path, source },
+        KeyFileError::Malformed { path, reason } => IdentityError::Corrupt {
+            path,
+            detail: reason,
+        },
+        KeyFileError::WrongKind {
+            path,
+            expected,
+            found,
+        } => IdentityError::Corrupt {
+            path,
+            detail: format!("holds a {found} key, not a {expected} key"),
+        },
     }
 }
 
@@ -578,6 +610,14 @@ mod tests {
         let back = ServerIdentity::load(&path).unwrap();
         assert_eq!(back.hash(), id.hash());
         assert_eq!(back.key(), id.key());
+        // A key file: its key line, and readable as the private key it holds.
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("ate-key 1 sign-private ")),
+            "{text}"
+        );
+        assert_eq!(&PrivateSignKey::load(&path).unwrap(), id.key());
         // Never replaced.
         assert!(matches!(
             identity().save(&path),
@@ -611,9 +651,9 @@ mod tests {
     fn every_damaged_key_file_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
-        let good = identity().encode();
+        let good = identity().encode_legacy();
         let check = |bytes: &[u8]| {
-            let r = ServerIdentity::decode(&path, bytes);
+            let r = ServerIdentity::decode_legacy(&path, bytes);
             assert!(
                 matches!(
                     r,
@@ -639,11 +679,11 @@ mod tests {
         let mut newer = good.clone();
         newer[8] = 2;
         assert!(matches!(
-            ServerIdentity::decode(&path, &newer),
+            ServerIdentity::decode_legacy(&path, &newer),
             Err(IdentityError::UnsupportedVersion { version: 2, .. })
         ));
         // A consistent checksum over a key whose halves do not match.
-        let other = identity().encode();
+        let other = identity().encode_legacy();
         let mut spliced = good[..good.len() - 32].to_vec();
         let secret_at = 13 + SignAlgorithm::Falcon512.public_key_len() + 2;
         spliced[secret_at..].copy_from_slice(&other[secret_at..other.len() - 32]);
@@ -651,6 +691,106 @@ mod tests {
         spliced.extend_from_slice(sum.as_bytes());
         check(&spliced);
         check(&vec![0xAB; (MAX_KEY_FILE + 1) as usize]);
+    }
+
+    /// Writes `bytes` to a new file at `path` that only its owner may read.
+    fn write_private(path: &Path, bytes: &[u8]) {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        options.open(path).unwrap().write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn a_signing_key_file_is_an_identity_and_other_keys_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        // What `atedb keygen` writes.
+        let key = PrivateSignKey::generate(KeySize::Bit128);
+        let path = dir.path().join("keygen.key");
+        key.save(&path).unwrap();
+        let id = ServerIdentity::load(&path).unwrap();
+        assert_eq!(id.hash(), IdentityHash::of(key.public_key()));
+        // Its public half, or an encryption key, is no identity (copied to an owner-only
+        // file, so that the kind is what is refused).
+        let scratch = dir.path().join("keygen.key.pub");
+        key.as_public_key().save(&scratch).unwrap();
+        let public = dir.path().join("public.key");
+        write_private(&public, &fs::read(&scratch).unwrap());
+        let encrypt = dir.path().join("reader.key");
+        crate::crypto::PrivateEncryptKey::generate(KeySize::Bit128)
+            .save(&encrypt)
+            .unwrap();
+        for (path, kind) in [(&public, "sign-public"), (&encrypt, "encrypt-private")] {
+            match ServerIdentity::load(path) {
+                Err(IdentityError::Corrupt { detail, .. }) => {
+                    assert!(detail.contains(kind), "{detail}")
+                }
+                other => panic!("expected Corrupt, got {:?}", other.map(|i| i.hash())),
+            }
+        }
+    }
+
+    #[test]
+    fn identity_files_of_the_binary_layout_still_load() {
+        // Written by the binary layout's writer before identities became key files.
+        const FILE: &[u8] = include_bytes!("testdata/server-identity-binary-v1");
+        const HASH: &str = "6178f5519248b0dea87bf2b9a9ee0789b46e6bf5d929cc4cd14960578783d0e6";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.identity");
+        write_private(&path, FILE);
+        let id = ServerIdentity::load(&path).unwrap();
+        assert_eq!(id.hash().to_string(), HASH);
+        // A server starting on it keeps it, and the file as it is.
+        let again = ServerIdentity::load_or_generate(&path, KeySize::Bit128).unwrap();
+        assert_eq!(again.hash(), id.hash());
+        assert_eq!(fs::read(&path).unwrap(), FILE);
+        // And it signs what clients verify.
+        let signature = id.key().sign(b"transcript");
+        assert!(id.public_key().verify(b"transcript", &signature).is_ok());
+    }
+
+    #[test]
+    fn damaged_key_files_are_typed_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let good_path = dir.path().join("good");
+        identity().save(&good_path).unwrap();
+        let good = fs::read_to_string(&good_path).unwrap();
+        let line = good.lines().nth(1).unwrap();
+        let cases: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            b"# a comment only\n".to_vec(),
+            vec![0xff, 0xfe, 0x00, 0x41],
+            b"ate-key 2 sign-private 00\n".to_vec(),
+            b"ate-key 1 sign-private zz\n".to_vec(),
+            line.as_bytes()[..line.len() - 8].to_vec(),
+            // The secret half of another key under this key's public half.
+            {
+                let other = fs::read_to_string({
+                    let p = dir.path().join("other");
+                    identity().save(&p).unwrap();
+                    p
+                })
+                .unwrap();
+                let other = other.lines().nth(1).unwrap();
+                let cut = line.len() - 200;
+                format!("{}{}\n", &line[..cut], &other[cut..]).into_bytes()
+            },
+            vec![b'#'; (MAX_KEY_FILE + 1) as usize],
+        ];
+        for (i, bytes) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("bad-{i}"));
+            write_private(&path, bytes);
+            let r = ServerIdentity::load(&path);
+            assert!(
+                matches!(r, Err(IdentityError::Corrupt { .. })),
+                "case {i}: {:?}",
+                r.map(|id| id.hash())
+            );
+        }
     }
 
     #[test]

@@ -60,6 +60,8 @@
     allow(dead_code, unused_imports)
 )]
 
+#[cfg(feature = "server")]
+mod admission;
 mod channel;
 #[cfg(feature = "client")]
 mod client;

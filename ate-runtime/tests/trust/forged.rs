@@ -1,6 +1,7 @@
 //! R11: forged transactions from outside the process, each refused with its own typed error on
-//! commit (`Chain::commit_transaction`) and on open, nothing appended, no plaintext below an
-//! encrypted root; and the same rules kept by the Dio.
+//! commit (`Chain::commit_transaction`), on open, and by a server a client sends it to (with the
+//! network features, `wire`), nothing appended, no plaintext below an encrypted root; and the
+//! same rules kept by the Dio.
 
 use ate_runtime::crypto::PublicEncryptKey;
 use ate_runtime::log::LogStore;
@@ -39,7 +40,8 @@ fn prefix(store: &MemoryStore, n: usize) -> MemoryStore {
 }
 
 /// `evs` with `trailers`, handed to a chain holding `base`, is refused with `expected` and
-/// nothing changes; a log of `base` followed by it does not open, for the same reason.
+/// nothing changes; a log of `base` followed by it does not open, for the same reason; and a
+/// server holding `base` refuses it from a client alike.
 async fn refused_everywhere(
     reg: &ChainRegistry,
     name: &str,
@@ -80,6 +82,7 @@ async fn refused_everywhere(
             other.map(|_| ())
         ),
     }
+    refused_remotely(name, base, evs, trailers, &expected).await;
 }
 
 /// The trailers of `evs` signed by each of `signers` (covering the events given) for `chain`,
@@ -327,6 +330,14 @@ async fn a_self_made_vouch_is_refused() {
     assert!(chain.is_empty());
     drop(chain);
     let forged = encode_transaction(1, &evs, &trailers);
+    refused_remotely_raw(
+        "self-vouch",
+        &store,
+        IntegrityMode::Centralized,
+        forged.clone(),
+        &TrustError::ForeignVouch,
+    )
+    .await;
     let mut bytes = store.bytes();
     bytes.extend_from_slice(&encode_frames(&[&forged]));
     match reg.open_store(
@@ -500,7 +511,7 @@ async fn the_chain_hash_is_inside_the_signed_bytes() {
     relabelled.digest = genuine.digest;
     let mut trailers = ours.clone();
     trailers[0] = signature_trailer(&relabelled);
-    let e = trust_err(chain.commit_transaction(evs.clone(), trailers).await);
+    let e = refused_here_and_remotely(&chain, &store, &evs, &trailers).await;
     assert_eq!(
         e,
         TrustError::BadSignature {
@@ -540,7 +551,12 @@ async fn an_old_ciphertext_copied_into_a_new_version_does_not_decrypt() {
     with_meta(&mut ev, Some(2), None);
     let evs = vec![ev];
     let trailers = sealed(&chain, &evs, vec![(other, vec![0])], keys_trailers(&old));
-    chain.commit_transaction(evs, trailers).await.unwrap();
+    let base = MemoryStore::from_bytes(store.bytes());
+    chain
+        .commit_transaction(evs.clone(), trailers.clone())
+        .await
+        .unwrap();
+    accepted_remotely_but_unreadable::<Node>("rollback", &base, &evs, &trailers, &key).await;
     let reader = chain.dio(&root_session()).await;
     match reader.load::<Node>(&key).await {
         Err(DioError::DecryptFailed { key: k, .. }) => assert_eq!(k, key),
@@ -567,7 +583,13 @@ async fn a_tampered_ciphertext_does_not_decrypt() {
         vec![(&keys().root, vec![0])],
         keys_trailers(&tx),
     );
-    chain.commit_transaction(evs, trailers).await.unwrap();
+    let base = MemoryStore::from_bytes(store.bytes());
+    chain
+        .commit_transaction(evs.clone(), trailers.clone())
+        .await
+        .unwrap();
+    accepted_remotely_but_unreadable::<Secret>("tampered-ciphertext", &base, &evs, &trailers, &key)
+        .await;
     let dio = chain.dio(&root_session()).await;
     assert!(matches!(
         dio.load::<Secret>(&key).await,
@@ -720,7 +742,7 @@ async fn public_read_keys_travel_once_per_transaction() {
     trailers.push(garbage);
     let chain2 = open(&reg, "directory", &MemoryStore::from_bytes(base.bytes()));
     assert!(matches!(
-        trust_err(chain2.commit_transaction(evs.clone(), trailers).await),
+        refused_here_and_remotely(&chain2, &base, &evs, &trailers).await,
         TrustError::MalformedDirectory { .. }
     ));
     // Unsorted keys are not the canonical directory.
@@ -735,7 +757,7 @@ async fn public_read_keys_travel_once_per_transaction() {
     let mut trailers = with_dir(None);
     trailers.push(unsorted);
     assert!(matches!(
-        trust_err(chain2.commit_transaction(evs.clone(), trailers).await),
+        refused_here_and_remotely(&chain2, &base, &evs, &trailers).await,
         TrustError::MalformedDirectory { .. }
     ));
 }
