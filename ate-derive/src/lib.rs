@@ -1,9 +1,6 @@
 //! Derive macros of ATE. Use them through the `ate` crate, which documents them and provides
 //! everything the generated code refers to (`ate::__private`).
 
-mod ast;
-mod attr;
-mod check;
 mod ctxt;
 mod dao;
 
