@@ -1,11 +1,12 @@
 //! Derive macros of ATE. Use them through the `ate` crate, which documents them and provides
 //! everything the generated code refers to (`ate::__private`).
+//!
+//! `#[derive(Dao)]` is in `dao/`, `#[service]` in `service/`; both gather their errors in the
+//! context of `ctxt.rs`, so every mistake shows at once, at its own tokens.
 
-mod ast;
-mod attr;
-mod check;
 mod ctxt;
 mod dao;
+mod service;
 
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
@@ -79,4 +80,62 @@ use syn::{DeriveInput, parse_macro_input};
 pub fn derive_dao(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     dao::derive(&input).into()
+}
+
+/// Makes a trait a service: each method is a command, answered by any type that implements
+/// the trait and called through a generated client. (A complete, compiled example is in the
+/// `ate` crate's documentation.)
+///
+/// ```text
+/// use ate::prelude::*;
+///
+/// #[service]
+/// pub trait Bank {
+///     /// Adds to an account.
+///     async fn deposit(&self, ctx: &InvocationContext, request: Deposit)
+///         -> Result<Balance, BankError>;
+///     /// Takes from an account.
+///     async fn withdraw(&self, ctx: &InvocationContext, request: Withdraw)
+///         -> Result<Balance, BankError>;
+/// }
+///
+/// services.add_service(BankService::new(MyBank::default()))?;
+/// let bank = BankClient::new(&services, &session);
+/// let balance = bank.deposit(Deposit { account: "42".into(), amount: 10 }).await?;
+/// ```
+///
+/// # Commands
+///
+/// Every method of the trait is a command:
+/// `async fn name(&self, ctx: &InvocationContext, request: Req) -> Result<Reply, Error>`.
+/// - The request type has a stable type name (`#[derive(Dao)]` or `ate::stable_name!`): a
+///   request is matched to its command by that name, so each command takes a type of its own,
+///   with a name of its own.
+/// - The request, the reply and the error are serde types (`Serialize + DeserializeOwned`,
+///   `Send`, `'static`): they travel as MessagePack, and the caller gets the handler's error
+///   back typed, as `InvokeError::Handler`.
+/// - `ctx` says who called, as the transport verified it (`InvocationContext`).
+///
+/// Anything else is refused at its tokens: a method without `&self`, not `async`, with a body,
+/// generic, with a pattern argument, without `ctx` or with another type for it, with a request
+/// taken by reference, returning something else than `Result<_, _>` written out; a generic
+/// trait, items other than methods, and commands named like the client's own methods (`new`,
+/// `from_invoker`, `with_timeout`).
+///
+/// # What is generated
+///
+/// For `trait T`, with the trait's visibility:
+/// - the trait itself, each command declared as
+///   `fn name(&self, ctx: &InvocationContext, request: Req) -> impl Future<Output = Result<Reply,
+///   Error>> + Send`. Implement it with `async fn`s; their futures must be `Send`, so that the
+///   transport runs them on any task.
+/// - `TService<H>`: serves a handler `H: T + Send + Sync + 'static` (`TService::new(handler)`);
+///   it implements `ServiceDispatch`, which transports call with a request's stable type name
+///   and bytes.
+/// - `TClient`: `TClient::new(&target, &session)` (a chain, or `LocalServices`), and one
+///   `async fn name(&self, request: Req) -> Result<Reply, InvokeError<Error>>` per command;
+///   `with_timeout` sets how long it waits for a reply (30 seconds by default).
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    service::attribute(args.into(), input.into()).into()
 }

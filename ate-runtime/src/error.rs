@@ -3,6 +3,10 @@
 use crate::chain::{ChainKeyError, CommitError, OpenError, StreamError};
 use crate::dio::DioError;
 use crate::log::LogError;
+use crate::service::{AddServiceError, InvokeError};
+
+/// A handler's error in an [`AteError::Invoke`].
+type BoxedHandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Any failure of ATE; each layer's error converts into it, so `?` works in `main`.
 #[derive(Debug, thiserror::Error)]
@@ -33,4 +37,16 @@ pub enum AteError {
     #[cfg(any(feature = "client", feature = "server"))]
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+    /// A service could not be added.
+    #[error(transparent)]
+    AddService(#[from] AddServiceError),
+    /// A service call failed (the handler's own error boxed).
+    #[error(transparent)]
+    Invoke(InvokeError<BoxedHandlerError>),
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<InvokeError<E>> for AteError {
+    fn from(e: InvokeError<E>) -> Self {
+        AteError::Invoke(e.map_handler(|e| Box::new(e) as BoxedHandlerError))
+    }
 }

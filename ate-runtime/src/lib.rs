@@ -3,8 +3,8 @@
 //!
 //! Users depend on the `ate` crate, which re-exports this one with the derive macros. Layers,
 //! lowest first (a layer never imports a higher one): [`crypto`], [`event`], [`log`], [`trust`],
-//! [`schema`], the materialized view, [`chain`], [`session`], [`dio`], [`bus`], and, with the features
-//! `client` and `server`, `net` (connections between clients and servers).
+//! [`schema`], the materialized view, [`chain`], [`session`], [`dio`], [`bus`], [`service`], and,
+//! with the features `client` and `server`, `net` (connections between clients and servers).
 //!
 //! The modules above are the public API: what a program, a plugin or a storage backend needs.
 //! The engine's encodings and internals (codecs, framing, trust metadata and trailers) are in
@@ -28,6 +28,7 @@ pub mod log;
 #[cfg(any(feature = "client", feature = "server"))]
 pub mod net;
 pub mod schema;
+pub mod service;
 pub mod session;
 pub mod trust;
 pub mod unstable;
@@ -41,6 +42,7 @@ pub use dio::{Dao, DaoMut, DaoRef, DaoVec, Dio, DioError, Storable};
 pub use error::AteError;
 pub use event::PrimaryKey;
 pub use log::{LogError, RecoveryMode, RecoveryReport};
+pub use service::{InvocationContext, InvokeError, LocalServices};
 pub use session::AteSession;
 pub use trust::{IntegrityMode, ReadOption, TrustError, WriteOption};
 
@@ -58,6 +60,7 @@ pub mod prelude {
     pub use crate::error::AteError;
     pub use crate::event::PrimaryKey;
     pub use crate::log::{LogError, RecoveryMode};
+    pub use crate::service::{InvocationContext, InvokeError, LocalServices};
     pub use crate::session::AteSession;
     pub use crate::trust::{IntegrityMode, ReadOption, WriteOption};
 }

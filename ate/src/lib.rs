@@ -77,13 +77,13 @@
 
 #![forbid(unsafe_code)]
 
-pub use ate_derive::Dao;
+pub use ate_derive::{Dao, service};
 pub use ate_runtime::*;
 
 /// Everything a program needs: `use ate::prelude::*;`.
 pub mod prelude {
     pub use crate::stable_name;
-    pub use ate_derive::Dao;
+    pub use ate_derive::{Dao, service};
     pub use ate_runtime::prelude::*;
     pub use ate_runtime::schema::DaoType;
 }
@@ -150,13 +150,21 @@ pub mod __private {
         AccessDefault, DaoType, IndexKey, IndexSpec, IndexValue, TypeRegistration,
         assert_valid_name, extract_with, index_key,
     };
+    pub use ate_runtime::service::{
+        BoxFuture, DispatchError, InvocationContext, InvokeError, Invoker, ServiceClient,
+        ServiceDispatch, ServiceTarget, distinct_names, run_command, unknown_request,
+    };
+    pub use ate_runtime::session::AteSession;
     pub use inventory;
     pub use rmp_serde;
     pub use serde;
     pub use std::any::{Any, TypeId, type_name};
     pub use std::borrow::Borrow;
-    pub use std::marker::Sized;
+    pub use std::future::Future;
+    pub use std::marker::{Send, Sized, Sync};
     pub use std::option::Option;
     pub use std::result::Result;
+    pub use std::sync::Arc;
+    pub use std::time::Duration;
     pub use std::vec::Vec;
 }

@@ -16,10 +16,13 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Ident, LitStr};
 
-use crate::ast::{Container, Field};
-use crate::attr::Access;
-use crate::check;
+use self::ast::{Container, Field};
+use self::attr::Access;
 use crate::ctxt::Ctxt;
+
+mod ast;
+mod attr;
+mod check;
 
 /// The derive: the generated items, or the errors next to stand-ins.
 pub fn derive(input: &DeriveInput) -> TokenStream {

@@ -2,7 +2,7 @@
 
 use syn::{Data, DeriveInput, Fields, GenericArgument, Ident, PathArguments, Type};
 
-use crate::attr;
+use super::attr;
 use crate::ctxt::Ctxt;
 
 /// What the derive supports, said in every shape error.

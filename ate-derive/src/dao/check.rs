@@ -1,7 +1,7 @@
 //! Rules between attributes and the input's shape, checked once everything is read.
 
-use crate::ast::Container;
-use crate::attr::{
+use super::ast::Container;
+use super::attr::{
     FLATTEN, INDEX, INTO, SERIALIZE_WITH, SKIP, SKIP_SERIALIZING, SKIP_SERIALIZING_IF, TAG,
     TRANSPARENT, UNIQUE, WITH,
 };
@@ -83,11 +83,11 @@ fn check_indexes(cx: &Ctxt, cont: &Container<'_>) {
     for field in &cont.fields {
         if let (Some(index), Some(relation)) = (&field.attrs.index, field.relation) {
             let hint = match relation {
-                crate::ast::Relation::Vec => {
+                super::ast::Relation::Vec => {
                     "it holds a collection id, not data; list the children with \
                      `.iter(&dio)`, or index a field of the child type"
                 }
-                crate::ast::Relation::Ref => {
+                super::ast::Relation::Ref => {
                     "it holds the key of another record; load it with `.load(&dio)`, or \
                      index a field that holds data"
                 }
