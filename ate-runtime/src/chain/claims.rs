@@ -96,26 +96,6 @@ impl ClaimTable {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_claim_excludes_others_until_released_or_expired() {
-        let t = ClaimTable::default();
-        let k = PrimaryKey::from(7u128);
-        let a = t.try_claim(k, Duration::from_secs(60)).expect("free");
-        assert!(t.try_claim(k, Duration::from_secs(60)).is_none());
-        t.release(&k, a + 1); // not the holder's token: nothing
-        assert!(t.try_claim(k, Duration::from_secs(60)).is_none());
-        t.release(&k, a);
-        let b = t.try_claim(k, Duration::ZERO).expect("free again");
-        assert_ne!(a, b);
-        // A zero lease has expired at once.
-        assert!(t.try_claim(k, Duration::from_secs(60)).is_some());
-    }
-}
-
 /// A claim held on a record of a chain: ends when dropped.
 pub(crate) struct ClaimGuard {
     chain: super::WeakChain,
@@ -182,5 +162,25 @@ impl super::Chain {
     #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn claim_table(&self) -> &ClaimTable {
         &self.inner.claims
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_excludes_others_until_released_or_expired() {
+        let t = ClaimTable::default();
+        let k = PrimaryKey::from(7u128);
+        let a = t.try_claim(k, Duration::from_secs(60)).expect("free");
+        assert!(t.try_claim(k, Duration::from_secs(60)).is_none());
+        t.release(&k, a + 1); // not the holder's token: nothing
+        assert!(t.try_claim(k, Duration::from_secs(60)).is_none());
+        t.release(&k, a);
+        let b = t.try_claim(k, Duration::ZERO).expect("free again");
+        assert_ne!(a, b);
+        // A zero lease has expired at once.
+        assert!(t.try_claim(k, Duration::from_secs(60)).is_some());
     }
 }
