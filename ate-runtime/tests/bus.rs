@@ -241,6 +241,55 @@ async fn a_claim_ends_with_its_lease() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_excludes_and_a_stale_fencing_token_is_refused() {
+    let chain = local_chain().await;
+    let session = AteSession::default();
+    let first = chain
+        .lock_with_lease("leader", Duration::from_millis(300))
+        .await
+        .expect("free");
+    assert!(
+        chain
+            .try_lock("leader", Duration::from_secs(5))
+            .await
+            .expect("ask")
+            .is_none(),
+        "held"
+    );
+    // A commit under the current grant goes through.
+    let mut dio = chain.dio(&session).await;
+    dio.fence(&first);
+    dio.store(Done { n: 1 }).expect("store");
+    dio.commit().await.expect("fenced commit while held");
+    // The lease ends; a waiter gets the lock with a larger token.
+    let second = tokio::time::timeout(Duration::from_secs(5), chain.lock("leader"))
+        .await
+        .expect("granted after the lease")
+        .expect("lock");
+    assert!(second.token() > first.token());
+    // The first holder's commit is refused: nothing written.
+    let before = chain.len();
+    dio.store(Done { n: 2 }).expect("store");
+    let err = dio.commit().await.expect_err("stale token");
+    assert!(
+        matches!(&err, AteError::Commit(CommitError::Fenced { lock, token }) if lock == "leader" && *token == first.token()),
+        "{err}"
+    );
+    assert_eq!(chain.len(), before);
+    // Released on drop: the next waiter gets it at once.
+    drop(second);
+    let third = tokio::time::timeout(Duration::from_secs(1), chain.lock("leader"))
+        .await
+        .expect("released at once")
+        .expect("lock");
+    assert!(third.token() > first.token());
+    assert!(
+        chain.try_lock("", Duration::from_secs(1)).await.is_err(),
+        "empty name"
+    );
+}
+
 mod remote {
     use super::*;
     use ate_runtime::crypto::KeySize;
@@ -373,6 +422,50 @@ mod remote {
         );
         assert_eq!(a.len(), 1 + 60);
         drop((a, b));
+        server.shutdown().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_held_by_a_dead_connection_is_freed_and_stale_tokens_are_refused() {
+        let (server, id) = server().await;
+        let a = client(&server, &id).await;
+        let b = client(&server, &id).await;
+        let held = a.lock("leader").await.expect("a locks");
+        assert!(
+            b.try_lock("leader", Duration::from_secs(5))
+                .await
+                .expect("ask")
+                .is_none()
+        );
+        // a's connection ends without a release: the server frees the lock.
+        std::mem::forget(held);
+        drop(a);
+        let by_b = tokio::time::timeout(Duration::from_secs(10), b.lock("leader"))
+            .await
+            .expect("freed with the connection")
+            .expect("lock");
+
+        // A grant that expired: the server refuses the commit it fences.
+        let c = client(&server, &id).await;
+        let short = c
+            .lock_with_lease("short", Duration::from_millis(200))
+            .await
+            .expect("lock");
+        let mut dio = c.dio(&AteSession::default()).await;
+        dio.fence(&short);
+        dio.store(Done { n: 1 }).expect("store");
+        dio.commit().await.expect("while held");
+        let _taken = tokio::time::timeout(Duration::from_secs(5), b.lock("short"))
+            .await
+            .expect("after the lease")
+            .expect("lock");
+        dio.store(Done { n: 2 }).expect("store");
+        let err = dio.commit().await.expect_err("stale");
+        assert!(
+            matches!(err, AteError::Commit(CommitError::Fenced { .. })),
+            "{err}"
+        );
+        assert_eq!(c.len(), 1, "only the commit made while held");
+        drop((by_b, b, c));
         server.shutdown().await;
     }
 }

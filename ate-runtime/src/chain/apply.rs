@@ -98,6 +98,8 @@ pub(crate) struct Prepared {
     types: Vec<Box<str>>,
     /// Its proofs, rules, wrapped data keys and key directory, as verification found them.
     pub verified: Verified,
+    /// The lock grant the writer must find current before it takes the transaction.
+    pub fence: Option<super::Fence>,
 }
 
 impl Prepared {
@@ -109,6 +111,7 @@ impl Prepared {
             events,
             types,
             verified,
+            fence: None,
         }
     }
 
@@ -126,6 +129,7 @@ impl Prepared {
             events,
             types,
             verified,
+            fence: _,
         } = self;
         // Only the events with metadata are listed, in order; a cursor walks them.
         let mut decoded = verified.trust.into_iter().peekable();

@@ -209,6 +209,15 @@ pub enum CommitError {
     /// was committed.
     #[error("the chain's source refused the transaction: {0}")]
     Refused(String),
+    /// The commit named a lock grant ([`Fence`](super::Fence)) that is no longer the current
+    /// one (released, expired, or taken by another holder since): nothing was written.
+    #[error("fenced: the grant {token} of lock {lock:?} is no longer current")]
+    Fenced {
+        /// The lock.
+        lock: String,
+        /// The grant's token the commit named.
+        token: u64,
+    },
     /// The transaction breaks a rule of the chain's schema: a schema record that is malformed,
     /// misplaced or weakens an index, an event written over a schema record, a record of an
     /// indexed type that is encrypted or holds no value for an index, an index made unique

@@ -45,6 +45,7 @@
 
 mod apply;
 mod claims;
+mod locks;
 pub(crate) use apply::Prepared;
 mod config;
 mod error;
@@ -74,6 +75,7 @@ pub use config::{
 };
 pub use error::{BoxError, CommitError, OpenError, StreamError};
 pub use key::{ChainKey, ChainKeyError};
+pub use locks::{DEFAULT_LOCK_LEASE, Fence, LockGuard, MAX_LOCK_NAME};
 pub use replica::Upstream;
 pub use sealed::SealedTransaction;
 pub use stream::{CommitStream, Committed, CommittedEvent};
@@ -105,6 +107,8 @@ pub(crate) struct Shared {
     pub(crate) history: RwLock<History>,
     pub(crate) poisoned: AtomicBool,
     pub(crate) trust: ChainTrust,
+    /// The chain's locks (checked by the writer for fenced commits).
+    pub(crate) locks: locks::LockTable,
 }
 
 struct ChainInner {
@@ -371,7 +375,7 @@ impl Chain {
         let payload = encode_for_writer(&events, &trailers);
         if let Some(upstream) = &self.inner.upstream {
             let tx = SealedTransaction::from_writer_buffer(payload);
-            return self.commit_upstream(upstream.clone(), tx).await;
+            return self.commit_upstream(upstream.clone(), tx, None).await;
         }
         self.commit_foreign(payload, Foreign::REFUSE_VOUCH).await
     }
@@ -395,7 +399,7 @@ impl Chain {
     pub async fn commit_sealed(&self, tx: SealedTransaction) -> Result<u64, CommitError> {
         if let Some(upstream) = &self.inner.upstream {
             tx.refuse_vouch()?;
-            return self.commit_upstream(upstream.clone(), tx).await;
+            return self.commit_upstream(upstream.clone(), tx, None).await;
         }
         self.commit_foreign(tx.to_writer_buffer(), Foreign::REFUSE_VOUCH)
             .await
@@ -465,7 +469,43 @@ impl Chain {
     }
 
     /// Verifies a transaction from elsewhere in full (aside when it is large) and commits it.
+    /// [`Chain::commit_sealed`] under a lock grant: the writer takes the transaction only
+    /// while `fence` is the current grant of its lock (on a replica, the source checks).
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::Fenced`] when the grant is no longer current (nothing is written); the
+    /// rest as [`Chain::commit_sealed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Chain::commit_transaction`].
+    pub async fn commit_sealed_fenced(
+        &self,
+        tx: SealedTransaction,
+        fence: Fence,
+    ) -> Result<u64, CommitError> {
+        locks::check_name(&fence.lock)?;
+        if let Some(upstream) = &self.inner.upstream {
+            tx.refuse_vouch()?;
+            return self
+                .commit_upstream(upstream.clone(), tx, Some(fence))
+                .await;
+        }
+        self.commit_foreign_fenced(tx.to_writer_buffer(), Foreign::REFUSE_VOUCH, Some(fence))
+            .await
+    }
+
     async fn commit_foreign(&self, payload: Vec<u8>, rule: Foreign) -> Result<u64, CommitError> {
+        self.commit_foreign_fenced(payload, rule, None).await
+    }
+
+    async fn commit_foreign_fenced(
+        &self,
+        payload: Vec<u8>,
+        rule: Foreign,
+        fence: Option<Fence>,
+    ) -> Result<u64, CommitError> {
         let size = payload.len() - FRAME_HEADER_LEN;
         if size > self.inner.max_foreign {
             return Err(CommitError::TooLarge {
@@ -488,7 +528,9 @@ impl Chain {
                 Err(_) => return Err(CommitError::Closed),
             }
         };
-        self.submit(payload, verified?)?.outcome().await
+        let mut prepared = verified?;
+        prepared.fence = fence;
+        self.submit(payload, prepared)?.outcome().await
     }
 
     /// What the checks that need no record find of a transaction encoded for the writer (see
@@ -1057,6 +1099,7 @@ fn open_chain(
         history: RwLock::new(history),
         poisoned: AtomicBool::new(false),
         trust,
+        locks: locks::LockTable::default(),
     });
     let (tx, rx) = mpsc::unbounded_channel();
     let shared2 = shared.clone();

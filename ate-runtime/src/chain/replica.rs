@@ -110,6 +110,56 @@ pub trait Upstream: Send + Sync + std::fmt::Debug + 'static {
         Ok(Some(0))
     }
 
+    /// Has the chain's source commit `tx` only while `fence` is the current grant of its lock
+    /// there ([`Upstream::commit`] otherwise). The default refuses: an upstream without locks
+    /// cannot check a fence.
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::Fenced`] when the grant is no longer current; the rest as
+    /// [`Upstream::commit`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Upstream::commit`].
+    async fn commit_fenced(
+        &self,
+        tx: SealedTransaction,
+        fence: super::Fence,
+    ) -> Result<u64, CommitError> {
+        let _ = (tx, fence);
+        Err(CommitError::Refused(
+            "this chain's source does not check fences".into(),
+        ))
+    }
+
+    /// Takes the lock `name` at the source for `lease` if nobody holds it: the grant's
+    /// fencing token, or `None`. The default refuses (an upstream without locks).
+    ///
+    /// # Errors
+    ///
+    /// What the upstream reports (typically [`CommitError::Unreachable`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the lock granted; it ends with its lease.
+    async fn lock(
+        &self,
+        name: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<u64>, CommitError> {
+        let _ = (name, lease);
+        Err(CommitError::Refused(
+            "this chain's source holds no locks".into(),
+        ))
+    }
+
+    /// Releases the grant `token` of the lock `name` (best effort: it also ends with its lease
+    /// and its connection). The default does nothing.
+    fn unlock(&self, name: &str, token: u64) {
+        let _ = (name, token);
+    }
+
     /// Ends the claim `token` on `key` (best effort: a claim also ends with its lease, and
     /// with the connection that holds it). The default does nothing.
     fn release(&self, key: crate::event::PrimaryKey, token: u64) {
@@ -291,8 +341,12 @@ impl Chain {
         &self,
         upstream: Arc<dyn Upstream>,
         tx: SealedTransaction,
+        fence: Option<super::Fence>,
     ) -> Result<u64, CommitError> {
-        let seq = upstream.commit(tx).await?;
+        let seq = match fence {
+            Some(f) => upstream.commit_fenced(tx, f).await?,
+            None => upstream.commit(tx).await?,
+        };
         upstream.wait_applied(self, seq).await?;
         Ok(seq)
     }
@@ -300,14 +354,18 @@ impl Chain {
     /// Sends a Dio's transaction to this replica's source on a task of its own (so it goes on
     /// whatever happens to the commit that sent it), whose outcome is the [`Submitted`]'s: the
     /// number the source gave it once the replica applied it, or why it was not committed.
-    pub(crate) fn send_upstream(&self, tx: SealedTransaction) -> Result<Submitted, CommitError> {
+    pub(crate) fn send_upstream(
+        &self,
+        tx: SealedTransaction,
+        fence: Option<super::Fence>,
+    ) -> Result<Submitted, CommitError> {
         let upstream = self.inner.upstream.clone().ok_or(CommitError::Closed)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| CommitError::Unreachable(Box::new(e)))?;
         let (reply, rx) = oneshot::channel();
         let chain = self.clone();
         runtime.spawn(async move {
-            let outcome = chain.commit_upstream(upstream, tx).await;
+            let outcome = chain.commit_upstream(upstream, tx, fence).await;
             let _ = reply.send(outcome);
         });
         Ok(Submitted(rx))

@@ -207,6 +207,15 @@ fn validate_group(
                 continue;
             }
         }
+        if let Some(fence) = &req.prepared.fence
+            && !shared.locks.is_current(fence)
+        {
+            let _ = req.reply.send(Err(CommitError::Fenced {
+                lock: fence.lock.clone(),
+                token: fence.token,
+            }));
+            continue;
+        }
         frame_in_place(&mut frame);
         let frame = Bytes::from(frame);
         let payload = frame.slice(FRAME_HEADER_LEN.min(frame.len())..);

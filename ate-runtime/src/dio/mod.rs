@@ -75,6 +75,8 @@ pub struct Dio {
     /// Queue items this Dio took ([`Bus::process`](crate::bus::Bus::process)): claimed until
     /// its commit deletes them, or until it is dropped or cancelled.
     claims: Vec<crate::chain::ClaimGuard>,
+    /// The lock grant its commits are made under ([`Dio::fence`]).
+    fence: Option<crate::chain::Fence>,
 }
 
 impl std::fmt::Debug for Dio {
@@ -93,6 +95,7 @@ impl Dio {
             chain,
             session,
             claims: Vec::new(),
+            fence: None,
         }
     }
 
@@ -311,6 +314,14 @@ impl Dio {
         self.claims.clear();
     }
 
+    /// Makes this Dio's commits conditional on `lock` (a grant from [`Chain::lock`]): each is
+    /// refused with [`CommitError::Fenced`] unless that grant is still the current one when
+    /// the chain's writer (or, on a replica, the server) checks the transaction, so a holder
+    /// that lost its lock cannot commit as if it still held it.
+    pub fn fence(&mut self, lock: &crate::chain::LockGuard) {
+        self.fence = Some(lock.fence().clone());
+    }
+
     /// Keeps a claim until this Dio commits, cancels or is dropped.
     pub(crate) fn hold(&mut self, claim: crate::chain::ClaimGuard) {
         self.claims.push(claim);
@@ -358,8 +369,11 @@ impl Dio {
             return Ok(());
         };
         let submitted = match ready {
-            Ready::Local(payload, prepared) => self.chain.submit(payload, prepared)?,
-            Ready::Upstream(tx) => self.chain.send_upstream(tx)?,
+            Ready::Local(payload, mut prepared) => {
+                prepared.fence = self.fence.clone();
+                self.chain.submit(payload, prepared)?
+            }
+            Ready::Upstream(tx) => self.chain.send_upstream(tx, self.fence.clone())?,
         };
         taken.submitted(submitted).outcome().await?;
         // The items it took are deleted now: their claims have done their work.

@@ -20,7 +20,8 @@ use super::ring::Ring;
 use super::wire::{self, ClientMsg, Refusal, ServerMsg, WireLimits};
 use super::{AcceptOptions, ServerIdentity, accept};
 use crate::chain::{
-    AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, OpenError, SealedTransaction,
+    AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, Fence, MAX_LOCK_NAME, OpenError,
+    SealedTransaction,
 };
 use crate::crypto::PublicSignKey;
 use crate::event::PrimaryKey;
@@ -28,6 +29,8 @@ use crate::trust::IntegrityMode;
 
 /// The most claims one connection holds at once (more are refused as if held elsewhere).
 const MAX_CLAIMS_PER_CONNECTION: usize = 4096;
+/// The most locks one connection holds at once.
+const MAX_LOCKS_PER_CONNECTION: usize = 1024;
 /// The longest lease a client may ask for.
 const MAX_LEASE: Duration = Duration::from_secs(600);
 
@@ -415,8 +418,9 @@ async fn session(
 ) -> Option<String> {
     let outstanding = Arc::new(Semaphore::new(cx.max_outstanding));
     let mut stream: Option<JoinHandle<()>> = None;
-    // The claims this connection holds (they end with it).
+    // The claims and locks this connection holds (they end with it).
     let mut claims: HashMap<PrimaryKey, u64> = HashMap::new();
+    let mut locks: HashMap<String, u64> = HashMap::new();
     let end = loop {
         let received = tokio::select! {
             _ = stop.changed() => break Some("the server is shutting down".to_string()),
@@ -451,6 +455,7 @@ async fn session(
                 )));
             }
             Ok(ClientMsg::Commit { id, tx }) => {
+                let fence = None;
                 let Ok(permit) = outstanding.clone().try_acquire_owned() else {
                     break Some(format!(
                         "more than {} commits outstanding",
@@ -461,13 +466,73 @@ async fn session(
                 // Tracked, so shutdown waits for it; it runs to the end even if the client
                 // leaves (its outcome is then read from the chain).
                 cx.commits.spawn(async move {
-                    let msg = match commit(&chain, tx).await {
+                    let msg = match commit(&chain, tx, fence).await {
                         Ok(seq) => ServerMsg::Committed { id, seq },
                         Err(reason) => ServerMsg::Refused { id, reason },
                     };
                     let _ = out.send(wire::encode(&msg)).await;
                     drop(permit);
                 });
+            }
+            Ok(ClientMsg::CommitFenced {
+                id,
+                tx,
+                lock,
+                token,
+            }) => {
+                let fence = Some(Fence { lock, token });
+                let Ok(permit) = outstanding.clone().try_acquire_owned() else {
+                    break Some(format!(
+                        "more than {} commits outstanding",
+                        cx.max_outstanding
+                    ));
+                };
+                let (chain, out) = (chain.clone(), out.clone());
+                // Tracked, so shutdown waits for it; it runs to the end even if the client
+                // leaves (its outcome is then read from the chain).
+                cx.commits.spawn(async move {
+                    let msg = match commit(&chain, tx, fence).await {
+                        Ok(seq) => ServerMsg::Committed { id, seq },
+                        Err(reason) => ServerMsg::Refused { id, reason },
+                    };
+                    let _ = out.send(wire::encode(&msg)).await;
+                    drop(permit);
+                });
+            }
+            Ok(ClientMsg::Lock { id, name, lease_ms }) => {
+                if locks.len() >= MAX_LOCKS_PER_CONNECTION {
+                    locks.retain(|n, t| {
+                        chain.lock_table().is_current(&Fence {
+                            lock: n.clone(),
+                            token: *t,
+                        })
+                    });
+                }
+                let token = if locks.len() >= MAX_LOCKS_PER_CONNECTION
+                    || name.is_empty()
+                    || name.len() > MAX_LOCK_NAME
+                {
+                    None
+                } else {
+                    let lease = Duration::from_millis(lease_ms).min(MAX_LEASE);
+                    chain.lock_table().try_lock(&name, lease)
+                };
+                if let Some(t) = token {
+                    locks.insert(name, t);
+                }
+                if out
+                    .send(wire::encode(&ServerMsg::Locked { id, token }))
+                    .await
+                    .is_err()
+                {
+                    break None;
+                }
+            }
+            Ok(ClientMsg::Unlock { name, token }) => {
+                if locks.get(&name) == Some(&token) {
+                    locks.remove(&name);
+                    chain.lock_table().unlock(&name, token);
+                }
             }
             Ok(ClientMsg::Claim { id, key, lease_ms }) => {
                 // Expired ones first, so that a long-lived consumer is not capped by them.
@@ -506,12 +571,19 @@ async fn session(
     for (key, token) in claims {
         chain.claim_table().release(&key, token);
     }
+    for (name, token) in locks {
+        chain.lock_table().unlock(&name, token);
+    }
     end
 }
 
-async fn commit(chain: &Chain, tx: Bytes) -> Result<u64, Refusal> {
+async fn commit(chain: &Chain, tx: Bytes, fence: Option<Fence>) -> Result<u64, Refusal> {
     let sealed = SealedTransaction::from_bytes(tx).map_err(|e| Refusal::of(&e))?;
-    chain.commit_sealed(sealed).await.map_err(|e| {
+    let committed = match fence {
+        Some(f) => chain.commit_sealed_fenced(sealed, f).await,
+        None => chain.commit_sealed(sealed).await,
+    };
+    committed.map_err(|e| {
         debug!(chain = %chain.key(), error = %e, "refused a transaction");
         Refusal::of(&e)
     })

@@ -12,7 +12,8 @@ use super::client::{ConnectOptions, connect};
 use super::wire::{self, ClientMsg, Refusal, ServerMsg, WireLimits};
 use super::{ChannelReceiver, ChannelSender, NetError};
 use crate::chain::{
-    Chain, ChainKey, ChainRegistry, CommitError, OpenError, SealedTransaction, Upstream, WeakChain,
+    Chain, ChainKey, ChainRegistry, CommitError, Fence, OpenError, SealedTransaction, Upstream,
+    WeakChain,
 };
 use crate::event::PrimaryKey;
 
@@ -156,11 +157,20 @@ enum LinkState {
 /// What the chain asks the connection's task to send.
 #[derive(Debug)]
 enum Request {
-    /// A commit.
+    /// A commit (under a lock grant, when fenced).
     Commit {
         tx: SealedTransaction,
+        fence: Option<Fence>,
         reply: oneshot::Sender<Result<u64, CommitError>>,
     },
+    /// A lock.
+    Lock {
+        name: String,
+        lease: Duration,
+        reply: oneshot::Sender<Result<Option<u64>, CommitError>>,
+    },
+    /// The release of a lock (no answer).
+    Unlock { name: String, token: u64 },
     /// A claim on a queue item.
     Claim {
         key: PrimaryKey,
@@ -178,11 +188,11 @@ impl Request {
             Request::Commit { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
-            Request::Claim { reply, .. } => {
+            Request::Claim { reply, .. } | Request::Lock { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
-            // The claim ends with the connection that held it.
-            Request::Release { .. } => {}
+            // The claim or lock ends with the connection that held it.
+            Request::Release { .. } | Request::Unlock { .. } => {}
         }
     }
 }
@@ -197,12 +207,15 @@ struct Remote {
     commit_only: bool,
 }
 
-#[async_trait::async_trait]
-impl Upstream for Remote {
-    async fn commit(&self, tx: SealedTransaction) -> Result<u64, CommitError> {
+impl Remote {
+    async fn send_commit(
+        &self,
+        tx: SealedTransaction,
+        fence: Option<Fence>,
+    ) -> Result<u64, CommitError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request::Commit { tx, reply })
+            .send(Request::Commit { tx, fence, reply })
             .await
             .map_err(|_| unreachable(format!("{}: the connection stopped", self.url)))?;
         // The task answers every request it took; it is gone only if it panicked.
@@ -210,6 +223,41 @@ impl Upstream for Remote {
             "{}: the connection task stopped",
             self.url
         ))))
+    }
+}
+
+#[async_trait::async_trait]
+impl Upstream for Remote {
+    async fn commit(&self, tx: SealedTransaction) -> Result<u64, CommitError> {
+        self.send_commit(tx, None).await
+    }
+
+    async fn commit_fenced(&self, tx: SealedTransaction, fence: Fence) -> Result<u64, CommitError> {
+        self.send_commit(tx, Some(fence)).await
+    }
+
+    async fn lock(&self, name: &str, lease: Duration) -> Result<Option<u64>, CommitError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Lock {
+                name: name.to_string(),
+                lease,
+                reply,
+            })
+            .await
+            .map_err(|_| unreachable(format!("{}: the connection stopped", self.url)))?;
+        answer.await.unwrap_or(Err(unreachable(format!(
+            "{}: the connection task stopped",
+            self.url
+        ))))
+    }
+
+    fn unlock(&self, name: &str, token: u64) {
+        // Best effort: a lock also ends with its lease and its connection.
+        let _ = self.requests.try_send(Request::Unlock {
+            name: name.to_string(),
+            token,
+        });
     }
 
     async fn claim(&self, key: PrimaryKey, lease: Duration) -> Result<Option<u64>, CommitError> {
@@ -449,6 +497,8 @@ impl Link {
         let mut pending: HashMap<u64, oneshot::Sender<Result<u64, CommitError>>> = HashMap::new();
         let mut claims: HashMap<u64, oneshot::Sender<Result<Option<u64>, CommitError>>> =
             HashMap::new();
+        let mut locks: HashMap<u64, oneshot::Sender<Result<Option<u64>, CommitError>>> =
+            HashMap::new();
         let mut next_id = 0u64;
         let url = self.url.clone();
         let (to_apply, apply_queue) = mpsc::channel(APPLY_QUEUE);
@@ -480,9 +530,28 @@ impl Link {
                     next_id += 1;
                     let id = next_id;
                     let msg = match &request {
-                        Request::Commit { tx, .. } => {
+                        Request::Commit { tx, fence: None, .. } => {
                             wire::encode(&ClientMsg::Commit { id, tx: tx.to_bytes() })
                         }
+                        Request::Commit {
+                            tx,
+                            fence: Some(f),
+                            ..
+                        } => wire::encode(&ClientMsg::CommitFenced {
+                            id,
+                            tx: tx.to_bytes(),
+                            lock: f.lock.clone(),
+                            token: f.token,
+                        }),
+                        Request::Lock { name, lease, .. } => wire::encode(&ClientMsg::Lock {
+                            id,
+                            name: name.clone(),
+                            lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+                        }),
+                        Request::Unlock { name, token } => wire::encode(&ClientMsg::Unlock {
+                            name: name.clone(),
+                            token: *token,
+                        }),
                         Request::Claim { key, lease, .. } => wire::encode(&ClientMsg::Claim {
                             id,
                             key: *key,
@@ -501,7 +570,10 @@ impl Link {
                             Request::Claim { reply, .. } => {
                                 claims.insert(id, reply);
                             }
-                            Request::Release { .. } => {}
+                            Request::Lock { reply, .. } => {
+                                locks.insert(id, reply);
+                            }
+                            Request::Release { .. } | Request::Unlock { .. } => {}
                         },
                         Err(e) => {
                             // A commit may have left in part or whole before the error.
@@ -549,6 +621,11 @@ impl Link {
                                 let _ = r.send(Ok(token));
                             }
                         }
+                        ServerMsg::Locked { id, token } => {
+                            if let Some(r) = locks.remove(&id) {
+                                let _ = r.send(Ok(token));
+                            }
+                        }
                         ServerMsg::Refused { id, reason } => {
                             if let Some(r) = pending.remove(&id) {
                                 let _ = r.send(Err(refusal_error(reason)));
@@ -572,8 +649,8 @@ impl Link {
                 "{url}: the connection dropped before the server answered"
             ))));
         }
-        // A claim the server granted ended with the connection.
-        for (_, reply) in claims.drain() {
+        // A claim or lock the server granted ended with the connection.
+        for (_, reply) in claims.drain().chain(locks.drain()) {
             let _ = reply.send(Err(unreachable(format!(
                 "{url}: the connection dropped before the server answered a claim"
             ))));
@@ -674,6 +751,7 @@ fn refusal_error(r: Refusal) -> CommitError {
         Refusal::TooLarge { size, max } => CommitError::TooLarge { size, max },
         Refusal::Malformed(m) => CommitError::Refused(format!("malformed: {m}")),
         Refusal::Unavailable(m) => CommitError::Refused(m),
+        Refusal::Fenced { lock, token } => CommitError::Fenced { lock, token },
     }
 }
 

@@ -65,6 +65,36 @@ pub enum ClientMsg {
         /// How long the claim lasts unless it ends sooner.
         lease_ms: u64,
     },
+    /// [`ClientMsg::Commit`] under a lock grant: refused with [`Refusal::Fenced`] unless the
+    /// grant `token` of `lock` is current when the chain's writer checks the transaction.
+    CommitFenced {
+        /// The client's number for the request.
+        id: u64,
+        /// The transaction's bytes as sealed by a Dio.
+        tx: Bytes,
+        /// The lock's name.
+        lock: String,
+        /// The grant's fencing token.
+        token: u64,
+    },
+    /// Take the lock `name` for `lease_ms` milliseconds (the server may shorten it) if nobody
+    /// holds it; the server answers [`ServerMsg::Locked`] with the same `id`. The lock is
+    /// held until a [`ClientMsg::Unlock`], the lease's end, or the connection's.
+    Lock {
+        /// The client's number for the request.
+        id: u64,
+        /// The lock's name (1 to 256 bytes).
+        name: String,
+        /// How long the lock lasts unless released sooner.
+        lease_ms: u64,
+    },
+    /// Release the grant `token` of the lock `name` (no answer).
+    Unlock {
+        /// The lock's name.
+        name: String,
+        /// The grant's fencing token, from [`ServerMsg::Locked`].
+        token: u64,
+    },
     /// End the claim `token` on `key` (no answer).
     Release {
         /// The record.
@@ -117,6 +147,14 @@ pub enum ServerMsg {
         /// The claim's token.
         token: Option<u64>,
     },
+    /// The answer to [`ClientMsg::Lock`] `id`: the grant's fencing token, or `None` while
+    /// another holds the lock.
+    Locked {
+        /// The request.
+        id: u64,
+        /// The grant's fencing token.
+        token: Option<u64>,
+    },
     /// This server does not hold the chain; `url` does.
     Redirect {
         /// Where the chain lives.
@@ -159,6 +197,13 @@ pub enum Refusal {
     Schema(String),
     /// The server could not store it (its log failed, or it is closing); it was not stored.
     Unavailable(String),
+    /// It named a lock grant that is no longer current.
+    Fenced {
+        /// The lock.
+        lock: String,
+        /// The token it named.
+        token: u64,
+    },
 }
 
 impl Refusal {
@@ -181,6 +226,10 @@ impl Refusal {
                 max: *max,
             },
             CommitError::Malformed(d) => Refusal::Malformed(d.to_string()),
+            CommitError::Fenced { lock, token } => Refusal::Fenced {
+                lock: lock.clone(),
+                token: *token,
+            },
             other => Refusal::Unavailable(other.to_string()),
         }
     }
@@ -338,6 +387,21 @@ mod tests {
                 key: PrimaryKey::from(9u128),
                 token: 12,
             },
+            ClientMsg::Lock {
+                id: 6,
+                name: "leader".into(),
+                lease_ms: 1000,
+            },
+            ClientMsg::Unlock {
+                name: "leader".into(),
+                token: 3,
+            },
+            ClientMsg::CommitFenced {
+                id: 7,
+                tx: Bytes::from_static(b"tx"),
+                lock: "leader".into(),
+                token: 3,
+            },
             ClientMsg::Commit {
                 id: 3,
                 tx: Bytes::from_static(b"tx bytes"),
@@ -360,6 +424,10 @@ mod tests {
                 token: Some(12),
             },
             ServerMsg::Claimed { id: 5, token: None },
+            ServerMsg::Locked {
+                id: 6,
+                token: Some(3),
+            },
             ServerMsg::Committed { id: 1, seq: 3 },
             ServerMsg::Refused {
                 id: 2,
