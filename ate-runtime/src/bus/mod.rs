@@ -25,7 +25,7 @@
 //! e-mail again; make such effects idempotent, or record them in the same commit and check
 //! first.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -83,6 +83,9 @@ pub struct Bus<T> {
     from: u64,
     ready: VecDeque<Message<T>>,
     lease: Duration,
+    /// Items whose claim another consumer held when last asked: asked again only after a
+    /// scan found nothing else (each ask of a remote chain is a round trip).
+    passed: HashSet<PrimaryKey>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -137,6 +140,7 @@ impl<T: Storable> Bus<T> {
             from: chain.last_seq() + 1,
             ready: VecDeque::new(),
             lease: DEFAULT_LEASE,
+            passed: HashSet::new(),
             _t: PhantomData,
         })
     }
@@ -234,13 +238,18 @@ impl<T: Storable> Bus<T> {
                     })
                     .collect()
             };
-            for key in candidates {
+            // Those passed by last time come last.
+            let (fresh, passed): (Vec<_>, Vec<_>) =
+                candidates.into_iter().partition(|k| !self.passed.contains(k));
+            for key in fresh.into_iter().chain(passed) {
                 if dio.holds(&key) {
                     continue;
                 }
                 let Some(claim) = self.chain.claim(key, self.lease).await? else {
+                    self.passed.insert(key);
                     continue;
                 };
+                self.passed.remove(&key);
                 let dao = match dio.load::<T>(&key).await {
                     Ok(d) => d,
                     // Processed meanwhile (its deletion reached the view after the scan).
@@ -252,6 +261,7 @@ impl<T: Storable> Bus<T> {
                 return Ok(dao);
             }
             // Nothing free: wait for a new commit or for a claim to end.
+            self.passed.clear();
             tokio::select! {
                 r = self.chain.wait_for(seen + 1) => r?,
                 _ = self.chain.claims_changed(RESCAN) => {}

@@ -539,7 +539,10 @@ async fn session(
                 if claims.len() >= MAX_CLAIMS_PER_CONNECTION {
                     claims.retain(|k, t| chain.claim_table().holds(k, *t));
                 }
-                let token = if claims.len() >= MAX_CLAIMS_PER_CONNECTION {
+                // An item already deleted (processed) is not claimable: the client's replica
+                // has yet to see its deletion.
+                let gone = !chain.view().read().contains(&key);
+                let token = if gone || claims.len() >= MAX_CLAIMS_PER_CONNECTION {
                     None
                 } else {
                     let lease = Duration::from_millis(lease_ms).min(MAX_LEASE);
