@@ -109,8 +109,8 @@ fn the_client_has_one_method_per_command() {
     assert!(
         out.contains(
             "pubasyncfndeposit(&self,req:Deposit,)->::ate::__private::Result<Balance,\
-             ::ate::__private::InvokeError<BankError>>{self.client.call::<Deposit,Balance,\
-             BankError>(req).await}"
+             ::ate::__private::InvokeError<BankError>>{self.client.call_as::<Deposit,Balance,\
+             BankError>(<Depositas::ate::__private::DaoType>::TYPE_NAME,req).await}"
         ),
         "{out}"
     );
@@ -437,4 +437,26 @@ fn errors_come_with_stand_ins_of_every_item() {
     );
     assert!(out.contains("::core::unreachable!()"), "{out}");
     assert!(!out.contains("run_command"), "{out}");
+}
+
+#[test]
+fn stand_ins_leave_out_what_would_add_errors_of_their_own() {
+    let input: ItemTrait = parse_quote! {
+        trait Bank<T> {
+            async fn new(&self, ctx: &InvocationContext, r: A) -> Result<(), E>;
+            async fn open(&self, ctx: &InvocationContext, r: B) -> Result<(), E>;
+        }
+    };
+    let out = attribute(TokenStream::new(), quote!(#input))
+        .to_string()
+        .replace(' ', "");
+    // The client's own `new` only; `open` is there.
+    assert_eq!(out.matches("fnnew<__AteTarget>").count(), 1, "{out}");
+    assert!(!out.contains("asyncfnnew(&self,r:A"), "{out}");
+    assert!(out.contains("pubasyncfnopen(&self,r:B,)") || out.contains("asyncfnopen(&self,r:B,)"));
+    // The dispatch does not name the (generic) trait.
+    assert!(
+        out.contains("where__AteHandler:::ate::__private::Send+::ate::__private::Sync+'static"),
+        "{out}"
+    );
 }
