@@ -74,6 +74,54 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Traits marked [`#[service]`](macro@service) are typed APIs: a handler answers each command,
+//! and a generated client calls it wherever the handler runs (here, in the same process):
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use ate::prelude::*;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Deposit {
+//!     amount: u64,
+//! }
+//! ate::stable_name!(Deposit = "bank.Deposit");
+//!
+//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! enum BankError {
+//!     TooLarge,
+//! }
+//!
+//! #[service]
+//! trait Bank {
+//!     /// Takes a deposit; the new balance.
+//!     async fn deposit(&self, ctx: &InvocationContext, request: Deposit)
+//!     -> Result<u64, BankError>;
+//! }
+//!
+//! struct Vault;
+//!
+//! impl Bank for Vault {
+//!     async fn deposit(&self, _: &InvocationContext, request: Deposit) -> Result<u64, BankError> {
+//!         if request.amount > 1_000 {
+//!             return Err(BankError::TooLarge);
+//!         }
+//!         Ok(request.amount)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), AteError> {
+//! let services = LocalServices::new();
+//! services.add_service(BankService::new(Vault))?;
+//! let bank = BankClient::new(&services, &AteSession::default());
+//! assert_eq!(bank.deposit(Deposit { amount: 10 }).await.ok(), Some(10));
+//! let refused = bank.deposit(Deposit { amount: 10_000 }).await;
+//! assert!(matches!(refused, Err(InvokeError::Handler(BankError::TooLarge))));
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 

@@ -229,28 +229,35 @@ impl<'c, 'a> Generator<'c, 'a> {
             #(#arms)*
             ::ate::__private::unknown_request(__ate_request_type)
         };
-        self.dispatch_impl(&names, body)
+        self.dispatch_impl(Some(ident), &names, body)
     }
 
-    /// The dispatch of a stand-in: serves nothing.
+    /// The dispatch of a stand-in: serves nothing, and does not name the trait (which may be
+    /// generic, or not declarable).
     fn stand_in_dispatch(&self) -> TokenStream {
         self.dispatch_impl(
+            None,
             &[],
             quote!(::ate::__private::unknown_request(__ate_request_type)),
         )
     }
 
-    fn dispatch_impl(&self, names: &[TokenStream], body: TokenStream) -> TokenStream {
-        let ident = self.service.ident;
+    fn dispatch_impl(
+        &self,
+        handler_trait: Option<&Ident>,
+        names: &[TokenStream],
+        body: TokenStream,
+    ) -> TokenStream {
         let server = &self.server;
         let handler = &self.handler;
         let service_name = self.service.name();
+        let handler_trait = handler_trait.map(|t| quote!(#t +));
         quote! {
             #[automatically_derived]
             impl<#handler> ::ate::__private::ServiceDispatch for #server<#handler>
             where
-                #handler: #ident
-                    + ::ate::__private::Send
+                #handler: #handler_trait
+                    ::ate::__private::Send
                     + ::ate::__private::Sync
                     + 'static,
             {
@@ -354,6 +361,10 @@ impl<'c, 'a> Generator<'c, 'a> {
 
     /// The client's method of one command: the command's docs, its request, its result.
     fn client_method(&self, command: &Command<'_>, stand_in: bool) -> Option<TokenStream> {
+        if stand_in && check::CLIENT_METHODS.contains(&command.name().as_str()) {
+            // Reported; declaring it would add a clash of rustc's.
+            return None;
+        }
         let request = command.request.as_ref()?;
         let output = command.output.as_ref()?;
         let vis = &self.service.item.vis;
@@ -382,8 +393,9 @@ impl<'c, 'a> Generator<'c, 'a> {
                 ::core::unreachable!()
             })
         } else {
+            let name = type_name(ty);
             quote_spanned! {span=> {
-                self.client.call::<#ty, #reply, #error>(#arg).await
+                self.client.call_as::<#ty, #reply, #error>(#name, #arg).await
             }}
         };
         Some(quote_spanned! {span=>

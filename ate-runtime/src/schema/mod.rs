@@ -399,6 +399,11 @@ pub fn extract_with<T: serde::de::DeserializeOwned, F: serde::Serialize + ?Sized
 /// A model type's stable name, known at compile time. `#[derive(Dao)]` and `ate::stable_name!`
 /// implement it (so a type cannot be given two names); the same name is in the type's
 /// [`TypeRegistration`], which the runtime uses.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no stable type name",
+    label = "this type needs a stable type name",
+    note = "derive `Dao` for it, or name it with `ate::stable_name!({Self} = \"app.{Self}\")`"
+)]
 pub trait DaoType {
     /// The stable type name recorded in every event of the type (the struct's name unless
     /// `#[dao(name = "...")]` overrides it, or the name given to `ate::stable_name!`).

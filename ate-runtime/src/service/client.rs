@@ -146,7 +146,29 @@ impl ServiceClient {
         Res: DeserializeOwned,
         E: DeserializeOwned,
     {
-        let request_type = Req::TYPE_NAME;
+        self.call_as(Req::TYPE_NAME, request)
+    }
+
+    /// [`ServiceClient::call`] with the request type's stable name given: what generated
+    /// clients call, with `<Req as DaoType>::TYPE_NAME`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ServiceClient::call`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ServiceClient::call`].
+    pub fn call_as<Req, Res, E>(
+        &self,
+        request_type: &'static str,
+        request: Req,
+    ) -> impl Future<Output = Result<Res, InvokeError<E>>> + Send + '_
+    where
+        Req: Serialize,
+        Res: DeserializeOwned,
+        E: DeserializeOwned,
+    {
         let body = codec::encode(MessagePart::Request, request_type, &request);
         async move {
             let body = body.map_err(InvokeError::Encode)?;

@@ -1,0 +1,17 @@
+// Two requests in one command.
+use ate::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+pub struct Deposit {
+    amount: u64,
+}
+ate::stable_name!(Deposit = "bank.Deposit");
+
+#[service]
+trait Bank {
+    async fn deposit(&self, ctx: &InvocationContext, request: Deposit, note: String)
+        -> Result<u64, String>;
+}
+
+fn main() {}

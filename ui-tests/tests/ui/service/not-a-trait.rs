@@ -1,0 +1,7 @@
+// The attribute on a struct.
+use ate::prelude::*;
+
+#[service]
+struct Bank;
+
+fn main() {}

@@ -1,0 +1,16 @@
+// A request taken by reference: it is decoded from the bytes received, so it is owned.
+use ate::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+pub struct Deposit {
+    amount: u64,
+}
+ate::stable_name!(Deposit = "bank.Deposit");
+
+#[service]
+trait Bank {
+    async fn deposit(&self, ctx: &InvocationContext, request: &Deposit) -> Result<u64, String>;
+}
+
+fn main() {}
