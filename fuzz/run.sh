@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 budget=${1:-60}
-targets=(frame transaction event trailers)
+targets=(frame transaction event trailers wire_client wire_server handshake)
 
 # Shared by the other engineers on this machine: nice, one build job at a time unless told.
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}

@@ -165,3 +165,63 @@ pub fn net_handshake_message(data: &[u8]) {
         );
     }
 }
+
+/// One application message from a client (`net::wire::decode_client`), under the default
+/// limits and under tight ones: the shape check and the decoder refuse it or give a message
+/// whose encoding decodes to that same message. (The encoding is not canonical: the decoder
+/// takes other forms of a value, such as a wider integer, so only the message is compared.)
+#[cfg(any(feature = "client", feature = "server"))]
+pub fn net_wire_client(data: &[u8]) {
+    use crate::net::wire::{self, decode_client};
+    for limits in wire_limits() {
+        if let Ok(message) = decode_client(data, &limits) {
+            assert_eq!(
+                decode_client(&wire::encode(&message), &roomy(limits)).as_ref(),
+                Ok(&message),
+                "a decoded client message round-trips"
+            );
+        }
+    }
+}
+
+/// One application message from a server (`net::wire::decode_server`), as
+/// [`net_wire_client`]; a batch above the limit is refused, never decoded.
+#[cfg(any(feature = "client", feature = "server"))]
+pub fn net_wire_server(data: &[u8]) {
+    use crate::net::wire::{self, ServerMsg, decode_server};
+    for limits in wire_limits() {
+        if let Ok(message) = decode_server(data, &limits) {
+            if let ServerMsg::Events { txs } = &message {
+                assert!(txs.len() <= limits.max_batch, "a batch within the limit");
+            }
+            assert_eq!(
+                decode_server(&wire::encode(&message), &roomy(limits)).as_ref(),
+                Ok(&message),
+                "a decoded server message round-trips"
+            );
+        }
+    }
+}
+
+/// `limits` with room for the encoding of a message decoded under them, which may nest a
+/// value one level deeper than the form it was read from (an enum variant read by name alone).
+#[cfg(any(feature = "client", feature = "server"))]
+fn roomy(limits: crate::net::wire::WireLimits) -> crate::net::wire::WireLimits {
+    crate::net::wire::WireLimits {
+        max_depth: limits.max_depth * 2,
+        ..limits
+    }
+}
+
+/// The default message limits, and limits small enough for inputs to cross them.
+#[cfg(any(feature = "client", feature = "server"))]
+fn wire_limits() -> [crate::net::wire::WireLimits; 2] {
+    use crate::net::wire::WireLimits;
+    [
+        WireLimits::default(),
+        WireLimits {
+            max_depth: 3,
+            max_batch: 2,
+        },
+    ]
+}

@@ -66,6 +66,8 @@ mod channel;
 #[cfg(feature = "client")]
 mod client;
 mod error;
+#[cfg(test)]
+mod fuzz_seeds;
 pub(crate) mod handshake;
 #[cfg(feature = "server")]
 pub mod host;

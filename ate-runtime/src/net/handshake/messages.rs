@@ -332,7 +332,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::crypto::{KeySize, PrivateEncryptKey, PrivateSignKey};
     use proptest::prelude::*;
