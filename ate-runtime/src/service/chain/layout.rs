@@ -212,6 +212,64 @@ mod tests {
         );
     }
 
+    /// The bodies as `docs/FORMAT.md` gives them, byte for byte.
+    #[test]
+    fn bodies_are_the_documented_message_pack() {
+        let id = RequestId::from_u128(0x0102);
+        let mut id_bytes = vec![0xc4, 0x10];
+        id_bytes.extend_from_slice(&0x0102u128.to_be_bytes());
+        let request = RequestRecord {
+            version: 1,
+            id,
+            request_type: "t".into(),
+            body: Bytes::from_static(&[0xc0]),
+            reply_key: None,
+        };
+        let expected = [
+            &[0x95, 0x01][..],
+            &id_bytes,
+            &[0xa1, b't', 0xc4, 0x01, 0xc0, 0xc0],
+        ]
+        .concat();
+        assert_eq!(rmp_serde::to_vec(&request).unwrap(), expected);
+        let ok = ReplyRecord {
+            version: 1,
+            id,
+            outcome: Ok(Bytes::from_static(&[0xc0])),
+        };
+        let expected = [
+            &[0x93, 0x01][..],
+            &id_bytes,
+            &[0x81, 0xa2, b'O', b'k', 0xc4, 0x01, 0xc0],
+        ]
+        .concat();
+        assert_eq!(rmp_serde::to_vec(&ok).unwrap(), expected);
+        let refused = ReplyRecord {
+            version: 1,
+            id,
+            outcome: Err(DispatchError::Refused("x".into())),
+        };
+        let mut expected = [&[0x93, 0x01][..], &id_bytes, &[0x81, 0xa3]].concat();
+        expected.extend_from_slice(b"Err");
+        expected.extend_from_slice(&[0x81, 0xa7]);
+        expected.extend_from_slice(b"Refused");
+        expected.extend_from_slice(&[0xa1, b'x']);
+        assert_eq!(rmp_serde::to_vec(&refused).unwrap(), expected);
+        let root = RootRecord { version: 1 };
+        assert_eq!(rmp_serde::to_vec(&root).unwrap(), [0x91, 0x01]);
+        let provider = ProviderRecord {
+            version: 1,
+            service: "S".into(),
+            request_types: vec!["t".into()],
+            read_key: None,
+            writer: None,
+        };
+        assert_eq!(
+            rmp_serde::to_vec(&provider).unwrap(),
+            [0x95, 0x01, 0xa1, b'S', 0x91, 0xa1, b't', 0xc0, 0xc0]
+        );
+    }
+
     #[test]
     fn the_record_types_have_their_stable_names() {
         use crate::schema::checked_type_name_of;
