@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p ate-bench -- [--quick] [--records N] [--rounds R] [--dir D]
 //!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile,remote,network,
-//!     nats] [--no-cold]
+//!     nats,service] [--no-cold]
 //! ```
 //!
 //! Every scenario runs each engine on the same data (MessagePack-encoded structs holding
@@ -33,6 +33,7 @@ mod pipeline;
 mod primitives;
 mod remote_scenario;
 mod replay;
+mod service_scenario;
 mod trust;
 mod trust_scenario;
 mod util;
@@ -108,6 +109,9 @@ enum Part {
     Network,
     /// N1, N2, N3 on the NATS JetStream peer alone.
     Nats,
+    /// P12: `#[service]` round trips, embedded and over loopback, beside NATS core
+    /// request/reply.
+    Service,
 }
 
 /// How much work each scenario does.
@@ -487,6 +491,9 @@ fn main() -> Res<()> {
     }
     if run(Part::Hostile) {
         hostile_scenario::scenario_hostile(&rt, &base, &plan, &mut rep)?;
+    }
+    if run(Part::Service) {
+        service_scenario::scenario_service(&rt, &base, &plan, &mut rep)?;
     }
     if run(Part::Network) {
         network::scenario_network(&rt, &base, &plan, &mut rep, true)?;
