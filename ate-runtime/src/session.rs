@@ -143,6 +143,16 @@ impl AteSession {
         self.write_keys().find(|k| k.hash() == *hash)
     }
 
+    /// The same keys, with a cache of unwrapped data keys of its own: for reads whose keys
+    /// are not worth keeping (each request a service reads has a data key of its own).
+    pub(crate) fn detached(&self) -> AteSession {
+        AteSession {
+            roles: self.roles.clone(),
+            groups: self.groups.clone(),
+            cache: Arc::default(),
+        }
+    }
+
     /// Unwraps a data key with a key of this session, caching the result so reads do not pay
     /// the KEM again. `None` when the session holds no key it was wrapped for.
     pub(crate) fn unwrap_data_key(

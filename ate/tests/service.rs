@@ -1,6 +1,10 @@
 //! `#[service]` at run time, in process ([`LocalServices`]): typed round trips, the handler's
 //! own errors back typed, who called, requests that no service serves or that do not decode,
-//! and calls from many tasks at once.
+//! and calls from many tasks at once. The same bank served from a chain is in `service/chain.rs`
+//! (embedded, from a client of a server, and from the server's own process).
+
+#[path = "service/chain.rs"]
+mod chain;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -84,9 +88,19 @@ trait Bank {
     ) -> Result<Vec<Hash>, BankError>;
 }
 
-#[derive(Default)]
 struct MemoryBank {
     balances: Mutex<HashMap<String, u64>>,
+    /// Each deposit to the account `"gated"` waits for a permit of its own.
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for MemoryBank {
+    fn default() -> Self {
+        MemoryBank {
+            balances: Mutex::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
 }
 
 impl Bank for MemoryBank {
@@ -95,6 +109,9 @@ impl Bank for MemoryBank {
         _ctx: &InvocationContext,
         request: Deposit,
     ) -> Result<Balance, BankError> {
+        if request.account == "gated" {
+            self.gate.acquire().await.expect("open").forget();
+        }
         let mut balances = self.balances.lock().unwrap();
         let balance = balances.entry(request.account.clone()).or_default();
         *balance += request.amount;

@@ -48,6 +48,12 @@ impl<T> Dao<T> {
         &self.auth
     }
 
+    /// The version this value was read at (the transaction that wrote it; `None` for a new
+    /// record).
+    pub(crate) fn version(&self) -> Option<u64> {
+        self.version
+    }
+
     /// The value, leaving the record behind.
     pub fn into_inner(self) -> T {
         self.value
@@ -114,6 +120,8 @@ impl<T: Storable> Dao<T> {
                     body: Some(body),
                     auth: self.auth.clone(),
                     previous: self.version,
+                    create: false,
+                    sign_all: false,
                 },
             ),
             Err(e) => s.fail(e),

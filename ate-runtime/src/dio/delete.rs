@@ -88,6 +88,8 @@ impl Staging {
                     body: None,
                     auth: op.auth.clone(),
                     previous: op.previous.or(read_at),
+                    create: false,
+                    sign_all: false,
                 }
             }
             // Already deleted here.
@@ -102,6 +104,8 @@ impl Staging {
                     body: None,
                     auth: view.auth_of(key).map(|a| (*a).clone()).unwrap_or_default(),
                     previous: read_at.or(Some(entry.seq)),
+                    create: false,
+                    sign_all: false,
                 }
             }
         };

@@ -149,6 +149,8 @@ impl Dio {
                 body: Some(body),
                 auth: auth.clone(),
                 previous: None,
+                create: false,
+                sign_all: false,
             },
         );
         attach(&mut value, key);
@@ -173,6 +175,66 @@ impl Dio {
             collection: vec.id(),
         };
         self.stage_new(value, Some(link))
+    }
+
+    /// Stages a new record at `key` (under `parent`, with rules `auth`), written as new
+    /// whatever this Dio's view holds: the commit is refused if the key is taken
+    /// ([`TrustError::VersionMismatch`](crate::trust::TrustError::VersionMismatch)) or was ever
+    /// used ([`TrustError::Deleted`](crate::trust::TrustError::Deleted)), so of two writers of
+    /// one key only the first succeeds. With `sign_all`, every signing key of the session signs
+    /// it (its transaction then proves who wrote it, whatever its rules need).
+    pub(crate) fn store_new_at<T: Storable>(
+        &mut self,
+        key: PrimaryKey,
+        parent: Option<ParentLink>,
+        value: &T,
+        auth: Authorization,
+        sign_all: bool,
+    ) -> Result<(), DioError> {
+        let type_name = schema::checked_type_name_of::<T>()?;
+        let body = encode(value)?;
+        self.staging.lock().stage(
+            key,
+            Staged {
+                type_name: type_name.into(),
+                parent,
+                body: Some(body),
+                auth,
+                previous: None,
+                create: true,
+                sign_all,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stages a new record of type `type_name` holding `body` as it is, whatever its type:
+    /// for tests that write what a program never would.
+    #[cfg(test)]
+    pub(crate) fn stage_raw(
+        &mut self,
+        key: PrimaryKey,
+        type_name: &'static str,
+        parent: Option<ParentLink>,
+        body: Bytes,
+    ) {
+        self.staging.lock().stage(
+            key,
+            Staged {
+                type_name: type_name.into(),
+                parent,
+                body: Some(body),
+                auth: Authorization::default(),
+                previous: None,
+                create: true,
+                sign_all: false,
+            },
+        );
+    }
+
+    /// The session, to add keys to for this Dio alone (a reply's read key).
+    pub(crate) fn session_mut(&mut self) -> &mut AteSession {
+        &mut self.session
     }
 
     /// Loads the latest version of a record as a `T` (this Dio's staged write of it, if any).

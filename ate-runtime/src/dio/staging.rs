@@ -27,6 +27,12 @@ pub(crate) struct Staged {
     pub auth: Authorization,
     /// The version of the record the change was made on (`None`: not read through a Dao).
     pub previous: Option<u64>,
+    /// A new record at a chosen key: written as new (no previous version) even if the view
+    /// holds the key, so the commit is refused if the key is taken or was ever used.
+    pub create: bool,
+    /// Signed by every signing key of the session, whether its rules need them or not, so
+    /// that its transaction proves who wrote it.
+    pub sign_all: bool,
 }
 
 /// Staged writes, in the order each key was first staged (the last write of a key wins), and

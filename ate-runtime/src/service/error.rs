@@ -153,6 +153,10 @@ pub enum DispatchError {
     /// The handler ran and returned an error: its encoding.
     #[error("the handler returned an error ({} bytes encoded)", .0.len())]
     Handler(#[serde(with = "as_bytes")] Vec<u8>),
+    /// The handler did not finish (it panicked): the service answered this instead, so the
+    /// request is not taken again. The caller sees [`InvokeError::Transport`].
+    #[error("the handler did not finish: {0}")]
+    Failed(String),
 }
 
 impl DispatchError {
@@ -164,6 +168,7 @@ impl DispatchError {
             DispatchError::Encode(e) => InvokeError::Encode(e),
             DispatchError::Refused(reason) => InvokeError::Refused(reason),
             DispatchError::Handler(bytes) => InvokeError::Handler(bytes),
+            DispatchError::Failed(reason) => InvokeError::Transport(TransportError::new(reason)),
         }
     }
 }
@@ -201,6 +206,9 @@ pub enum AddServiceError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Serving from a chain runs tasks on a Tokio runtime, and the call was made outside one.
+    #[error("services are served on a Tokio runtime, and there is none here")]
+    NoRuntime,
 }
 
 #[cfg(test)]
@@ -218,6 +226,7 @@ mod tests {
             DispatchError::Encode(codec.clone()),
             DispatchError::Refused("closed".into()),
             DispatchError::Handler(vec![1, 2, 3]),
+            DispatchError::Failed("panicked".into()),
         ];
         for case in cases {
             let bytes = rmp_serde::to_vec(&case).unwrap();
@@ -237,6 +246,10 @@ mod tests {
         assert!(matches!(
             DispatchError::Refused("closed".into()).into_invoke_error(),
             InvokeError::Refused(r) if r == "closed"
+        ));
+        assert!(matches!(
+            DispatchError::Failed("it panicked".into()).into_invoke_error(),
+            InvokeError::Transport(t) if t.to_string() == "it panicked"
         ));
     }
 

@@ -141,7 +141,7 @@ impl LocalServices {
     }
 }
 
-fn check_name(name: &str) -> Result<(), AddServiceError> {
+pub(super) fn check_name(name: &str) -> Result<(), AddServiceError> {
     let reason = if name.trim().is_empty() {
         "it is blank"
     } else if name.len() > MAX_TYPE_NAME {

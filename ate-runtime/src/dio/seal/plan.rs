@@ -86,6 +86,17 @@ pub(super) fn plan<'a>(
             });
             covers.push(i as u32);
         }
+        if p.op.sign_all {
+            for key in session.write_keys() {
+                let (_, covers) = signers
+                    .entry(key.hash())
+                    .or_insert_with(|| (key.clone(), Vec::new()));
+                // Each event once per key (its rules may have chosen the key already).
+                if covers.last() != Some(&(i as u32)) {
+                    covers.push(i as u32);
+                }
+            }
+        }
     }
     Ok(Plan {
         events,
@@ -119,7 +130,9 @@ impl Planner<'_> {
         versions: &FastMap<PrimaryKey, u64>,
     ) -> Result<Planned<'a>, DioError> {
         let lookup = self.overlay.over(self.view);
-        let current = lookup.record(&key);
+        // A record created at a chosen key is written as new whatever the view holds: the
+        // writer refuses it if the key is taken or was used before.
+        let current = if op.create { None } else { lookup.record(&key) };
         // The newest version this Dio knows of: the one its Dao was read at, or the one it
         // committed itself since.
         let previous = current.as_ref().filter(|c| c.seq != 0).map(|c| {

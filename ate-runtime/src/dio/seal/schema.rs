@@ -82,6 +82,8 @@ pub(super) fn plan(chain: &Chain, ops: &[(PrimaryKey, Staged)]) -> Result<Schema
                 // The chain root's rules: plaintext, written by the root's writers.
                 auth: Authorization::default(),
                 previous: None,
+                create: false,
+                sign_all: false,
             };
             out.records.push((key, staged));
         }
