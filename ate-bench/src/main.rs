@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p ate-bench -- [--quick] [--records N] [--rounds R] [--dir D]
-//!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile,remote,network,
-//!     nats,service] [--no-cold]
+//!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile,remote,bus,
+//!     service,network,nats] [--no-cold]
 //! ```
 //!
 //! Every scenario runs each engine on the same data (MessagePack-encoded structs holding
@@ -22,6 +22,7 @@
 //! beside NATS JetStream, which the benchmark starts and stops itself when a server is installed
 //! (see `network.rs` and `nats.rs`); without one it says so and skips those rows.
 
+mod bus_scenario;
 mod data;
 mod derive_scenario;
 mod engines;
@@ -104,6 +105,8 @@ enum Part {
     Hostile,
     /// P7, P8: remote commits and sync over loopback WebSocket.
     Remote,
+    /// P10, P11 embedded: a bus and a queue on a local chain.
+    Bus,
     /// N1, N2, N3: remote commits, fan-out and a work queue over loopback, beside NATS
     /// JetStream.
     Network,
@@ -488,6 +491,9 @@ fn main() -> Res<()> {
     }
     if run(Part::Remote) {
         remote_scenario::scenario_remote(&rt, &base, &plan, &mut rep)?;
+    }
+    if run(Part::Bus) {
+        bus_scenario::scenario_bus(&rt, &base, &plan, &mut rep)?;
     }
     if run(Part::Hostile) {
         hostile_scenario::scenario_hostile(&rt, &base, &plan, &mut rep)?;

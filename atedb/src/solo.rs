@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use ate_runtime::chain::AteConfig;
 use ate_runtime::crypto::{KeyFile, KeySize, PublicSignKey};
 use ate_runtime::net::host::{Server, ServerConfig};
+use ate_runtime::net::ring::Ring;
 use ate_runtime::net::{ServerIdentity, ServerTls};
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
@@ -44,6 +45,23 @@ pub(crate) struct SoloArgs {
     /// prefix); more are closed as they arrive, before their handshake.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections_per_ip: u32,
+    /// The base URL of a server of this cluster (`ws://host:port`), this one included; repeat
+    /// for each. Chains are spread over them by rendezvous hashing of the chain key: a client
+    /// asking this server for a chain another holds is redirected there. Needs --advertise.
+    #[arg(long = "cluster", value_name = "URL", requires = "advertise")]
+    cluster: Vec<String>,
+    /// One DNS name whose every address is a server of the cluster (`host:port`; each
+    /// address becomes `ws://address`), instead of --cluster. Needs --advertise.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        requires = "advertise",
+        conflicts_with = "cluster"
+    )]
+    cluster_dns: Option<String>,
+    /// This server's own URL among the cluster's (as --cluster or the DNS name lists it).
+    #[arg(long, value_name = "URL")]
+    advertise: Option<String>,
 }
 
 pub(crate) async fn run(args: SoloArgs) -> Result<ExitCode> {
@@ -65,6 +83,32 @@ pub(crate) async fn run(args: SoloArgs) -> Result<ExitCode> {
     };
     for path in &args.root_keys {
         config.root_keys.push(PublicSignKey::load(path)?);
+    }
+    let ring = if let Some(name) = &args.cluster_dns {
+        let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
+        Some(
+            Ring::resolve(name, scheme)
+                .await
+                .with_context(|| format!("resolving --cluster-dns {name}"))?,
+        )
+    } else if args.cluster.is_empty() {
+        None
+    } else {
+        Some(Ring::new(args.cluster.iter().cloned()))
+    };
+    if let Some(ring) = ring {
+        let me = args
+            .advertise
+            .clone()
+            .context("--advertise names this server among the cluster's")?;
+        let me = me.trim_end_matches('/').to_string();
+        anyhow::ensure!(
+            ring.servers().contains(&me),
+            "--advertise {me} is not among the cluster's servers: {}",
+            ring.servers().join(", ")
+        );
+        info!(servers = ?ring.servers(), %me, "chains spread over a cluster");
+        config.ring = Some((ring, me));
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.accept.tls = Some(ServerTls::from_pem_files(cert, key)?);

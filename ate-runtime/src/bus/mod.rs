@@ -239,8 +239,9 @@ impl<T: Storable> Bus<T> {
                     .collect()
             };
             // Those passed by last time come last.
-            let (fresh, passed): (Vec<_>, Vec<_>) =
-                candidates.into_iter().partition(|k| !self.passed.contains(k));
+            let (fresh, passed): (Vec<_>, Vec<_>) = candidates
+                .into_iter()
+                .partition(|k| !self.passed.contains(k));
             for key in fresh.into_iter().chain(passed) {
                 if dio.holds(&key) {
                     continue;

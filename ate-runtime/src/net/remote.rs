@@ -116,6 +116,35 @@ impl ChainRegistry {
     }
 }
 
+impl ChainRegistry {
+    /// Opens `chain` on the server of `ring` that holds it (rendezvous hashing of the chain
+    /// key, as the servers of the ring compute it), as [`ChainRegistry::open_url_with`]. The
+    /// servers of a ring usually share one identity key, so one pinned identity serves.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Net`] with [`NetError::InvalidUrl`] for an empty ring; the rest as
+    /// [`ChainRegistry::open_url_with`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ChainRegistry::open_url_with`].
+    pub async fn open_in_ring(
+        &self,
+        ring: &super::ring::Ring,
+        chain: &str,
+        options: &RemoteOptions,
+    ) -> Result<Chain, OpenError> {
+        let url = ring.url_of(chain).ok_or_else(|| {
+            OpenError::Net(NetError::InvalidUrl {
+                url: String::new(),
+                reason: "the ring names no server",
+            })
+        })?;
+        self.open_url_with(&url, options).await
+    }
+}
+
 /// The chain key of `url`'s path, `/db/<chain key>`.
 fn chain_key_of(url: &str) -> Result<ChainKey, OpenError> {
     let bad = |reason: &'static str| {

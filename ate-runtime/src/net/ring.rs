@@ -43,6 +43,35 @@ impl Ring {
             .max_by_key(|s| score(chain, s))
             .map(String::as_str)
     }
+
+    /// The URL of `chain` on its server (`<owner>/db/<chain>`), or `None` for an empty ring.
+    pub fn url_of(&self, chain: &str) -> Option<String> {
+        self.owner(chain).map(|o| format!("{o}/db/{chain}"))
+    }
+
+    /// The ring of every address one DNS name has: `host:port` is looked up, and each address
+    /// it resolves to is a server, `<scheme>://<address>` (the way one name can front a
+    /// cluster). Servers and clients resolving the same name agree on the ring.
+    ///
+    /// # Errors
+    ///
+    /// The lookup's error, or [`std::io::ErrorKind::NotFound`] when the name has no address.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only looks up.
+    pub async fn resolve(host_port: &str, scheme: &str) -> std::io::Result<Ring> {
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(host_port).await?.collect();
+        if addrs.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host_port} has no address"),
+            ));
+        }
+        Ok(Ring::new(
+            addrs.into_iter().map(|a| format!("{scheme}://{a}")),
+        ))
+    }
 }
 
 /// The weight of `server` for `chain`: the first 8 bytes of SHA3-256 over both, each length
@@ -66,6 +95,24 @@ mod tests {
 
     fn ring3() -> Ring {
         Ring::new(["ws://a:5000", "ws://b:5000/", "ws://c:5000", "ws://a:5000"])
+    }
+
+    #[tokio::test]
+    async fn a_name_resolves_to_a_server_per_address() {
+        let r = Ring::resolve("127.0.0.1:5000", "ws")
+            .await
+            .expect("resolves");
+        assert_eq!(r.servers(), ["ws://127.0.0.1:5000"]);
+        assert_eq!(
+            r.url_of("bank").as_deref(),
+            Some("ws://127.0.0.1:5000/db/bank")
+        );
+        assert!(Ring::new(Vec::<String>::new()).url_of("bank").is_none());
+        assert!(
+            Ring::resolve("no-such-host.invalid:5000", "ws")
+                .await
+                .is_err()
+        );
     }
 
     #[test]
