@@ -290,6 +290,80 @@ async fn a_lock_excludes_and_a_stale_fencing_token_is_refused() {
     );
 }
 
+/// A replica whose upstream only commits and claims item by item (no `claim_next` of its
+/// own): the default `Upstream::claim_next` walks the replica's view.
+mod plain_upstream {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use super::*;
+    use ate_runtime::chain::{SealedTransaction, Upstream};
+    use parking_lot::Mutex;
+
+    #[derive(Debug)]
+    struct ClaimOnly {
+        source: Chain,
+        claimed: Mutex<HashSet<PrimaryKey>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Upstream for ClaimOnly {
+        async fn commit(&self, tx: SealedTransaction) -> Result<u64, CommitError> {
+            let tx = SealedTransaction::from_bytes(tx.to_bytes())?;
+            self.source.commit_sealed(tx).await
+        }
+
+        async fn claim(
+            &self,
+            key: PrimaryKey,
+            _lease: Duration,
+        ) -> Result<Option<u64>, CommitError> {
+            Ok(self.claimed.lock().insert(key).then_some(1))
+        }
+
+        fn release(&self, key: PrimaryKey, _token: u64) {
+            self.claimed.lock().remove(&key);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn consumers_of_an_upstream_without_claim_next_take_each_item_once() {
+        let source = local_chain().await;
+        let t = topic(&source).await;
+        push(&source, &t.items, 0..40).await;
+        let up = Arc::new(ClaimOnly {
+            source: source.clone(),
+            claimed: Mutex::new(HashSet::new()),
+        });
+        let replica = ChainBuilder::new(&AteConfig::in_memory())
+            .await
+            .build()
+            .open_replica(&ChainKey::from("bus"), up.clone())
+            .await
+            .expect("replica");
+        // Applies the source's transactions to the replica as they come.
+        let mut stream = source.subscribe(1);
+        let pump = {
+            let replica = replica.clone();
+            tokio::spawn(async move {
+                while let Ok(c) = stream.next().await {
+                    let batch = vec![(c.seq(), c.payload().clone())];
+                    replica.apply_replicated_batch(batch).await.expect("apply");
+                }
+            })
+        };
+        replica
+            .wait_for(source.last_seq())
+            .await
+            .expect("caught up");
+        let all = consume(std::slice::from_ref(&replica), &t.items, 3).await;
+        assert_eq!(all, (0..40).collect::<Vec<_>>(), "each item once");
+        assert!(up.claimed.lock().is_empty(), "every claim released");
+        assert_eq!(source.len(), 1 + 40, "the topic and 40 records of work");
+        pump.abort();
+    }
+}
+
 mod remote {
     use super::*;
     use ate_runtime::crypto::KeySize;
@@ -424,6 +498,121 @@ mod remote {
         drop((a, b));
         server.shutdown().await;
     }
+    /// Sends `msg` on `raw` and returns the server's `ClaimedNext` answer to request `id`.
+    async fn ask(
+        raw: &mut ate_runtime::net::Channel,
+        id: u64,
+        msg: ClientMsg,
+    ) -> (Vec<PrimaryKey>, u64) {
+        raw.send(&wire::encode(&msg)).await.expect("send");
+        loop {
+            let b = raw.recv().await.expect("recv").expect("a message");
+            match wire::decode_server(&b, &WireLimits::default()) {
+                Ok(ServerMsg::ClaimedNext { id: i, items, seen }) if i == id => {
+                    return (items.iter().map(|c| c.key).collect(), seen);
+                }
+                Ok(ServerMsg::Goodbye { reason }) => panic!("goodbye: {reason}"),
+                _ => {}
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claim_next_is_capped_per_ask_and_per_connection() {
+        let (server, id) = server().await;
+        let a = client(&server, &id).await;
+        let t = topic(&a).await;
+        for from in (0..5000).step_by(1000) {
+            push(&a, &t.items, from..from + 1000).await;
+        }
+        let session = AteSession::default();
+        let order: Vec<PrimaryKey> = t
+            .items
+            .iter(&a.dio(&session).await)
+            .await
+            .expect("items")
+            .iter()
+            .map(|d| *d.key())
+            .collect();
+        let (mut raw, _) = connect(
+            &server.url("bus"),
+            &ConnectOptions::new(ServerTrust::Pinned(id.hash())),
+        )
+        .await
+        .expect("handshake");
+        let owner = t.items.parent().expect("attached");
+        let next = |id: u64, type_name: String, collection: u64, max: u64| ClientMsg::ClaimNext {
+            id,
+            parent: owner,
+            collection,
+            type_name,
+            lease_ms: u64::MAX,
+            max,
+        };
+        let item_type = ate_runtime::schema::type_name_of::<Item>().to_string();
+        // Nothing for none, for another type, another collection, or a name too long.
+        for (i, msg) in [
+            next(1, item_type.clone(), t.items.id(), 0),
+            next(2, "other.Type".into(), t.items.id(), 5),
+            next(3, item_type.clone(), t.other.id(), 5),
+            next(4, "x".repeat(100_000), t.items.id(), 5),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (got, seen) = ask(&mut raw, i as u64 + 1, msg).await;
+            assert!(got.is_empty(), "case {i}: {got:?}");
+            assert_eq!(seen, a.last_seq(), "case {i}: the server's position");
+        }
+        // An ask for 2^64 - 1 items gets at most 64, the oldest first.
+        let (got, _) = ask(
+            &mut raw,
+            5,
+            next(5, item_type.clone(), t.items.id(), u64::MAX),
+        )
+        .await;
+        assert_eq!(got, order[..64].to_vec());
+        // A connection holds at most 4,096 claims however it asks.
+        let mut held = got.len();
+        for i in 6.. {
+            let (got, _) = ask(&mut raw, i, next(i, item_type.clone(), t.items.id(), 64)).await;
+            if got.is_empty() {
+                break;
+            }
+            held += got.len();
+        }
+        assert_eq!(held, 4096);
+        // The claims it holds are passed by: another consumer takes the next free item.
+        let mut bus = t.items.bus(&a.dio(&session).await).expect("bus");
+        let mut dio = a.dio(&session).await;
+        assert_eq!(
+            *bus.process(&mut dio).await.expect("process").key(),
+            order[4096]
+        );
+        dio.cancel();
+        drop((bus, dio));
+        // They end with the connection (once the server has seen it end).
+        drop(raw);
+        let mut freed = false;
+        for _ in 0..500 {
+            let mut bus = t
+                .items
+                .bus(&a.dio(&session).await)
+                .expect("bus")
+                .with_prefetch(0);
+            let mut dio = a.dio(&session).await;
+            if *bus.process(&mut dio).await.expect("process").key() == order[0] {
+                freed = true;
+                break;
+            }
+            dio.cancel();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(freed, "the oldest item is free again");
+        drop(a);
+        server.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lock_held_by_a_dead_connection_is_freed_and_stale_tokens_are_refused() {
         let (server, id) = server().await;

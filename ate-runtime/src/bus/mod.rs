@@ -18,18 +18,26 @@
 //! Consumers also claim the item they take, so that the others pass it by instead of doing
 //! the same work twice: a claim ends when the Dio commits, is cancelled or dropped, when the
 //! connection of a remote consumer ends (the server holds remote claims), and otherwise
-//! after a lease ([`Bus::with_lease`], 30 s by default).
+//! after a lease ([`Bus::with_lease`], 30 s by default). The chain that holds the claims picks
+//! the items: one ask claims the oldest items nobody has claimed. A consumer of a remote chain
+//! asks for its next items while it processes the one it took ([`Bus::with_prefetch`]), so
+//! that the round trip is not on its way; the items it claimed ahead go back when the bus is
+//! dropped.
 //!
 //! What it does not cover: effects outside the chain. A consumer that sends an e-mail and
 //! then crashes before its commit leaves the item for another consumer, which sends the
 //! e-mail again; make such effects idempotent, or record them in the same commit and check
 //! first.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::chain::{Chain, CommitError, CommitStream, StreamError};
+use tokio::task::JoinHandle;
+
+use crate::chain::{
+    Chain, ClaimGuard, ClaimNext, CommitError, CommitStream, MAX_CLAIM_BATCH, StreamError,
+};
 use crate::dio::{Dao, DaoVec, Dio, DioError, Storable};
 use crate::event::{ParentLink, PrimaryKey};
 use crate::schema;
@@ -42,6 +50,14 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How often a consumer waiting for an item looks again even when nothing woke it (claims
 /// held elsewhere end without telling).
 const RESCAN: Duration = Duration::from_millis(250);
+
+/// How many items a consumer of a remote chain claims ahead by default
+/// ([`Bus::with_prefetch`]).
+pub const DEFAULT_PREFETCH: usize = 1;
+
+/// Claims on items and the transactions that wrote their versions, and the last transaction
+/// the chain that made them had seen.
+type Taken = (Vec<(ClaimGuard, u64)>, u64);
 
 /// Why a bus could not deliver.
 #[derive(Debug, thiserror::Error)]
@@ -83,9 +99,14 @@ pub struct Bus<T> {
     from: u64,
     ready: VecDeque<Message<T>>,
     lease: Duration,
-    /// Items whose claim another consumer held when last asked: asked again only after a
-    /// scan found nothing else (each ask of a remote chain is a round trip).
-    passed: HashSet<PrimaryKey>,
+    /// Items claimed and not handed out yet (with the transaction of their version), oldest
+    /// first.
+    claimed: VecDeque<(ClaimGuard, u64)>,
+    /// An ask for the next items, sent while the last one is processed (remote chains).
+    /// Dropped with the bus, its task drops the answer, which gives the claims back.
+    ahead: Option<JoinHandle<Result<Taken, CommitError>>>,
+    /// Items claimed ahead on a remote chain.
+    prefetch: usize,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -140,7 +161,9 @@ impl<T: Storable> Bus<T> {
             from: chain.last_seq() + 1,
             ready: VecDeque::new(),
             lease: DEFAULT_LEASE,
-            passed: HashSet::new(),
+            claimed: VecDeque::new(),
+            ahead: None,
+            prefetch: DEFAULT_PREFETCH,
             _t: PhantomData,
         })
     }
@@ -150,6 +173,18 @@ impl<T: Storable> Bus<T> {
     /// item meanwhile (and one of the two commits is refused).
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// How many items [`Bus::process`] claims ahead on a remote chain (default
+    /// [`DEFAULT_PREFETCH`], at most [`MAX_CLAIM_BATCH`]): while the consumer processes one
+    /// item, the bus asks the server for the next, so that the round trip is not on the
+    /// consumer's way. Items claimed ahead are passed by by the other consumers until this one
+    /// takes them, or they go back when the bus is dropped (or at the end of their lease).
+    /// Zero claims nothing ahead: each item is asked for when it is wanted. A local chain
+    /// claims nothing ahead (its claims cost no round trip).
+    pub fn with_prefetch(mut self, items: usize) -> Self {
+        self.prefetch = items.min(MAX_CLAIM_BATCH);
         self
     }
 
@@ -228,46 +263,72 @@ impl<T: Storable> Bus<T> {
     /// cancelled call ends with its lease at the latest).
     pub async fn process(&mut self, dio: &mut Dio) -> Result<Dao<T>, BusError> {
         loop {
-            let seen = self.chain.last_seq();
-            let candidates: Vec<PrimaryKey> = {
-                let view = self.chain.view().read();
-                view.children(&self.link)
-                    .filter(|k| {
-                        view.get(k)
-                            .is_some_and(|e| view.type_name(e.type_id) == self.type_name)
-                    })
-                    .collect()
-            };
-            // Those passed by last time come last.
-            let (fresh, passed): (Vec<_>, Vec<_>) = candidates
-                .into_iter()
-                .partition(|k| !self.passed.contains(k));
-            for key in fresh.into_iter().chain(passed) {
-                if dio.holds(&key) {
-                    continue;
+            let Some((claim, seq)) = self.claimed.pop_front() else {
+                let (taken, seen) = match self.ahead.as_mut() {
+                    Some(ask) => {
+                        let answer = ask.await;
+                        self.ahead = None;
+                        answer.map_err(|e| {
+                            CommitError::Unreachable(
+                                format!("the ask for items failed: {e}").into(),
+                            )
+                        })??
+                    }
+                    None => {
+                        self.chain
+                            .claim_next(&self.ask(1 + self.ahead_size()))
+                            .await?
+                    }
+                };
+                if taken.is_empty() {
+                    // Nothing free: wait for a commit after the answer, or for a claim to end.
+                    tokio::select! {
+                        r = self.chain.wait_for(seen + 1) => r?,
+                        _ = self.chain.claims_changed(RESCAN) => {}
+                    }
                 }
-                let Some(claim) = self.chain.claim(key, self.lease).await? else {
-                    self.passed.insert(key);
-                    continue;
-                };
-                self.passed.remove(&key);
-                let dao = match dio.load::<T>(&key).await {
-                    Ok(d) => d,
-                    // Processed meanwhile (its deletion reached the view after the scan).
-                    Err(DioError::NotFound(_)) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                dio.delete(&key)?;
-                dio.hold(claim);
-                return Ok(dao);
+                self.claimed.extend(taken);
+                continue;
+            };
+            if self.claimed.is_empty() && self.ahead.is_none() && self.ahead_size() > 0 {
+                let (chain, ask) = (self.chain.clone(), self.ask(self.ahead_size()));
+                self.ahead = Some(tokio::spawn(async move { chain.claim_next(&ask).await }));
             }
-            // Nothing free: wait for a new commit or for a claim to end.
-            self.passed.clear();
-            tokio::select! {
-                r = self.chain.wait_for(seen + 1) => r?,
-                _ = self.chain.claims_changed(RESCAN) => {}
+            // A replica shows the item once it has applied the version the claim saw.
+            self.chain.wait_for(seq).await?;
+            let key = *claim.key();
+            if self.chain.view().read().parent_of(&key) != Some(self.link) {
+                // Processed meanwhile (its deletion reached the view first), or moved.
+                continue;
             }
+            let dao = match dio.load::<T>(&key).await {
+                Ok(d) => d,
+                Err(DioError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            dio.delete(&key)?;
+            dio.hold(claim);
+            return Ok(dao);
         }
+    }
+
+    /// How many items to claim ahead: none on a local chain.
+    fn ahead_size(&self) -> usize {
+        if self.chain.is_replica() {
+            self.prefetch
+        } else {
+            0
+        }
+    }
+
+    /// An ask for `max` items of this bus's collection.
+    fn ask(&self, max: usize) -> ClaimNext {
+        ClaimNext::new(
+            self.link,
+            self.type_name,
+            self.lease,
+            max.clamp(1, MAX_CLAIM_BATCH),
+        )
     }
 
     /// The chain the bus is on.

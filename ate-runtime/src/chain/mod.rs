@@ -70,6 +70,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub(crate) use claims::ClaimGuard;
+pub use claims::{ClaimNext, ClaimedItem, MAX_CLAIM_BATCH, MAX_CLAIM_SCAN, NextClaims};
 pub use config::{
     AteConfig, DEFAULT_COMMIT_STREAM_CAPACITY, DEFAULT_MAX_FOREIGN_TRANSACTION, default_log_path,
 };

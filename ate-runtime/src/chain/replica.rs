@@ -110,6 +110,55 @@ pub trait Upstream: Send + Sync + std::fmt::Debug + 'static {
         Ok(Some(0))
     }
 
+    /// Claims at the source the oldest items of a collection that nobody has claimed, as
+    /// `ask` says (at most [`MAX_CLAIM_BATCH`](super::MAX_CLAIM_BATCH)), for the queue
+    /// consumers of `replica` ([`Bus::process`](crate::bus::Bus::process)): one ask takes the
+    /// next free items, where claiming them one by one would need an ask per item tried. The
+    /// default walks `replica`'s view of the collection, oldest first, and asks
+    /// [`Upstream::claim`] for each item until it holds `ask.max` (an upstream without a
+    /// view of its own).
+    ///
+    /// # Errors
+    ///
+    /// What the upstream reports when it cannot ask (typically [`CommitError::Unreachable`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave claims granted at the source; they end with their lease.
+    async fn claim_next(
+        &self,
+        replica: &Chain,
+        ask: &super::ClaimNext,
+    ) -> Result<super::NextClaims, CommitError> {
+        let (candidates, seen): (Vec<_>, u64) = {
+            let view = replica.view().read();
+            let candidates = match view.type_id(&ask.type_name) {
+                Some(type_id) => view
+                    .children(&ask.link)
+                    .take(super::MAX_CLAIM_SCAN)
+                    .filter_map(|k| {
+                        view.get(&k)
+                            .filter(|e| e.type_id == type_id)
+                            .map(|e| (k, e.seq))
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            (candidates, view.last_seq())
+        };
+        let max = ask.max.min(super::MAX_CLAIM_BATCH);
+        let mut items = Vec::new();
+        for (key, seq) in candidates {
+            if items.len() >= max {
+                break;
+            }
+            if let Some(token) = self.claim(key, ask.lease).await? {
+                items.push(super::ClaimedItem::new(key, token, seq));
+            }
+        }
+        Ok(super::NextClaims::new(items, seen))
+    }
+
     /// Has the chain's source commit `tx` only while `fence` is the current grant of its lock
     /// there ([`Upstream::commit`] otherwise). The default refuses: an upstream without locks
     /// cannot check a fence.

@@ -389,11 +389,6 @@ impl Dio {
         self.claims.push(claim);
     }
 
-    /// Whether this Dio holds a claim on `key`.
-    pub(crate) fn holds(&self, key: &PrimaryKey) -> bool {
-        self.claims.iter().any(|c| c.key() == key)
-    }
-
     /// Writes everything staged as one transaction. Returns once it is durable (fsynced) and
     /// visible in the view.
     ///

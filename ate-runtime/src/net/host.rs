@@ -20,11 +20,12 @@ use super::ring::Ring;
 use super::wire::{self, ClientMsg, Refusal, ServerMsg, WireLimits};
 use super::{AcceptOptions, ServerIdentity, accept};
 use crate::chain::{
-    AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, Fence, MAX_LOCK_NAME, OpenError,
-    SealedTransaction,
+    AteConfig, Chain, ChainBuilder, ChainKey, ChainRegistry, ClaimNext, Fence, MAX_CLAIM_BATCH,
+    MAX_LOCK_NAME, NextClaims, OpenError, SealedTransaction,
 };
 use crate::crypto::PublicSignKey;
-use crate::event::PrimaryKey;
+use crate::event::codec::MAX_TYPE_NAME;
+use crate::event::{ParentLink, PrimaryKey};
 use crate::trust::IntegrityMode;
 
 /// The most claims one connection holds at once (more are refused as if held elsewhere).
@@ -556,6 +557,38 @@ async fn session(
                     .await
                     .is_err()
                 {
+                    break None;
+                }
+            }
+            Ok(ClientMsg::ClaimNext {
+                id,
+                parent,
+                collection,
+                type_name,
+                lease_ms,
+                max,
+            }) => {
+                if claims.len() + MAX_CLAIM_BATCH > MAX_CLAIMS_PER_CONNECTION {
+                    claims.retain(|k, t| chain.claim_table().holds(k, *t));
+                }
+                let room = MAX_CLAIMS_PER_CONNECTION.saturating_sub(claims.len());
+                let max = usize::try_from(max).unwrap_or(usize::MAX).min(room);
+                let lease = Duration::from_millis(lease_ms).min(MAX_LEASE);
+                let got = if max == 0 || type_name.len() > MAX_TYPE_NAME {
+                    NextClaims::new(Vec::new(), chain.last_seq())
+                } else {
+                    let link = ParentLink { parent, collection };
+                    chain.claim_next_here(&ClaimNext::new(link, type_name, lease, max))
+                };
+                for c in &got.items {
+                    claims.insert(c.key, c.token);
+                }
+                let answer = ServerMsg::ClaimedNext {
+                    id,
+                    items: got.items,
+                    seen: got.seen,
+                };
+                if out.send(wire::encode(&answer)).await.is_err() {
                     break None;
                 }
             }

@@ -12,8 +12,8 @@ use super::client::{ConnectOptions, connect};
 use super::wire::{self, ClientMsg, Refusal, ServerMsg, WireLimits};
 use super::{ChannelReceiver, ChannelSender, NetError};
 use crate::chain::{
-    Chain, ChainKey, ChainRegistry, CommitError, Fence, OpenError, SealedTransaction, Upstream,
-    WeakChain,
+    Chain, ChainKey, ChainRegistry, ClaimNext, CommitError, Fence, NextClaims, OpenError,
+    SealedTransaction, Upstream, WeakChain,
 };
 use crate::event::PrimaryKey;
 
@@ -206,6 +206,11 @@ enum Request {
         lease: Duration,
         reply: oneshot::Sender<Result<Option<u64>, CommitError>>,
     },
+    /// Claims on the next free items of a collection.
+    ClaimNext {
+        ask: ClaimNext,
+        reply: oneshot::Sender<Result<NextClaims, CommitError>>,
+    },
     /// The end of a claim (no answer).
     Release { key: PrimaryKey, token: u64 },
 }
@@ -218,6 +223,9 @@ impl Request {
                 let _ = reply.send(Err(e));
             }
             Request::Claim { reply, .. } | Request::Lock { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Request::ClaimNext { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
             // The claim or lock ends with the connection that held it.
@@ -301,6 +309,25 @@ impl Upstream for Remote {
         ))))
     }
 
+    async fn claim_next(
+        &self,
+        _replica: &Chain,
+        ask: &ClaimNext,
+    ) -> Result<NextClaims, CommitError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::ClaimNext {
+                ask: ask.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| unreachable(format!("{}: the connection stopped", self.url)))?;
+        answer.await.unwrap_or(Err(unreachable(format!(
+            "{}: the connection task stopped",
+            self.url
+        ))))
+    }
+
     fn release(&self, key: PrimaryKey, token: u64) {
         // Best effort: a claim also ends with its lease and its connection.
         let _ = self.requests.try_send(Request::Release { key, token });
@@ -362,6 +389,9 @@ impl Upstream for Remote {
         replica.wait_for(target).await
     }
 }
+
+/// Where the answer to an ask for the next free items goes, with the most it asked for.
+type NextReply = (usize, oneshot::Sender<Result<NextClaims, CommitError>>);
 
 /// The task behind a remote chain: connects, streams the server's transactions into the
 /// replica, carries commits, reconnects.
@@ -528,6 +558,8 @@ impl Link {
             HashMap::new();
         let mut locks: HashMap<u64, oneshot::Sender<Result<Option<u64>, CommitError>>> =
             HashMap::new();
+        // The asks for the next free items, with the most each asked for.
+        let mut nexts: HashMap<u64, NextReply> = HashMap::new();
         let mut next_id = 0u64;
         let url = self.url.clone();
         let (to_apply, apply_queue) = mpsc::channel(APPLY_QUEUE);
@@ -586,6 +618,14 @@ impl Link {
                             key: *key,
                             lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
                         }),
+                        Request::ClaimNext { ask, .. } => wire::encode(&ClientMsg::ClaimNext {
+                            id,
+                            parent: ask.link.parent,
+                            collection: ask.link.collection,
+                            type_name: ask.type_name.clone(),
+                            lease_ms: u64::try_from(ask.lease.as_millis()).unwrap_or(u64::MAX),
+                            max: ask.max as u64,
+                        }),
                         Request::Release { key, token } => wire::encode(&ClientMsg::Release {
                             key: *key,
                             token: *token,
@@ -601,6 +641,9 @@ impl Link {
                             }
                             Request::Lock { reply, .. } => {
                                 locks.insert(id, reply);
+                            }
+                            Request::ClaimNext { ask, reply } => {
+                                nexts.insert(id, (ask.max, reply));
                             }
                             Request::Release { .. } | Request::Unlock { .. } => {}
                         },
@@ -650,6 +693,20 @@ impl Link {
                                 let _ = r.send(Ok(token));
                             }
                         }
+                        ServerMsg::ClaimedNext { id, items, seen } => {
+                            let Some((max, reply)) = nexts.remove(&id) else {
+                                continue;
+                            };
+                            if items.len() > max {
+                                // More than asked for: the claims end with this connection.
+                                let _ = reply.send(Err(unreachable(format!(
+                                    "{url}: the server claimed {} items where {max} were asked for",
+                                    items.len()
+                                ))));
+                                break Ended::Retry("claimed more items than asked for".into());
+                            }
+                            let _ = reply.send(Ok(NextClaims::new(items, seen)));
+                        }
                         ServerMsg::Locked { id, token } => {
                             if let Some(r) = locks.remove(&id) {
                                 let _ = r.send(Ok(token));
@@ -680,6 +737,11 @@ impl Link {
         }
         // A claim or lock the server granted ended with the connection.
         for (_, reply) in claims.drain().chain(locks.drain()) {
+            let _ = reply.send(Err(unreachable(format!(
+                "{url}: the connection dropped before the server answered a claim"
+            ))));
+        }
+        for (_, (_, reply)) in nexts.drain() {
             let _ = reply.send(Err(unreachable(format!(
                 "{url}: the connection dropped before the server answered a claim"
             ))));

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::chain::CommitError;
+use crate::chain::{ClaimedItem, CommitError, MAX_CLAIM_BATCH};
 use crate::event::PrimaryKey;
 use crate::event::msgpack;
 use crate::trust::TrustError;
@@ -95,6 +95,25 @@ pub enum ClientMsg {
         /// The grant's fencing token, from [`ServerMsg::Locked`].
         token: u64,
     },
+    /// Claim the oldest records of type `type_name` in the collection `collection` of
+    /// `parent` that nobody has claimed (queue items), at most `max` of them (capped at
+    /// [`MAX_CLAIM_BATCH`]), each for `lease_ms` milliseconds (the server may shorten it); the
+    /// server answers [`ServerMsg::ClaimedNext`] with the same `id`. Each claim ends as one
+    /// taken by [`ClientMsg::Claim`] does.
+    ClaimNext {
+        /// The client's number for the request.
+        id: u64,
+        /// The collection's owner.
+        parent: PrimaryKey,
+        /// Which of its collections.
+        collection: u64,
+        /// The items' stable type name (at most 1,024 bytes).
+        type_name: String,
+        /// How long each claim lasts unless it ends sooner.
+        lease_ms: u64,
+        /// The most items to claim.
+        max: u64,
+    },
     /// End the claim `token` on `key` (no answer).
     Release {
         /// The record.
@@ -146,6 +165,18 @@ pub enum ServerMsg {
         id: u64,
         /// The claim's token.
         token: Option<u64>,
+    },
+    /// The answer to [`ClientMsg::ClaimNext`] `id`: the items claimed, oldest first (none
+    /// while every item of the collection is claimed, or there is none).
+    ClaimedNext {
+        /// The request.
+        id: u64,
+        /// The items claimed, each with its claim's token and the transaction that wrote its
+        /// current version (at most [`MAX_CLAIM_BATCH`]).
+        items: Vec<ClaimedItem>,
+        /// The server's last transaction when it answered: an item committed later arrives
+        /// after it.
+        seen: u64,
     },
     /// The answer to [`ClientMsg::Lock`] `id`: the grant's fencing token, or `None` while
     /// another holds the lock.
@@ -262,6 +293,14 @@ pub enum WireError {
     /// The value is not a message of this version.
     #[error("not a message: {0}")]
     Decode(String),
+    /// More claimed items in one [`ServerMsg::ClaimedNext`] than [`MAX_CLAIM_BATCH`].
+    #[error("{count} claimed items in one answer, above the limit of {max}")]
+    TooManyClaims {
+        /// Its count.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A batch above [`WireLimits::max_batch`].
     #[error("a batch of {count} transactions, above the limit of {max}")]
     BatchTooLarge {
@@ -288,8 +327,8 @@ pub fn decode_client(bytes: &[u8], limits: &WireLimits) -> Result<ClientMsg, Wir
     rmp_serde::from_slice(bytes).map_err(|e| WireError::Decode(e.to_string()))
 }
 
-/// Decodes a server message after checking its shape (and an [`ServerMsg::Events`] batch's
-/// size).
+/// Decodes a server message after checking its shape (and the size of an
+/// [`ServerMsg::Events`] batch or of a [`ServerMsg::ClaimedNext`] answer).
 ///
 /// # Errors
 ///
@@ -298,13 +337,20 @@ pub fn decode_server(bytes: &[u8], limits: &WireLimits) -> Result<ServerMsg, Wir
     check_shape(bytes, limits.max_depth)?;
     let msg: ServerMsg =
         rmp_serde::from_slice(bytes).map_err(|e| WireError::Decode(e.to_string()))?;
-    if let ServerMsg::Events { txs } = &msg
-        && txs.len() > limits.max_batch
-    {
-        return Err(WireError::BatchTooLarge {
-            count: txs.len(),
-            max: limits.max_batch,
-        });
+    match &msg {
+        ServerMsg::Events { txs } if txs.len() > limits.max_batch => {
+            return Err(WireError::BatchTooLarge {
+                count: txs.len(),
+                max: limits.max_batch,
+            });
+        }
+        ServerMsg::ClaimedNext { items, .. } if items.len() > MAX_CLAIM_BATCH => {
+            return Err(WireError::TooManyClaims {
+                count: items.len(),
+                max: MAX_CLAIM_BATCH,
+            });
+        }
+        _ => {}
     }
     Ok(msg)
 }
@@ -387,6 +433,14 @@ mod tests {
                 key: PrimaryKey::from(9u128),
                 token: 12,
             },
+            ClientMsg::ClaimNext {
+                id: 5,
+                parent: PrimaryKey::from(3u128),
+                collection: 77,
+                type_name: "jobs.Job".into(),
+                lease_ms: 30_000,
+                max: 8,
+            },
             ClientMsg::Lock {
                 id: 6,
                 name: "leader".into(),
@@ -424,6 +478,19 @@ mod tests {
                 token: Some(12),
             },
             ServerMsg::Claimed { id: 5, token: None },
+            ServerMsg::ClaimedNext {
+                id: 6,
+                items: vec![
+                    ClaimedItem::new(PrimaryKey::from(1u128), 4, 9),
+                    ClaimedItem::new(PrimaryKey::from(2u128), 5, 9),
+                ],
+                seen: 12,
+            },
+            ServerMsg::ClaimedNext {
+                id: 7,
+                items: Vec::new(),
+                seen: 12,
+            },
             ServerMsg::Locked {
                 id: 6,
                 token: Some(3),
@@ -509,6 +576,29 @@ mod tests {
             decode_server(&encode(&m), &small),
             Err(WireError::BatchTooLarge { count: 3, max: 2 })
         );
+    }
+
+    #[test]
+    fn an_answer_with_more_claims_than_the_limit_is_refused() {
+        let item = ClaimedItem::new(PrimaryKey::from(1u128), 1, 1);
+        let m = ServerMsg::ClaimedNext {
+            id: 1,
+            items: vec![item; MAX_CLAIM_BATCH + 1],
+            seen: 1,
+        };
+        assert_eq!(
+            decode_server(&encode(&m), &limits()),
+            Err(WireError::TooManyClaims {
+                count: MAX_CLAIM_BATCH + 1,
+                max: MAX_CLAIM_BATCH
+            })
+        );
+        let m = ServerMsg::ClaimedNext {
+            id: 1,
+            items: vec![item; MAX_CLAIM_BATCH],
+            seen: 1,
+        };
+        assert!(decode_server(&encode(&m), &limits()).is_ok());
     }
 
     proptest! {

@@ -170,6 +170,11 @@ impl View {
         self.type_names.get(id as usize).map(|s| &**s).unwrap_or("")
     }
 
+    /// The interned id of a type name (`None` when no record of the view ever had it).
+    pub fn type_id(&self, name: &str) -> Option<u32> {
+        self.type_ids.get(name).copied()
+    }
+
     /// Registers the buffer that the bodies of the next applied events are slices of (a replayed
     /// log, or the frames of one group commit). Bodies are then referenced, not copied.
     pub fn add_segment(&mut self, buffer: Bytes) {

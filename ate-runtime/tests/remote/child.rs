@@ -10,7 +10,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// What the child does: `sync` (open a remote chain into a replica file, then wait).
+/// What the child does: `sync` (open a remote chain into a replica file, then wait) or
+/// `consume` (take items from a queue until it is empty).
 const ROLE: &str = "ATE_REMOTE_CHILD";
 
 /// Starts this binary as a child running [`entry`] with `role` and the variables `envs`, and
@@ -109,6 +110,7 @@ fn entry() {
     rt.block_on(async {
         match role.as_str() {
             "sync" => super::killed_sync::child_sync().await,
+            "consume" => super::killed_consumer::child_consume().await,
             other => panic!("unknown child role {other:?}"),
         }
     });
