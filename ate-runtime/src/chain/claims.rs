@@ -118,7 +118,6 @@ struct Held {
 impl ClaimTable {
     /// Claims `key` for `lease` unless someone else holds a claim that has not expired:
     /// the claim's token, or `None`.
-    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn try_claim(&self, key: PrimaryKey, lease: Duration) -> Option<u64> {
         let now = Instant::now();
         let mut claims = self.claims.lock();
@@ -268,6 +267,24 @@ impl super::Chain {
                 .claims
                 .claim_first(candidates, ask.max.min(MAX_CLAIM_BATCH), ask.lease);
         NextClaims::new(items, seen)
+    }
+
+    /// Claims `key` for `lease` (here, or at the source of a replica): a guard that ends the
+    /// claim when dropped, or `None` while someone else holds it.
+    pub(crate) async fn claim(
+        &self,
+        key: PrimaryKey,
+        lease: Duration,
+    ) -> Result<Option<ClaimGuard>, super::CommitError> {
+        let token = match self.upstream() {
+            Some(up) => up.claim(key, lease).await?,
+            None => self.inner.claims.try_claim(key, lease),
+        };
+        Ok(token.map(|token| ClaimGuard {
+            chain: self.downgrade(),
+            key,
+            token,
+        }))
     }
 
     /// Claims the oldest free items the ask names (here, or at the source of a replica),

@@ -592,6 +592,17 @@ async fn session(
                     break None;
                 }
             }
+            Ok(ClientMsg::Sync { id }) => {
+                // Read now: every transaction committed before the question is at or below it.
+                let seq = chain.last_seq();
+                if out
+                    .send(wire::encode(&ServerMsg::Synced { id, seq }))
+                    .await
+                    .is_err()
+                {
+                    break None;
+                }
+            }
             Ok(ClientMsg::Release { key, token }) => {
                 if claims.get(&key) == Some(&token) {
                     claims.remove(&key);

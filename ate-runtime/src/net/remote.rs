@@ -213,6 +213,10 @@ enum Request {
     },
     /// The end of a claim (no answer).
     Release { key: PrimaryKey, token: u64 },
+    /// The server's last sequence number now.
+    Sync {
+        reply: oneshot::Sender<Result<u64, CommitError>>,
+    },
 }
 
 impl Request {
@@ -223,6 +227,9 @@ impl Request {
                 let _ = reply.send(Err(e));
             }
             Request::Claim { reply, .. } | Request::Lock { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Request::Sync { reply } => {
                 let _ = reply.send(Err(e));
             }
             Request::ClaimNext { reply, .. } => {
@@ -367,26 +374,54 @@ impl Upstream for Remote {
     }
 
     async fn sync(&self, replica: &Chain) -> Result<(), CommitError> {
+        if self.commit_only {
+            // Nothing comes back to catch up with: the server's answers are all there is.
+            return Ok(());
+        }
         let mut state = self.state.clone();
-        let target = loop {
-            let now = *state.borrow_and_update();
-            match now {
-                LinkState::Connected {
-                    caught_up: Some(seq),
-                    ..
-                } => break seq,
-                // Nothing to catch up with: connected is all there is.
-                LinkState::Connected { .. } if self.commit_only => return Ok(()),
-                LinkState::Stopped => {
-                    return Err(unreachable(format!("{}: the connection stopped", self.url)));
+        let mut tries = 0;
+        loop {
+            // Connected and through the history first (the server's answer comes after it).
+            loop {
+                let now = *state.borrow_and_update();
+                match now {
+                    LinkState::Connected {
+                        caught_up: Some(_), ..
+                    } => break,
+                    LinkState::Stopped => {
+                        return Err(unreachable(format!("{}: the connection stopped", self.url)));
+                    }
+                    _ => {}
                 }
-                _ => {}
+                if state.changed().await.is_err() {
+                    return Err(CommitError::Closed);
+                }
             }
-            if state.changed().await.is_err() {
-                return Err(CommitError::Closed);
+            let (reply, answer) = oneshot::channel();
+            self.requests
+                .send(Request::Sync { reply })
+                .await
+                .map_err(|_| unreachable(format!("{}: the connection stopped", self.url)))?;
+            let asked = answer.await.unwrap_or(Err(unreachable(format!(
+                "{}: the connection task stopped",
+                self.url
+            ))));
+            match asked {
+                // Every transaction committed before the question is at or below `seq`, and
+                // comes on the stream, this connection's or the next one's.
+                Ok(seq) => {
+                    return tokio::select! {
+                        r = replica.wait_for(seq) => r,
+                        _ = state.wait_for(|s| matches!(s, LinkState::Stopped)) => Err(unreachable(
+                            format!("{}: the connection stopped", self.url),
+                        )),
+                    };
+                }
+                // The connection dropped before the answer: ask the next one.
+                Err(CommitError::Unreachable(_)) if tries < SYNC_TRIES => tries += 1,
+                Err(e) => return Err(e),
             }
-        };
-        replica.wait_for(target).await
+        }
     }
 }
 
@@ -560,6 +595,7 @@ impl Link {
             HashMap::new();
         // The asks for the next free items, with the most each asked for.
         let mut nexts: HashMap<u64, NextReply> = HashMap::new();
+        let mut syncs: HashMap<u64, oneshot::Sender<Result<u64, CommitError>>> = HashMap::new();
         let mut next_id = 0u64;
         let url = self.url.clone();
         let (to_apply, apply_queue) = mpsc::channel(APPLY_QUEUE);
@@ -630,6 +666,7 @@ impl Link {
                             key: *key,
                             token: *token,
                         }),
+                        Request::Sync { .. } => wire::encode(&ClientMsg::Sync { id }),
                     };
                     match sender.send(&msg).await {
                         Ok(()) => match request {
@@ -644,6 +681,9 @@ impl Link {
                             }
                             Request::ClaimNext { ask, reply } => {
                                 nexts.insert(id, (ask.max, reply));
+                            }
+                            Request::Sync { reply } => {
+                                syncs.insert(id, reply);
                             }
                             Request::Release { .. } | Request::Unlock { .. } => {}
                         },
@@ -712,6 +752,11 @@ impl Link {
                                 let _ = r.send(Ok(token));
                             }
                         }
+                        ServerMsg::Synced { id, seq } => {
+                            if let Some(r) = syncs.remove(&id) {
+                                let _ = r.send(Ok(seq));
+                            }
+                        }
                         ServerMsg::Refused { id, reason } => {
                             if let Some(r) = pending.remove(&id) {
                                 let _ = r.send(Err(refusal_error(reason)));
@@ -746,10 +791,18 @@ impl Link {
                 "{url}: the connection dropped before the server answered a claim"
             ))));
         }
+        for (_, reply) in syncs.drain() {
+            let _ = reply.send(Err(unreachable(format!(
+                "{url}: the connection dropped before the server answered a sync"
+            ))));
+        }
         let _ = sender.close().await;
         ended
     }
 }
+
+/// How many connections a [`Chain::sync`] asks before it gives up.
+const SYNC_TRIES: u32 = 8;
 
 fn unreachable(why: String) -> CommitError {
     CommitError::Unreachable(why.into())

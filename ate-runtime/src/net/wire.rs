@@ -121,6 +121,13 @@ pub enum ClientMsg {
         /// The claim's token, from [`ServerMsg::Claimed`].
         token: u64,
     },
+    /// What is the chain's last sequence number now? The server answers [`ServerMsg::Synced`]
+    /// with the same `id`; a replica that has applied up to it has seen every transaction
+    /// committed before it asked (its own and other clients').
+    Sync {
+        /// The client's number for the request.
+        id: u64,
+    },
 }
 
 /// What a server sends.
@@ -196,6 +203,14 @@ pub enum ServerMsg {
     Goodbye {
         /// Why.
         reason: String,
+    },
+    /// The answer to [`ClientMsg::Sync`] `id`: the chain's last sequence number when the
+    /// server read the request. The transactions up to it reach the client on its stream.
+    Synced {
+        /// The request.
+        id: u64,
+        /// The chain's last sequence number.
+        seq: u64,
     },
 }
 
@@ -424,6 +439,7 @@ mod tests {
     fn messages_round_trip() {
         let msgs = [
             ClientMsg::Subscribe { from: 7 },
+            ClientMsg::Sync { id: 11 },
             ClientMsg::Claim {
                 id: 4,
                 key: PrimaryKey::from(9u128),
@@ -473,6 +489,7 @@ mod tests {
                 txs: vec![(1, Bytes::from_static(b"one")), (2, Bytes::new())],
             },
             ServerMsg::CaughtUp { seq: 2 },
+            ServerMsg::Synced { id: 11, seq: 2 },
             ServerMsg::Claimed {
                 id: 4,
                 token: Some(12),

@@ -279,7 +279,10 @@ fn each_item_is_processed_once_when_a_consumer_process_is_killed() {
              0 left, 0 processed twice",
             if kill_pair { 2 } else { 1 },
             by.get(&victim_id).copied().unwrap_or(0),
-            by.iter().filter(|(p, _)| **p != victim_id).map(|(_, n)| n).sum::<usize>(),
+            by.iter()
+                .filter(|(p, _)| **p != victim_id)
+                .map(|(_, n)| n)
+                .sum::<usize>(),
         );
     });
     drop(source);

@@ -78,6 +78,44 @@ async fn two_clients_see_each_others_writes_live() {
     server.shutdown().await;
 }
 
+/// `sync` is a barrier with the server: after it, a replica has every transaction any client
+/// committed before it was called (not only the history it downloaded at the open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_sees_what_another_client_committed_before_it() {
+    let id = identity();
+    let server = server(&id, None, None).await;
+    let url = server.url("barrier");
+    let a = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("a opens");
+    let b = client(None, None)
+        .await
+        .open_url_with(&url, &pinned(&id))
+        .await
+        .expect("b opens");
+    for i in 0..50 {
+        let mut dio = a.dio(&session(None)).await;
+        let key = *dio
+            .store(Note {
+                text: format!("note {i}"),
+            })
+            .expect("store")
+            .key();
+        dio.commit().await.expect("commit");
+        b.sync().await.expect("sync");
+        assert!(b.last_seq() >= a.last_seq(), "round {i}");
+        let dio = b.dio(&session(None)).await;
+        assert_eq!(
+            dio.load::<Note>(&key).await.expect("b has it").text,
+            format!("note {i}")
+        );
+    }
+    drop((a, b));
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_version_is_refused_with_the_local_error() {
     let id = identity();
