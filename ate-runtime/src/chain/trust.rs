@@ -85,8 +85,15 @@ impl ChainTrust {
         hashes: Option<&[Hash]>,
         local: Option<Vec<CheckedMeta>>,
     ) -> Result<Verified, TrustError> {
-        self.policy
-            .verify(&tx.events, proofs_from(tx.trailers)?, hashes, local)
+        match &tx.pruned {
+            // Only a compacted log holds these (`TransactionRef::decode_stored`).
+            Some(slots) => self
+                .policy
+                .verify_pruned(&tx.events, slots, proofs_from(tx.trailers)?),
+            None => self
+                .policy
+                .verify(&tx.events, proofs_from(tx.trailers)?, hashes, local),
+        }
     }
 
     /// Whether validator plugins are registered (they see transactions as owned values).

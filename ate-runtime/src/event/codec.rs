@@ -14,6 +14,13 @@ use crate::crypto::Hash;
 
 /// The first byte of a transaction payload.
 pub const PAYLOAD_TRANSACTION: u8 = 1;
+/// The first byte of a pruned transaction payload: a transaction kept by a compaction, some of
+/// whose events were dropped and stand as their hashes (see `docs/FORMAT.md`).
+pub const PAYLOAD_PRUNED: u8 = 3;
+/// An event slot of a pruned transaction holding the event.
+const SLOT_EVENT: u8 = 0;
+/// An event slot of a pruned transaction holding only the event's hash.
+const SLOT_PRUNED: u8 = 1;
 /// The version byte that opens every encoded event.
 pub const EVENT_VERSION: u8 = 1;
 
@@ -134,6 +141,45 @@ pub(crate) const MIN_EVENT_LEN: usize = 1 + 1 + 16 + 8 + 2 + 1 + 2;
 /// The smallest event inside a payload, with its length prefix: `n` bytes of a payload hold at
 /// most `n / MIN_EVENT_BYTES` events.
 pub(crate) const MIN_EVENT_BYTES: usize = 4 + MIN_EVENT_LEN;
+/// The smallest event slot of a pruned transaction: its tag, then an event or a hash.
+const MIN_SLOT_BYTES: usize = 1 + if MIN_EVENT_BYTES < 32 {
+    MIN_EVENT_BYTES
+} else {
+    32
+};
+
+/// Encodes a pruned transaction payload: the transaction `payload` (a whole one, as the log
+/// holds it) with the events whose `keep` is false replaced by their hashes. `keep` has one
+/// entry per event and must keep some and drop others.
+///
+/// # Errors
+///
+/// The payload's [`DecodeError`], or [`DecodeError::NothingPruned`] for a `keep` that keeps
+/// every event or none (or does not have one entry per event).
+pub fn encode_pruned(payload: &[u8], keep: &[bool]) -> Result<Vec<u8>, DecodeError> {
+    let tx = TransactionRef::decode(payload)?;
+    let kept = keep.iter().filter(|k| **k).count();
+    if keep.len() != tx.events.len() || kept == 0 || kept == keep.len() {
+        return Err(DecodeError::NothingPruned);
+    }
+    let mut out = Vec::with_capacity(payload.len());
+    out.push(PAYLOAD_PRUNED);
+    out.extend_from_slice(&tx.seq.to_le_bytes());
+    out.extend_from_slice(&(tx.events.len() as u32).to_le_bytes());
+    for (ev, keep) in tx.events.iter().zip(keep) {
+        if *keep {
+            out.push(SLOT_EVENT);
+            out.extend_from_slice(&(ev.raw.len() as u32).to_le_bytes());
+            out.extend_from_slice(ev.raw);
+        } else {
+            out.push(SLOT_PRUNED);
+            out.extend_from_slice(ev.hash().as_bytes());
+        }
+    }
+    out.extend_from_slice(&tx.trailers.count.to_le_bytes());
+    out.extend_from_slice(tx.trailers.bytes);
+    Ok(out)
+}
 
 /// Appends the header of a transaction payload of `count` events, with sequence number `seq`
 /// (see [`set_transaction_seq`]). Each event follows as its length (u32) and its bytes, then
@@ -465,33 +511,77 @@ impl<'a> EventRef<'a> {
 pub struct TransactionRef<'a> {
     /// Position of the transaction in its chain.
     pub seq: u64,
-    /// The events, in order.
+    /// The events, in order (of a pruned transaction: the events kept).
     pub events: Vec<EventRef<'a>>,
     /// Whole-transaction entries (signatures).
     pub trailers: TaggedEntries<'a>,
+    /// Of a pruned transaction (kept by a compaction, some events dropped): every event slot in
+    /// order, `None` for the next of `events`, the hash of the dropped event otherwise. `None`
+    /// for a whole transaction.
+    pub pruned: Option<Vec<Option<Hash>>>,
 }
 
 impl<'a> TransactionRef<'a> {
-    /// Decodes a transaction payload (the bytes inside one log frame).
+    /// Decodes a transaction payload (the bytes inside one log frame). A pruned transaction
+    /// (which only a compacted log holds) is [`DecodeError::UnknownPayloadKind`] here: see
+    /// [`TransactionRef::decode_stored`].
     pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
+        Self::decode_kind(payload, false)
+    }
+
+    /// [`TransactionRef::decode`] that also takes a pruned transaction, as a compacted log
+    /// holds them.
+    pub fn decode_stored(payload: &'a [u8]) -> Result<Self, DecodeError> {
+        Self::decode_kind(payload, true)
+    }
+
+    fn decode_kind(payload: &'a [u8], stored: bool) -> Result<Self, DecodeError> {
         let mut r = Reader { buf: payload };
         let kind = r.u8("payload kind")?;
-        if kind != PAYLOAD_TRANSACTION {
-            return Err(DecodeError::UnknownPayloadKind(kind));
-        }
+        let is_pruned = match kind {
+            PAYLOAD_TRANSACTION => false,
+            PAYLOAD_PRUNED if stored => true,
+            _ => return Err(DecodeError::UnknownPayloadKind(kind)),
+        };
         let seq = r.u64("transaction sequence")?;
         let count = r.u32("event count")? as usize;
         // A count the rest of the payload cannot hold fails fast, so what is reserved below is
-        // bounded by the bytes received (at most one `EventRef` per `MIN_EVENT_BYTES`), whatever
-        // the count claims.
-        if count > r.buf.len() / MIN_EVENT_BYTES {
+        // bounded by the bytes received (at most one `EventRef` per `MIN_EVENT_BYTES`, one slot
+        // per `MIN_SLOT_BYTES`), whatever the count claims.
+        let least = if is_pruned {
+            MIN_SLOT_BYTES
+        } else {
+            MIN_EVENT_BYTES
+        };
+        if count > r.buf.len() / least {
             return Err(DecodeError::Truncated { what: "events" });
         }
         let mut events = Vec::with_capacity(count);
-        for _ in 0..count {
-            let len = r.u32("event length")? as usize;
-            let raw = r.take(len, "event")?;
-            events.push(EventRef::decode(raw)?);
+        let mut pruned = None;
+        if is_pruned {
+            let mut slots = Vec::with_capacity(count);
+            for _ in 0..count {
+                match r.u8("event slot")? {
+                    SLOT_EVENT => {
+                        let len = r.u32("event length")? as usize;
+                        let raw = r.take(len, "event")?;
+                        events.push(EventRef::decode(raw)?);
+                        slots.push(None);
+                    }
+                    SLOT_PRUNED => slots.push(Some(Hash::from_bytes(r.array("event hash")?))),
+                    other => return Err(DecodeError::UnknownSlot(other)),
+                }
+            }
+            if events.is_empty() || events.len() == count {
+                return Err(DecodeError::NothingPruned);
+            }
+            pruned = Some(slots);
+        } else {
+            for _ in 0..count {
+                let len = r.u32("event length")? as usize;
+                let raw = r.take(len, "event")?;
+                events.push(EventRef::decode(raw)?);
+            }
         }
         let trailer_count = r.u16("trailer count")?;
         let trailers = TaggedEntries {
@@ -507,6 +597,7 @@ impl<'a> TransactionRef<'a> {
             seq,
             events,
             trailers,
+            pruned,
         })
     }
 

@@ -36,6 +36,13 @@ pub enum DecodeError {
         /// Its declared length.
         len: usize,
     },
+    /// An event slot of a pruned transaction that is neither an event nor a pruned one.
+    #[error("unknown event slot {0}")]
+    UnknownSlot(u8),
+    /// A pruned transaction that prunes no event, or keeps none (it is written as a whole
+    /// transaction, or not at all).
+    #[error("a pruned transaction must keep some events and prune others")]
+    NothingPruned,
     /// A text field is not UTF-8.
     #[error("{what} is not valid UTF-8")]
     InvalidUtf8 {

@@ -25,6 +25,16 @@ pub(crate) fn check_keys(
     keys: Option<TxKeys>,
     trust: &[(usize, Result<CheckedMeta, TrustError>)],
 ) -> Result<Option<Arc<[TxKey]>>, TrustError> {
+    check_keys_of(keys, trust, false)
+}
+
+/// [`check_keys`] for the events of a transaction, all of them or (`pruned`) those a compaction
+/// kept: an entry bound only by a dropped event is then unused here, and not an error.
+pub(crate) fn check_keys_of(
+    keys: Option<TxKeys>,
+    trust: &[(usize, Result<CheckedMeta, TrustError>)],
+    pruned: bool,
+) -> Result<Option<Arc<[TxKey]>>, TrustError> {
     if trust.iter().any(|(_, t)| t.is_err()) {
         return Ok(None);
     }
@@ -61,7 +71,9 @@ pub(crate) fn check_keys(
             None => return Err(TrustError::MissingKeyEntry { index, read_key }),
         }
     }
-    if let Some(at) = used.iter().position(|u| !u) {
+    if let Some(at) = used.iter().position(|u| !u)
+        && !pruned
+    {
         return Err(TrustError::UnusedKeyEntry {
             read_key: entries[at].read_key,
         });
@@ -75,6 +87,16 @@ pub(crate) fn check_keys(
 pub(crate) fn check_directory(
     directory: Option<TxDirectory>,
     trust: &[(usize, Result<CheckedMeta, TrustError>)],
+) -> Result<Option<Arc<[PublicEncryptKey]>>, TrustError> {
+    check_directory_of(directory, trust, false)
+}
+
+/// [`check_directory`] for the events of a transaction, all of them or (`pruned`) those a
+/// compaction kept: a key named only by a dropped event is then unused here, and not an error.
+pub(crate) fn check_directory_of(
+    directory: Option<TxDirectory>,
+    trust: &[(usize, Result<CheckedMeta, TrustError>)],
+    pruned: bool,
 ) -> Result<Option<Arc<[PublicEncryptKey]>>, TrustError> {
     if trust.iter().any(|(_, t)| t.is_err()) {
         return Ok(None);
@@ -109,7 +131,9 @@ pub(crate) fn check_directory(
         }
         last = Some(id);
     }
-    if let Some(at) = used.iter().position(|u| !u) {
+    if let Some(at) = used.iter().position(|u| !u)
+        && !pruned
+    {
         return Err(TrustError::UnusedDirectoryEntry {
             read_key: keys[at].hash(),
         });

@@ -25,7 +25,7 @@ mod validate;
 
 pub use auth::{Authorization, PublicReadKey, ReadKey, ReadOption, WriteOption};
 pub use error::TrustError;
-pub(crate) use keys::{check_directory, check_keys};
+pub(crate) use keys::{check_directory, check_directory_of, check_keys, check_keys_of};
 pub(crate) use plugin::refuse;
 pub use plugin::{EXTENSION_TAG_BASE, Linter, Transformer, ValidationContext, Validator};
 pub(crate) use validate::{EventKeys, Overlay, Verified};

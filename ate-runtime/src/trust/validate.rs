@@ -394,7 +394,81 @@ impl TrustPolicy {
         hashes: Option<&[Hash]>,
         reverify: bool,
     ) -> Result<Signers, TrustError> {
-        let n = events.len();
+        self.verify_counted(
+            events.len(),
+            || Hash::of_many(&events.iter().map(|e| e.raw()).collect::<Vec<_>>()),
+            proofs,
+            hashes,
+            reverify,
+        )
+    }
+
+    /// [`TrustPolicy::verify`] for a pruned transaction (kept by a compaction): `events` are
+    /// the events kept, `slots` every event's place in order (`None` for the next kept event,
+    /// the hash of a dropped one otherwise). The digest is recomputed over every slot, so the
+    /// kept events' signatures verify as they did before the compaction; who signed which
+    /// events is then told by the kept events' indices. A keys-trailer entry or directory key
+    /// bound only by dropped events is not an error.
+    pub(crate) fn verify_pruned<E: EventFields>(
+        &self,
+        events: &[E],
+        slots: &[Option<Hash>],
+        proofs: TxProofs,
+    ) -> Result<Verified, TrustError> {
+        let trust = decode_trust(events, None);
+        let keys = super::check_keys_of(proofs.keys.clone(), &trust, true)?;
+        let directory = super::check_directory_of(proofs.directory.clone(), &trust, true)?;
+        let kept = Hash::of_many(&events.iter().map(|e| e.raw()).collect::<Vec<_>>());
+        let mut kept_hashes = kept.into_iter();
+        // The kept index of each slot.
+        let mut kept_at: Vec<Option<u32>> = Vec::with_capacity(slots.len());
+        let mut all = Vec::with_capacity(slots.len());
+        let mut next_kept = 0u32;
+        for slot in slots {
+            match slot {
+                Some(h) => {
+                    kept_at.push(None);
+                    all.push(*h);
+                }
+                None => {
+                    let h = kept_hashes.next().ok_or(TrustError::BadCoverage)?;
+                    kept_at.push(Some(next_kept));
+                    next_kept += 1;
+                    all.push(h);
+                }
+            }
+        }
+        if kept_hashes.next().is_some() {
+            return Err(TrustError::BadCoverage);
+        }
+        let n = all.len();
+        let mut signers = self.verify_counted(n, Vec::new, &proofs, Some(&all), true)?;
+        for (_, covers) in &mut signers.by_signature {
+            if let Covers::Some(list) = covers {
+                *list = list
+                    .iter()
+                    .filter_map(|i| kept_at.get(*i as usize).copied().flatten())
+                    .collect();
+            }
+        }
+        Ok(Verified {
+            signers,
+            trust,
+            keys,
+            directory,
+        })
+    }
+
+    /// Checks the proofs of a transaction of `n` events whose hashes `hashes` gives (trusted
+    /// unless `reverify`) or `compute` computes.
+    fn verify_counted(
+        &self,
+        n: usize,
+        compute: impl FnOnce() -> Vec<Hash>,
+        proofs: &TxProofs,
+        hashes: Option<&[Hash]>,
+        reverify: bool,
+    ) -> Result<Signers, TrustError> {
         if let Some(v) = &proofs.vouch {
             if self.integrity != IntegrityMode::Centralized {
                 return Err(TrustError::VouchRefused);
@@ -440,7 +514,7 @@ impl TrustPolicy {
             let actual = match trusted {
                 Some(h) => h,
                 None => {
-                    computed = Hash::of_many(&events.iter().map(|e| e.raw()).collect::<Vec<_>>());
+                    computed = compute();
                     &computed
                 }
             };
