@@ -2,6 +2,9 @@
 //!
 //! - `api`: the public API end to end: reopen, updates, tombstones, children, references, typed
 //!   errors, chain keys, memory-only chains, concurrency, locking.
+//! - `compact`: compaction keeps the view (also after a reopen and a second compaction),
+//!   shrinks the log, keeps commits made during it, retires deleted keys, and a compacted log
+//!   changed behind the chain's back is refused with a typed error.
 //! - `cancel`: commit futures dropped before and after the writer took their transaction.
 //! - `crash` (R1): a child process committing in a loop is killed with SIGKILL at random
 //!   moments; every acknowledged transaction survives and none is half there.
@@ -33,6 +36,8 @@ mod cancel;
 mod child;
 #[path = "core/common.rs"]
 mod common;
+#[path = "core/compact.rs"]
+mod compact;
 #[path = "core/corruption.rs"]
 mod corruption;
 #[path = "core/crash.rs"]

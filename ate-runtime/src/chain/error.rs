@@ -6,6 +6,7 @@ use crate::schema::{NameClash, SchemaError};
 use crate::trust::TrustError;
 
 use super::ChainKeyError;
+use super::compact::checkpoint::CheckpointError;
 
 /// Opening a chain failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,16 @@ pub enum OpenError {
         /// Why it was refused.
         #[source]
         source: TrustError,
+    },
+    /// A compacted log's checkpoint does not decode, or the transactions it covers are not
+    /// those it was made with (one removed, added or changed).
+    #[error("log {store}: {source}")]
+    Checkpoint {
+        /// The store.
+        store: String,
+        /// What is wrong.
+        #[source]
+        source: CheckpointError,
     },
     /// A transaction in the log breaks a rule of the chain's schema (see
     /// [`CommitError::Schema`]), or gives a unique index value to a second record.

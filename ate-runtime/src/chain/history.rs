@@ -15,6 +15,8 @@ use bytes::Bytes;
 
 use crate::log::{FRAME_HEADER_LEN, LogRecord};
 
+use super::replay::Replayed;
+
 /// One buffer of frames and the log offset of its first byte.
 #[derive(Debug)]
 struct Chunk {
@@ -26,18 +28,33 @@ struct Chunk {
 #[derive(Debug, Default)]
 pub(crate) struct History {
     chunks: Vec<Chunk>,
-    /// The log offset of the frame of transaction `i + 1`.
+    /// A compacted log's checkpoint: the numbers up to it are those of `kept` only.
+    upto: u64,
+    /// That checkpoint's payload.
+    checkpoint: Option<Bytes>,
+    /// The transactions numbered up to `upto` the log holds: (number, frame offset), ascending.
+    kept: Vec<(u64, u64)>,
+    /// The log offset of the frame of transaction `upto + i + 1`.
     frames: Vec<u64>,
 }
 
 impl History {
     /// The history of a log just replayed: `records` are slices of `buffer`, the bytes read
-    /// from offset 0.
-    pub fn replayed(buffer: Option<Bytes>, records: &[LogRecord]) -> Self {
-        let mut history = History::default();
+    /// from offset 0, and `replayed` tells how they are numbered.
+    pub fn replayed(buffer: Option<Bytes>, records: &[LogRecord], replayed: &Replayed) -> Self {
+        let mut history = History {
+            upto: replayed.upto,
+            ..History::default()
+        };
         if let Some(bytes) = buffer {
             history.chunks.push(Chunk { at: 0, bytes });
-            history.frames = records.iter().map(|r| r.offset).collect();
+            history.kept = replayed.kept.clone();
+            if replayed.checkpoint {
+                history.checkpoint = records.first().map(|r| r.payload.clone());
+            }
+            // The checkpoint's frame (if any) and the kept ones come first.
+            let skip = usize::from(replayed.checkpoint) + replayed.kept.len();
+            history.frames = records.iter().skip(skip).map(|r| r.offset).collect();
         }
         history
     }
@@ -54,18 +71,28 @@ impl History {
         self.chunks.push(Chunk { at, bytes: buffer });
     }
 
+    /// The payload of the checkpoint heading a compacted log (`None`: never compacted).
+    pub fn checkpoint(&self) -> Option<Bytes> {
+        self.checkpoint.clone()
+    }
+
     /// The sequence number of the last transaction recorded (0 for none).
     #[cfg(test)]
     pub fn last_seq(&self) -> u64 {
-        self.frames.len() as u64
+        self.upto + self.frames.len() as u64
     }
 
     /// The payload of transaction `seq`, as stored in its frame (`None` when it is not
     /// recorded).
     pub fn payload(&self, seq: u64) -> Option<Bytes> {
-        let at = *self
-            .frames
-            .get(usize::try_from(seq.checked_sub(1)?).ok()?)?;
+        let at = if seq <= self.upto {
+            let i = self.kept.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
+            self.kept[i].1
+        } else {
+            *self
+                .frames
+                .get(usize::try_from(seq - self.upto - 1).ok()?)?
+        };
         let i = self.chunks.partition_point(|c| c.at <= at).checked_sub(1)?;
         let chunk = &self.chunks[i];
         let start = usize::try_from(at - chunk.at).ok()?;
@@ -83,7 +110,20 @@ impl History {
     pub fn payloads_from(&self, from: u64, max_bytes: usize) -> Vec<(u64, Bytes)> {
         let mut out = Vec::new();
         let mut total = 0usize;
-        let mut seq = from.max(1);
+        // The kept ones of a compacted part first, then every number after it.
+        let first_kept = self.kept.partition_point(|(s, _)| *s < from);
+        let kept = self.kept[first_kept..].iter().map(|(s, _)| *s);
+        let mut seq = from.max(self.upto + 1);
+        for s in kept {
+            let Some(payload) = self.payload(s) else {
+                return out;
+            };
+            total = total.saturating_add(payload.len());
+            if total > max_bytes && !out.is_empty() {
+                return out;
+            }
+            out.push((s, payload));
+        }
         while let Some(payload) = self.payload(seq) {
             total = total.saturating_add(payload.len());
             if total > max_bytes && !out.is_empty() {
@@ -117,7 +157,7 @@ mod tests {
                 payload: file.slice(FILE_HEADER_LEN + 27..FILE_HEADER_LEN + 31),
             },
         ];
-        let mut h = History::replayed(Some(file.clone()), &records);
+        let mut h = History::replayed(Some(file.clone()), &records, &Replayed::default());
         let group = encode_frames(&[b"three", b"", b"five"]).freeze();
         h.append_group(file.len() as u64, group, [17, 12, 16].into_iter());
         assert_eq!(h.last_seq(), 5);

@@ -45,8 +45,6 @@
 
 mod apply;
 mod claims;
-// The planner lands before the writer that uses it.
-#[cfg_attr(not(test), allow(dead_code))]
 mod compact;
 mod locks;
 pub(crate) use apply::Prepared;
@@ -74,6 +72,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub(crate) use claims::ClaimGuard;
 pub use claims::{ClaimNext, ClaimedItem, MAX_CLAIM_BATCH, MAX_CLAIM_SCAN, NextClaims};
+pub use compact::checkpoint::CheckpointError;
+pub use compact::{CompactError, CompactReport};
 pub use config::{
     AteConfig, DEFAULT_COMMIT_STREAM_CAPACITY, DEFAULT_MAX_FOREIGN_TRANSACTION, default_log_path,
 };
@@ -117,7 +117,7 @@ pub(crate) struct Shared {
 
 struct ChainInner {
     shared: Arc<Shared>,
-    sender: Mutex<Option<mpsc::UnboundedSender<writer::CommitRequest>>>,
+    sender: Mutex<Option<mpsc::UnboundedSender<writer::WriterMsg>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     recovery: RecoveryReport,
     path: Option<PathBuf>,
@@ -572,14 +572,90 @@ impl Chain {
         let guard = self.inner.sender.lock();
         let sender = guard.as_ref().ok_or(CommitError::Closed)?;
         sender
-            .send(writer::CommitRequest {
+            .send(writer::WriterMsg::Commit(writer::CommitRequest {
                 payload,
                 prepared,
                 stated,
                 reply,
-            })
+            }))
             .map_err(|_| CommitError::Closed)?;
         Ok(Submitted(rx))
+    }
+}
+
+impl Chain {
+    /// Compacts the chain's log: rewrites it keeping, of everything committed before the call,
+    /// each live record's latest version and what the chain of trust needs to check it again
+    /// (its first version and every version that changed its rules or parent, the records
+    /// kept ones sit under, and the signatures and key entries of the transactions kept), and
+    /// drops superseded versions, deleted records and their tombstones (their keys stay
+    /// retired: never written again). Transactions keep their sequence numbers; commits made
+    /// while it runs are kept after the compacted part. The new log is written beside the old
+    /// one, made durable, and swapped in (see [`LogStore::replace`]); the view is rebuilt from
+    /// it, so it frees what was dropped. See `docs/FORMAT.md`, "Compaction".
+    ///
+    /// A replica compacts its own copy (its server keeps its own log).
+    ///
+    /// # Errors
+    ///
+    /// [`CompactError`]: the chain is closed or poisoned, the store cannot write or swap the
+    /// new log ([`LogError::Unsupported`](crate::log::LogError) from a store without
+    /// [`LogStore::replace`]), or the log's transactions do not decode. The chain then goes
+    /// on with its log as it was.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before it returns, the compaction may still be swapped in (or not); either way
+    /// the log is whole.
+    pub async fn compact(&self) -> Result<CompactReport, CompactError> {
+        let shared = self.inner.shared.clone();
+        let (checkpoint, txs) = {
+            let history = shared.history.read();
+            (history.checkpoint(), history.payloads_from(1, usize::MAX))
+        };
+        let through = txs.last().map_or(0, |(seq, _)| *seq);
+        let build = tokio::task::spawn_blocking(move || {
+            let built = compact::build(
+                shared.trust.policy.chain_hash(),
+                checkpoint.as_deref(),
+                &txs,
+                through,
+            )?;
+            drop(txs);
+            // Replayed as an open would: every check, and the view it makes is the chain's next.
+            let store: Box<dyn LogStore> =
+                Box::new(crate::log::MemoryStore::from_bytes(built.contents.to_vec()));
+            let (mut log, records, _) = RedoLog::open(
+                store,
+                crate::log::RecoveryMode::AbsoluteConsistency,
+                usize::MAX,
+            )
+            .map_err(CompactError::Log)?;
+            let (view, history) = load_with_history(&mut log, &records, &shared.trust)
+                .map_err(|e| CompactError::Replay(Box::new(e)))?;
+            Ok::<_, CompactError>((built, view, history))
+        });
+        let (built, view, history) = build.await.map_err(|_| CompactError::Stopped)??;
+        let (reply, answer) = oneshot::channel();
+        {
+            let guard = self.inner.sender.lock();
+            let sender = guard.as_ref().ok_or(CommitError::Closed)?;
+            sender
+                .send(writer::WriterMsg::Swap(Box::new(writer::Swap {
+                    contents: built.contents,
+                    through,
+                    view,
+                    history,
+                    reply,
+                })))
+                .map_err(|_| CommitError::Closed)?;
+        }
+        let (before, after) = answer.await.map_err(|_| CommitError::Closed)??;
+        Ok(CompactReport {
+            bytes_before: before,
+            bytes_after: after,
+            ..built.report
+        })
     }
 }
 
@@ -1070,8 +1146,8 @@ fn load_with_history<S: LogStore>(
     if let Some(buffer) = &buffer {
         view.add_segment(buffer.clone());
     }
-    replay::replay(&mut view, trust, records, &log.describe())?;
-    Ok((view, History::replayed(buffer, records)))
+    let replayed = replay::replay(&mut view, trust, records, &log.describe())?;
+    Ok((view, History::replayed(buffer, records, &replayed)))
 }
 
 fn open_chain(

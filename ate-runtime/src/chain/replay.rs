@@ -18,11 +18,14 @@ use std::sync::mpsc;
 use crate::event::Transaction;
 use crate::event::codec::{MIN_EVENT_BYTES, TransactionRef};
 use crate::log::LogRecord;
+use crate::schema::SchemaError;
 use crate::trust::{Overlay, TrustError};
 use crate::view::View;
 
 use super::OpenError;
 use super::apply::Prepared;
+use super::compact;
+use super::compact::checkpoint::{Checkpoint, CheckpointError};
 use super::trust::ChainTrust;
 use super::validate::GroupValidator;
 
@@ -40,14 +43,118 @@ struct Verified<'a> {
     tx: TransactionRef<'a>,
 }
 
+/// Where the transactions of a replayed log lie, by sequence number.
+#[derive(Debug, Default)]
+pub(crate) struct Replayed {
+    /// The checkpoint's last judged number (0 for a log that was never compacted): every
+    /// number up to it that `kept` does not list was compacted away.
+    pub upto: u64,
+    /// Whether the log starts with a checkpoint (the first record).
+    pub checkpoint: bool,
+    /// The transactions numbered up to `upto` that the log holds: (number, frame offset).
+    pub kept: Vec<(u64, u64)>,
+}
+
+/// How the transactions of a log are numbered: with a checkpoint, the first `region.len()`
+/// carry the numbers it lists (some up to `upto` may be missing: compacted), and those after
+/// them run on from `upto + 1`; without one, from 1.
+struct Numbering {
+    upto: u64,
+    region: Vec<u64>,
+}
+
+impl Numbering {
+    /// The number record `i` (of the transactions, the checkpoint left out) must carry.
+    fn expected(&self, i: usize) -> u64 {
+        match self.region.get(i) {
+            Some(seq) => *seq,
+            None => self.upto + (i - self.region.len()) as u64 + 1,
+        }
+    }
+
+    /// Whether record `i` is in the checkpointed part (judged by the compaction).
+    fn compacted(&self, i: usize) -> Option<u64> {
+        (i < self.region.len()).then_some(self.upto)
+    }
+}
+
+/// The number in a transaction payload's header, read without decoding it (0 when it has
+/// none: it then fails to decode in its turn).
+fn seq_of(payload: &[u8]) -> u64 {
+    payload
+        .get(1..9)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+}
+
+/// Reads the checkpoint at the head of a compacted log and checks the transactions it
+/// covers against it: their numbers rise, there are as many as it says, and the digest of
+/// their payloads and of the retired keys is its own.
+fn read_checkpoint(
+    trust: &ChainTrust,
+    head: &LogRecord,
+    records: &[LogRecord],
+    store: &str,
+) -> Result<(Checkpoint, Numbering), OpenError> {
+    let failed = |source: CheckpointError| OpenError::Checkpoint {
+        store: store.to_string(),
+        source,
+    };
+    let checkpoint = Checkpoint::decode(&head.payload).map_err(failed)?;
+    let mut region: Vec<u64> = Vec::new();
+    for rec in records {
+        let seq = seq_of(&rec.payload);
+        if seq > checkpoint.upto {
+            break;
+        }
+        if region.last().is_some_and(|last| *last >= seq) || seq == 0 {
+            return Err(failed(CheckpointError::OutOfOrder { seq }));
+        }
+        region.push(seq);
+    }
+    let digest = compact::checkpoint::digest(
+        trust.policy.chain_hash(),
+        checkpoint.upto,
+        records[..region.len()]
+            .iter()
+            .map(|r| (seq_of(&r.payload), &r.payload[..])),
+        &checkpoint.retired,
+    );
+    if region.len() as u64 != checkpoint.kept || digest != checkpoint.digest {
+        return Err(failed(CheckpointError::Mismatch {
+            upto: checkpoint.upto,
+        }));
+    }
+    let upto = checkpoint.upto;
+    Ok((checkpoint, Numbering { upto, region }))
+}
+
 /// Replays `records` (read from the store named `store`, their payloads slices of the view's
-/// current segment) into `view`, checking every transaction as a commit is checked.
+/// current segment) into `view`, checking every transaction as a commit is checked (a compacted
+/// log's checkpointed part as [`ChainTrust::check_compacted`] says). Returns where the
+/// transactions lie.
 pub(super) fn replay(
     view: &mut View,
     trust: &ChainTrust,
     records: &[LogRecord],
     store: &str,
-) -> Result<(), OpenError> {
+) -> Result<Replayed, OpenError> {
+    let checkpoint = records
+        .first()
+        .is_some_and(|head| Checkpoint::is_checkpoint(&head.payload));
+    let (numbering, records) = match records.first() {
+        Some(head) if Checkpoint::is_checkpoint(&head.payload) => {
+            let (checkpoint, numbering) = read_checkpoint(trust, head, &records[1..], store)?;
+            view.retire(&checkpoint.retired);
+            (numbering, &records[1..])
+        }
+        _ => (
+            Numbering {
+                upto: 0,
+                region: Vec::new(),
+            },
+            records,
+        ),
+    };
     view.reserve(event_count_hint(records));
     let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
     let workers = std::thread::available_parallelism()
@@ -55,12 +162,39 @@ pub(super) fn replay(
         .min(MAX_WORKERS)
         .min(records.len());
     let done = if workers < 2 || bytes < PARALLEL_MIN_BYTES {
-        replay_here(view, trust, records, store)
+        replay_here(view, trust, records, &numbering, store)
     } else {
-        replay_with_workers(view, trust, records, store, workers)
+        replay_with_workers(view, trust, records, &numbering, store, workers)
     };
     view.shrink_to_fit();
-    done
+    done?;
+    if numbering.region.is_empty() && numbering.upto > 0 {
+        view.set_last_seq(view.last_seq().max(numbering.upto));
+    }
+    Ok(Replayed {
+        upto: numbering.upto,
+        checkpoint,
+        kept: records[..numbering.region.len()]
+            .iter()
+            .zip(&numbering.region)
+            .map(|(r, seq)| (*seq, r.offset))
+            .collect(),
+    })
+}
+
+/// Replays `records`, the transactions numbered `after + 1`, `after + 2`, … into `view` (a
+/// view replayed up to `after`), with every check, on this thread.
+pub(super) fn replay_after(
+    view: &mut View,
+    trust: &ChainTrust,
+    records: &[LogRecord],
+    after: u64,
+) -> Result<(), OpenError> {
+    let numbering = Numbering {
+        upto: after,
+        region: Vec::new(),
+    };
+    replay_here(view, trust, records, &numbering, "compacted log")
 }
 
 /// Both stages on this thread.
@@ -68,12 +202,14 @@ fn replay_here(
     view: &mut View,
     trust: &ChainTrust,
     records: &[LogRecord],
+    numbering: &Numbering,
     store: &str,
 ) -> Result<(), OpenError> {
     let mut staged = Overlay::new();
     for (i, rec) in records.iter().enumerate() {
-        let verified = prepare(trust, rec, i as u64 + 1, store)?;
-        finish(view, trust, rec, verified, &mut staged, store)?;
+        let stored = numbering.compacted(i).is_some();
+        let verified = prepare(trust, rec, numbering.expected(i), stored, store)?;
+        finish(view, trust, rec, verified, &mut staged, numbering, i, store)?;
     }
     Ok(())
 }
@@ -83,6 +219,7 @@ fn replay_with_workers(
     view: &mut View,
     trust: &ChainTrust,
     records: &[LogRecord],
+    numbering: &Numbering,
     store: &str,
     workers: usize,
 ) -> Result<(), OpenError> {
@@ -94,7 +231,9 @@ fn replay_with_workers(
                 .name(format!("ate-replay-{k}"))
                 .spawn_scoped(scope, move || {
                     for i in (k..records.len()).step_by(workers) {
-                        let prepared = prepare(trust, &records[i], i as u64 + 1, store);
+                        let stored = numbering.compacted(i).is_some();
+                        let prepared =
+                            prepare(trust, &records[i], numbering.expected(i), stored, store);
                         let failed = prepared.is_err();
                         // A closed queue: the opening thread stopped at an earlier failure.
                         if sender.send(prepared).is_err() || failed {
@@ -113,7 +252,7 @@ fn replay_with_workers(
             let verified = queues[i % workers]
                 .recv()
                 .map_err(|_| OpenError::WorkerStopped)??;
-            finish(view, trust, rec, verified, &mut staged, store)?;
+            finish(view, trust, rec, verified, &mut staged, numbering, i, store)?;
         }
         Ok(())
         // Returning drops the queues, so workers still running stop at their next send.
@@ -121,13 +260,20 @@ fn replay_with_workers(
 }
 
 /// The first stage: decode, sequence number, proofs, trust metadata, keys and directory.
+/// `stored`: the transaction is in a compacted log's checkpointed part, where it may be pruned.
 fn prepare<'a>(
     trust: &ChainTrust,
     rec: &'a LogRecord,
     expected: u64,
+    stored: bool,
     store: &str,
 ) -> Result<Verified<'a>, OpenError> {
-    let tx = TransactionRef::decode(&rec.payload).map_err(|source| OpenError::Malformed {
+    let decoded = if stored {
+        TransactionRef::decode_stored(&rec.payload)
+    } else {
+        TransactionRef::decode(&rec.payload)
+    };
+    let tx = decoded.map_err(|source| OpenError::Malformed {
         store: store.to_string(),
         offset: rec.offset,
         source,
@@ -149,17 +295,53 @@ fn prepare<'a>(
     })
 }
 
-/// The second stage: the checks against the view, then the transaction is applied.
+/// The second stage: the checks against the view, then the transaction (record `i`) is applied.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     view: &mut View,
     trust: &ChainTrust,
     rec: &LogRecord,
     verified: Verified<'_>,
     staged: &mut Overlay,
+    numbering: &Numbering,
+    i: usize,
     store: &str,
 ) -> Result<(), OpenError> {
     let Verified { prepared, tx } = verified;
     let seq = prepared.seq;
+    if let Some(upto) = numbering.compacted(i) {
+        trust
+            .check_compacted(
+                &*view,
+                &prepared.events,
+                seq,
+                &prepared.verified,
+                upto,
+                staged,
+            )
+            .map_err(|source| invalid(store, rec, seq, source))?;
+        // The chain's schema was checked when the transaction was committed; a unique value is
+        // checked once the whole checkpointed part is in (a dropped version may have released
+        // a value a kept one takes before the record's kept version shows the release).
+        prepared.apply(view, &rec.payload);
+        if i + 1 == numbering.region.len() {
+            view.set_last_seq(numbering.upto);
+            if let Some((type_name, field, key, existing)) = view.first_unique_duplicate() {
+                return Err(OpenError::Schema {
+                    store: store.to_string(),
+                    offset: rec.offset,
+                    seq,
+                    source: Box::new(SchemaError::Duplicate {
+                        type_name,
+                        field,
+                        key,
+                        existing,
+                    }),
+                });
+            }
+        }
+        return Ok(());
+    }
     let owned: Option<Transaction> = trust
         .has_validators()
         .then(|| tx.to_transaction(&rec.payload));
@@ -300,6 +482,13 @@ mod tests {
         }
     }
 
+    fn dense() -> Numbering {
+        Numbering {
+            upto: 0,
+            region: Vec::new(),
+        }
+    }
+
     /// Replays on this thread and with two workers; both must agree.
     fn both(
         trust: &ChainTrust,
@@ -310,9 +499,9 @@ mod tests {
             let mut view = View::new();
             view.add_segment(buf.clone());
             let done = if parallel {
-                replay_with_workers(&mut view, trust, records, "test", 2)
+                replay_with_workers(&mut view, trust, records, &dense(), "test", 2)
             } else {
-                replay_here(&mut view, trust, records, "test")
+                replay_here(&mut view, trust, records, &dense(), "test")
             };
             done.map(|()| view).map_err(|e| e.to_string())
         };

@@ -131,6 +131,30 @@ impl ChainTrust {
         Ok(())
     }
 
+    /// The checks of [`ChainTrust::check`] for a transaction of a compacted log's
+    /// checkpointed part, numbered up to `upto` (see
+    /// [`TrustPolicy::check_in`](crate::trust::TrustPolicy)); validator plugins do not run
+    /// (they judged the transaction when it was committed, and would see only what was kept).
+    pub fn check_compacted<E: EventKeys>(
+        &self,
+        base: &dyn TrustLookup,
+        events: &[E],
+        seq: u64,
+        verified: &Verified,
+        upto: u64,
+        staged: &mut Overlay,
+    ) -> Result<(), TrustError> {
+        self.policy.check_in(
+            base,
+            &Overlay::new(),
+            events,
+            verified,
+            seq,
+            staged,
+            Some(upto),
+        )
+    }
+
     /// Every validator plugin, seeing the records as they are before `tx`.
     fn run_validators(
         &self,

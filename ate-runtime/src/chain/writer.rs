@@ -41,12 +41,15 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::event::codec::{TransactionRef, set_transaction_seq};
-use crate::log::{Appended, FRAME_HEADER_LEN, LogStore, RedoLog, frame_in_place};
+use crate::log::frame::encode_frames;
+use crate::log::{Appended, FRAME_HEADER_LEN, LogRecord, LogStore, RedoLog, frame_in_place};
 use crate::trust::Overlay;
 use crate::view::View;
 
 use super::Prepared;
 use super::apply::TxEvents;
+use super::compact::CompactError;
+use super::history::History;
 use super::stream::Committed;
 use super::validate::GroupValidator;
 use super::{CommitError, Shared};
@@ -65,6 +68,29 @@ pub(super) struct CommitRequest {
     /// payload already); `None` for the writer to number it.
     pub stated: Option<u64>,
     pub reply: oneshot::Sender<Result<u64, CommitError>>,
+}
+
+/// What the writer is asked to do.
+// Commits are the hot path and are not boxed; a swap, rare and large, is.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum WriterMsg {
+    /// Commit a transaction.
+    Commit(CommitRequest),
+    /// Put a compacted log in place of the chain's.
+    Swap(Box<Swap>),
+}
+
+/// A compacted log, ready to take the chain's log's place (see `Chain::compact`).
+pub(super) struct Swap {
+    /// The compacted log (header and frames) of the transactions up to `through`.
+    pub contents: Bytes,
+    /// The last transaction it holds or judged.
+    pub through: u64,
+    /// The view and history replayed from `contents` (which their payloads are slices of).
+    pub view: View,
+    pub history: History,
+    /// Answered with the log's size before and after.
+    pub reply: oneshot::Sender<Result<(u64, u64), CompactError>>,
 }
 
 /// Where the writer publishes what it committed.
@@ -86,30 +112,120 @@ struct Accepted {
 pub(super) fn run(
     shared: Arc<Shared>,
     mut log: RedoLog<Box<dyn LogStore>>,
-    mut rx: mpsc::UnboundedReceiver<CommitRequest>,
+    mut rx: mpsc::UnboundedReceiver<WriterMsg>,
     max_group: usize,
     publish: Publish,
 ) {
     let mut next_seq = shared.view.read().last_seq() + 1;
     while let Some(first) = rx.blocking_recv() {
+        let first = match first {
+            WriterMsg::Commit(c) => c,
+            WriterMsg::Swap(s) => {
+                swap(&shared, &mut log, s);
+                continue;
+            }
+        };
         let mut group = vec![first];
+        // A swap asked for while the group gathers comes right after the group.
+        let mut then_swap = None;
         while group.len() < max_group {
             match rx.try_recv() {
-                Ok(r) => group.push(r),
+                Ok(WriterMsg::Commit(r)) => group.push(r),
+                Ok(WriterMsg::Swap(s)) => {
+                    then_swap = Some(s);
+                    break;
+                }
                 Err(_) => break,
             }
         }
+        commit_group(&shared, &mut log, group, &mut next_seq, &publish);
+        if let Some(s) = then_swap {
+            swap(&shared, &mut log, s);
+        }
+    }
+}
+
+/// Puts the compacted log `s` in place of the chain's: the transactions committed since it
+/// was built are appended to it (and applied to its view), the log's store swaps its bytes
+/// (crash-safely), and the chain's view and history become the compacted ones. On an error the
+/// chain goes on with its log as it was.
+fn swap(shared: &Shared, log: &mut RedoLog<Box<dyn LogStore>>, s: Box<Swap>) {
+    let Swap {
+        contents,
+        through,
+        mut view,
+        mut history,
+        reply,
+    } = *s;
+    let before = log.len();
+    let swapped = (|| {
+        if shared.poisoned.load(Ordering::Acquire) {
+            return Err(CompactError::Commit(CommitError::Poisoned(
+                shared.key.to_string(),
+            )));
+        }
+        // Committed since the snapshot: kept as they are, after the compacted part.
+        let tail = shared.history.read().payloads_from(through + 1, usize::MAX);
+        let tail_frames =
+            encode_frames(&tail.iter().map(|(_, p)| &p[..]).collect::<Vec<_>>()).freeze();
+        if !tail.is_empty() {
+            let mut at = 0;
+            let records: Vec<LogRecord> = tail
+                .iter()
+                .map(|(_, p)| {
+                    let payload =
+                        tail_frames.slice(at + FRAME_HEADER_LEN..at + FRAME_HEADER_LEN + p.len());
+                    let rec = LogRecord {
+                        offset: contents.len() as u64 + at as u64,
+                        payload,
+                    };
+                    at += FRAME_HEADER_LEN + p.len();
+                    rec
+                })
+                .collect();
+            view.add_segment(tail_frames.clone());
+            super::replay::replay_after(&mut view, &shared.trust, &records, through)
+                .map_err(|e| CompactError::Replay(Box::new(e)))?;
+            history.append_group(
+                contents.len() as u64,
+                tail_frames.clone(),
+                records.iter().map(|r| FRAME_HEADER_LEN + r.payload.len()),
+            );
+        }
+        let mut all = Vec::with_capacity(contents.len() + tail_frames.len());
+        all.extend_from_slice(&contents);
+        all.extend_from_slice(&tail_frames);
+        log.replace(&all).map_err(CompactError::Log)?;
+        *shared.view.write() = view;
+        *shared.history.write() = history;
+        Ok((before, all.len() as u64))
+    })();
+    if let Err(e) = &swapped {
+        tracing::warn!(chain = %shared.key, error = %e, "compaction not swapped in; the log is as it was");
+    }
+    let _ = reply.send(swapped);
+}
+
+/// Validates, writes, makes durable and applies one group of commits, and answers them.
+fn commit_group(
+    shared: &Shared,
+    log: &mut RedoLog<Box<dyn LogStore>>,
+    group: Vec<CommitRequest>,
+    next_seq: &mut u64,
+    publish: &Publish,
+) {
+    {
         if shared.poisoned.load(Ordering::Acquire) {
             for r in group {
                 let _ = r
                     .reply
                     .send(Err(CommitError::Poisoned(shared.key.to_string())));
             }
-            continue;
+            return;
         }
-        let accepted = validate_group(&shared, group, &mut next_seq, log.max_frame());
+        let accepted = validate_group(shared, group, next_seq, log.max_frame());
         if accepted.is_empty() {
-            continue;
+            return;
         }
         let frames: Vec<Bytes> = accepted.iter().map(|a| a.frame.clone()).collect();
         let at = log.len();
@@ -118,7 +234,7 @@ pub(super) fn run(
             Ok(frames)
         });
         match written {
-            Ok(frames) => finish_group(&shared, &publish, at, accepted, frames),
+            Ok(frames) => finish_group(shared, publish, at, accepted, frames),
             Err(e) => {
                 // The bytes may or may not be on disk: nothing is acknowledged, the handle is
                 // poisoned, and only a reopen (which re-validates the log) can continue. Every

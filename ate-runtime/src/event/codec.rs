@@ -148,33 +148,48 @@ const MIN_SLOT_BYTES: usize = 1 + if MIN_EVENT_BYTES < 32 {
     32
 };
 
-/// Encodes a pruned transaction payload: the transaction `payload` (a whole one, as the log
-/// holds it) with the events whose `keep` is false replaced by their hashes. `keep` has one
-/// entry per event and must keep some and drop others.
+/// Encodes a pruned transaction payload: the transaction `payload` (as a log holds it: whole,
+/// or pruned already) with the events whose `keep` is false replaced by their hashes. `keep`
+/// has one entry per event the payload holds and must keep some; of a whole transaction, it
+/// must drop some too.
 ///
 /// # Errors
 ///
 /// The payload's [`DecodeError`], or [`DecodeError::NothingPruned`] for a `keep` that keeps
-/// every event or none (or does not have one entry per event).
+/// nothing, keeps every event of a whole transaction, or does not have one entry per event.
 pub fn encode_pruned(payload: &[u8], keep: &[bool]) -> Result<Vec<u8>, DecodeError> {
-    let tx = TransactionRef::decode(payload)?;
+    let tx = TransactionRef::decode_stored(payload)?;
     let kept = keep.iter().filter(|k| **k).count();
-    if keep.len() != tx.events.len() || kept == 0 || kept == keep.len() {
+    if keep.len() != tx.events.len() || kept == 0 || (kept == keep.len() && tx.pruned.is_none()) {
         return Err(DecodeError::NothingPruned);
     }
+    let slots = tx
+        .pruned
+        .clone()
+        .unwrap_or_else(|| vec![None; tx.events.len()]);
     let mut out = Vec::with_capacity(payload.len());
     out.push(PAYLOAD_PRUNED);
     out.extend_from_slice(&tx.seq.to_le_bytes());
-    out.extend_from_slice(&(tx.events.len() as u32).to_le_bytes());
-    for (ev, keep) in tx.events.iter().zip(keep) {
-        if *keep {
-            out.push(SLOT_EVENT);
-            out.extend_from_slice(&(ev.raw.len() as u32).to_le_bytes());
-            out.extend_from_slice(ev.raw);
-        } else {
-            out.push(SLOT_PRUNED);
-            out.extend_from_slice(ev.hash().as_bytes());
-        }
+    out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
+    let mut events = tx.events.iter().zip(keep);
+    for slot in slots {
+        let pruned = match slot {
+            Some(hash) => hash,
+            None => {
+                let Some((ev, keep)) = events.next() else {
+                    return Err(DecodeError::NothingPruned);
+                };
+                if *keep {
+                    out.push(SLOT_EVENT);
+                    out.extend_from_slice(&(ev.raw.len() as u32).to_le_bytes());
+                    out.extend_from_slice(ev.raw);
+                    continue;
+                }
+                ev.hash()
+            }
+        };
+        out.push(SLOT_PRUNED);
+        out.extend_from_slice(pruned.as_bytes());
     }
     out.extend_from_slice(&tx.trailers.count.to_le_bytes());
     out.extend_from_slice(tx.trailers.bytes);

@@ -262,6 +262,34 @@ pub fn test_all<H: StoreHarness>(h: &mut H) {
     quarantine_keeps_bytes_aside(h);
     newer_version_is_refused(h);
     foreign_bytes_are_refused(h);
+    replace_swaps_the_whole_log(h);
+}
+
+/// [`LogStore::replace`] puts a whole new log in place: the store's end is the new log's,
+/// appends continue after it, and a reopen finds the new records and the appended ones only.
+pub fn replace_swaps_the_whole_log<H: StoreHarness>(h: &mut H) {
+    write_n(h, 10);
+    let fresh: Vec<Vec<u8>> = (100..104).map(payload).collect();
+    let mut contents = super::frame::header_bytes().to_vec();
+    contents.extend_from_slice(&super::frame::encode_frames(
+        &fresh.iter().map(|p| p.as_slice()).collect::<Vec<_>>(),
+    ));
+    {
+        let (mut log, recs) = open(h, RecoveryMode::default()).expect("reopen");
+        assert_eq!(recs.len(), 10);
+        log.replace(&contents).expect("replace");
+        assert_eq!(log.len(), contents.len() as u64, "the end after a replace");
+        log.append(&[&payload(7)]).expect("append after a replace");
+        log.sync().expect("sync");
+    }
+    let (_log, recs) = open(h, RecoveryMode::default()).expect("reopen after a replace");
+    let mut expected = fresh;
+    expected.push(payload(7));
+    assert_eq!(
+        recs.iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+        expected,
+        "the new records, then the appended one"
+    );
 }
 
 /// The end of the last intact frame (ignores zero padding).

@@ -73,6 +73,14 @@ pub enum LogError {
         /// The limit.
         max: usize,
     },
+    /// The store cannot do what was asked (a backend without the operation).
+    #[error("the log store {store} does not support {what}")]
+    Unsupported {
+        /// The store.
+        store: String,
+        /// The operation.
+        what: &'static str,
+    },
     /// An earlier write or fsync failed; the handle refuses further writes until reopened.
     #[error("the log {store} is poisoned by an earlier I/O failure; reopen it to recover")]
     Poisoned {
@@ -131,6 +139,10 @@ impl LogError {
             LogError::TooLarge { len, max } => LogError::TooLarge {
                 len: *len,
                 max: *max,
+            },
+            LogError::Unsupported { store, what } => LogError::Unsupported {
+                store: store.clone(),
+                what,
             },
             LogError::Poisoned { store } => LogError::Poisoned {
                 store: store.clone(),

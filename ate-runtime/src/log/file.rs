@@ -68,6 +68,8 @@ pub struct FileStore {
     file: File,
     /// The logical end (where the next append goes).
     len: u64,
+    /// The preallocation chunk it was opened with (0: none).
+    preallocate: u64,
 }
 
 impl FileStore {
@@ -133,6 +135,12 @@ impl FileStore {
         if !existed {
             File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         }
+        // What a compaction that did not finish left beside the log (the log itself is whole:
+        // the new one takes its place only once complete and durable).
+        let stray = replacement_path(path);
+        if stray.exists() {
+            std::fs::remove_file(&stray).map_err(io)?;
+        }
         let physical = file.metadata().map_err(io)?.len();
         let zone = match preallocate {
             0 => None,
@@ -143,6 +151,7 @@ impl FileStore {
             zone,
             file,
             len: physical,
+            preallocate,
         })
     }
 
@@ -228,9 +237,73 @@ impl LogStore for FileStore {
         Ok(path.display().to_string())
     }
 
+    fn replace(&mut self, contents: &[u8]) -> Result<(), LogError> {
+        let next = replacement_path(&self.path);
+        let file = write_replacement(&next, contents).map_err(|e| {
+            let _ = std::fs::remove_file(&next);
+            self.io(e)
+        })?;
+        // The zeros ahead of the old file's data are no longer wanted; its thread stops first.
+        self.zone = None;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let swapped = std::fs::rename(&next, &self.path)
+            .and_then(|()| File::open(dir).and_then(|d| d.sync_all()));
+        if let Err(e) = swapped {
+            let _ = std::fs::remove_file(&next);
+            self.restart_zone();
+            return Err(self.io(e));
+        }
+        // The old file's handle (and its lock on the old file) closes here.
+        self.file = file;
+        self.len = contents.len() as u64;
+        self.restart_zone();
+        Ok(())
+    }
+
     fn len(&self) -> u64 {
         self.len
     }
+}
+
+impl FileStore {
+    /// Starts preallocating again (after a replacement), if the store was opened to; a failure
+    /// only leaves the log without preallocation, as a failing preallocation thread does.
+    fn restart_zone(&mut self) {
+        if self.preallocate == 0 || self.zone.is_some() {
+            return;
+        }
+        let physical = self.file.metadata().map_or(self.len, |m| m.len());
+        match Preallocator::start(&self.file, &self.path, self.preallocate, physical) {
+            Ok(zone) => self.zone = Some(zone),
+            Err(e) => {
+                tracing::warn!(log = %self.path.display(), error = %e, "preallocation stopped")
+            }
+        }
+    }
+}
+
+/// Where a replacement of the log at `log` is written before it takes the log's place.
+fn replacement_path(log: &Path) -> PathBuf {
+    let mut name = log.file_name().unwrap_or(OsStr::new("log")).to_os_string();
+    name.push(".compact");
+    log.with_file_name(name)
+}
+
+/// Writes `contents` to a new file at `path` (mode 0600), locked, and fsyncs it.
+fn write_replacement(path: &Path, contents: &[u8]) -> std::io::Result<File> {
+    if path.exists() {
+        std::fs::remove_file(path)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    file.try_lock().map_err(std::io::Error::other)?;
+    file.write_all_at(contents, 0)?;
+    file.sync_all()?;
+    Ok(file)
 }
 
 /// Every byte of `file`, from offset 0.
@@ -316,6 +389,43 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_replaced_log_is_private_locked_and_what_an_unfinished_one_leaves_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.log");
+        let mut store = FileStore::open(&path, PREALLOCATE_CHUNK).unwrap();
+        store.append(&Bytes::from_static(b"old bytes")).unwrap();
+        store.sync().unwrap();
+        store.replace(b"new log").unwrap();
+        assert_eq!(store.len(), 7);
+        store.append(&Bytes::from_static(b"!")).unwrap();
+        store.sync().unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert!(
+            !replacement_path(&path).exists(),
+            "nothing left beside the log"
+        );
+        // The lock moved to the new file.
+        assert!(matches!(
+            FileStore::open_with_lock_wait(&path, 0, Duration::ZERO),
+            Err(LogError::Locked { .. })
+        ));
+        drop(store);
+        let read = std::fs::read(&path).unwrap();
+        assert_eq!(&read[..8], b"new log!");
+        assert!(
+            read[8..].iter().all(|b| *b == 0),
+            "only preallocated zeros after"
+        );
+
+        // A crash before the rename leaves the old log whole and a partial new one beside it,
+        // which the next open removes.
+        std::fs::write(replacement_path(&path), b"half a new lo").unwrap();
+        let mut store = FileStore::open(&path, 0).unwrap();
+        assert!(!replacement_path(&path).exists());
+        assert_eq!(&store.read_all().unwrap()[..8], b"new log!");
     }
 
     #[test]

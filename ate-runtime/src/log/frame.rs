@@ -24,7 +24,7 @@ pub const FRAME_HEADER_LEN: usize = 12;
 pub const DEFAULT_MAX_FRAME: usize = 256 << 20;
 
 /// The file header this build writes.
-pub(super) fn header_bytes() -> [u8; FILE_HEADER_LEN] {
+pub(crate) fn header_bytes() -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[..8].copy_from_slice(&FILE_MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());

@@ -154,6 +154,19 @@ impl LogStore for MemoryStore {
         Ok(name)
     }
 
+    /// Two steps, each of which may fail ([`MemoryStore::fail_after`]): writing the new bytes
+    /// aside, then the swap; a power cut ([`MemoryStore::crash`]) after it keeps the new bytes.
+    fn replace(&mut self, contents: &[u8]) -> Result<(), LogError> {
+        let mut i = self.inner.lock();
+        Self::tick(&mut i)?;
+        let new = Bytes::copy_from_slice(contents);
+        Self::tick(&mut i)?;
+        i.chunks = vec![new];
+        i.len = contents.len() as u64;
+        i.synced = i.len;
+        Ok(())
+    }
+
     fn len(&self) -> u64 {
         self.inner.lock().len
     }

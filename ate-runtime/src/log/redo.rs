@@ -155,6 +155,13 @@ impl<S: LogStore> RedoLog<S> {
         Ok(())
     }
 
+    /// Replaces the whole log with `contents` (its header and frames), crash-safely (see
+    /// [`LogStore::replace`]). On an error the log holds its old bytes and goes on.
+    pub fn replace(&mut self, contents: &[u8]) -> Result<(), LogError> {
+        self.check()?;
+        self.store.replace(contents)
+    }
+
     /// The largest payload (transaction) this log accepts, in bytes.
     pub fn max_frame(&self) -> usize {
         self.max_frame

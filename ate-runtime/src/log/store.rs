@@ -43,6 +43,24 @@ pub trait LogStore: Send + 'static {
     /// the log as it is.
     fn quarantine(&mut self, offset: u64, bytes: &[u8]) -> Result<String, LogError>;
 
+    /// Replaces every byte of the store with `contents` (a whole log: its header and frames),
+    /// crash-safely: the new bytes are made durable beside the old ones, then take their place
+    /// in one step (a file: written to `<log file name>.compact`, fsynced, renamed over the log,
+    /// the folder fsynced). A crash, or an error, at any point leaves the store holding either
+    /// its old bytes or `contents`, never a mix; after an error it holds the old ones and goes
+    /// on. The logical end becomes `contents.len()`. Compaction's swap.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] when the new bytes could not be written, made durable or put in
+    /// place; [`LogError::Unsupported`] from a store that cannot (the default).
+    fn replace(&mut self, contents: &[u8]) -> Result<(), LogError> {
+        let _ = contents;
+        Err(LogError::Unsupported {
+            store: self.describe(),
+            what: "replacing its bytes",
+        })
+    }
+
     /// The logical end.
     fn len(&self) -> u64;
 
@@ -73,6 +91,9 @@ impl LogStore for Box<dyn LogStore> {
     }
     fn quarantine(&mut self, offset: u64, bytes: &[u8]) -> Result<String, LogError> {
         (**self).quarantine(offset, bytes)
+    }
+    fn replace(&mut self, contents: &[u8]) -> Result<(), LogError> {
+        (**self).replace(contents)
     }
     fn len(&self) -> u64 {
         (**self).len()

@@ -568,6 +568,25 @@ impl TrustPolicy {
         seq: u64,
         staged: &mut Overlay,
     ) -> Result<(), TrustError> {
+        self.check_in(base, overlay, events, verified, seq, staged, None)
+    }
+
+    /// [`TrustPolicy::check`] for a transaction of a compacted log's checkpointed part
+    /// (`compacted`: the checkpoint's last judged number), where a record's versions between
+    /// two kept ones were dropped: an event may name as the version it replaces a number
+    /// after the record's kept version and up to `compacted` (one dropped). Everything else
+    /// is checked as for any transaction: the kept versions carry the rules that were in force.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn check_in<E: EventKeys>(
+        &self,
+        base: &dyn TrustLookup,
+        overlay: &Overlay,
+        events: &[E],
+        verified: &Verified,
+        seq: u64,
+        staged: &mut Overlay,
+        compacted: Option<u64>,
+    ) -> Result<(), TrustError> {
         staged.records.clear();
         staged.records.reserve(events.len());
         let plain = CheckedMeta::default();
@@ -586,7 +605,15 @@ impl TrustPolicy {
                 newer: staged,
             };
             let current = lookup.record(&key);
-            check_version(&lookup, key, tombstone, current.as_ref(), trust.previous)?;
+            let dropped_before = |p: u64| {
+                compacted.is_some_and(|upto| {
+                    p <= upto && p < seq && current.as_ref().is_some_and(|c| c.seq < p)
+                })
+            };
+            match trust.previous {
+                Some(p) if dropped_before(p) => {}
+                previous => check_version(&lookup, key, tombstone, current.as_ref(), previous)?,
+            }
             let parent = match (&current, ev.parent()) {
                 (_, Some(link)) => {
                     if lookup.record(&link.parent).is_none() {

@@ -108,6 +108,19 @@ impl Indexes {
         }
     }
 
+    /// A value of a unique index that two records share: the type, the field, the record
+    /// found second and the first.
+    pub(super) fn first_duplicate(&self) -> Option<(u32, String, PrimaryKey, PrimaryKey)> {
+        self.by_type.iter().find_map(|(type_id, idx)| {
+            idx.iter().filter(|i| i.def.unique).find_map(|i| {
+                i.map
+                    .values()
+                    .find(|keys| keys.len() > 1)
+                    .map(|keys| (*type_id, i.def.field.to_string(), keys[1], keys[0]))
+            })
+        })
+    }
+
     pub(super) fn lookup(&self, type_id: u32, field: &str, value: &[u8]) -> Vec<PrimaryKey> {
         self.by_type
             .get(&type_id)

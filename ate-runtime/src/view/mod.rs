@@ -127,6 +127,22 @@ pub struct View {
 }
 
 impl View {
+    /// Counts `keys` as deleted records, never to be written again (the keys a compaction
+    /// retired: their records and tombstones are gone from the log).
+    pub(crate) fn retire(&mut self, keys: &[PrimaryKey]) {
+        self.deleted.extend(keys.iter().copied());
+    }
+
+    /// A value of a unique index that two live records share: the type name, the field, the
+    /// record found second and the first (`None` when every unique value has one record).
+    pub(crate) fn first_unique_duplicate(
+        &self,
+    ) -> Option<(String, String, PrimaryKey, PrimaryKey)> {
+        self.indexes
+            .first_duplicate()
+            .map(|(t, field, key, existing)| (self.type_name(t).to_string(), field, key, existing))
+    }
+
     /// An empty view.
     pub fn new() -> Self {
         Self::default()

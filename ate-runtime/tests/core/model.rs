@@ -32,6 +32,8 @@ enum Op {
     Cancel,
     DropDio,
     Reopen,
+    /// Compacts the chain's log (its working Dio keeps its staged writes).
+    Compact,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -44,6 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Cancel),
         1 => Just(Op::DropDio),
         1 => Just(Op::Reopen),
+        1 => Just(Op::Compact),
     ]
 }
 
@@ -300,6 +303,19 @@ async fn run(backend: Backend, ops: Vec<Op>) {
             Op::DropDio => {
                 dio = chain.dio(&session()).await;
                 m.discard();
+            }
+            Op::Compact => {
+                let report = chain
+                    .compact()
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: compaction failed: {e}"));
+                assert!(report.events_after <= report.events_before, "{what}");
+                assert!(
+                    report.transactions_after <= report.transactions_before,
+                    "{what}"
+                );
+                // The checkpoint's frame, then what was kept.
+                m.transactions = 1 + report.transactions_after as usize;
             }
             Op::Reopen => {
                 drop(dio);

@@ -1,7 +1,153 @@
-//! Compacting a chain's log (being built; `docs/FORMAT.md` will describe the checkpoint once
-//! a compacted log can be written and opened).
+//! Compacting a chain's log: [`Chain::compact`](super::Chain::compact) rewrites it keeping
+//! what [`plan`] says, headed by a [`checkpoint`], and swaps it in for the old one.
 
+pub(crate) mod checkpoint;
 pub(crate) mod plan;
+
+use bytes::Bytes;
+
+use crate::crypto::Hash;
+use crate::event::DecodeError;
+use crate::event::codec::{TransactionRef, encode_pruned};
+use crate::log::LogError;
+use crate::log::frame::{encode_frames, header_bytes};
+
+use checkpoint::Checkpoint;
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactReport {
+    /// The last transaction the compaction judged: what came after it was kept as it was.
+    pub upto: u64,
+    /// Transactions in the log before and after.
+    pub transactions_before: u64,
+    /// Transactions in the log after.
+    pub transactions_after: u64,
+    /// Events (record versions and tombstones) up to `upto`, before.
+    pub events_before: u64,
+    /// Events up to `upto`, after.
+    pub events_after: u64,
+    /// Records dropped whole (deleted, and nothing kept depends on them) by this compaction.
+    pub retired: u64,
+    /// The log's bytes before.
+    pub bytes_before: u64,
+    /// The log's bytes after.
+    pub bytes_after: u64,
+}
+
+/// Why a compaction did not happen (the chain goes on with its log as it was).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompactError {
+    /// The chain is closed or poisoned, or its writer is gone.
+    #[error(transparent)]
+    Commit(#[from] super::CommitError),
+    /// The log's store could not write the compacted log or put it in place.
+    #[error("the compacted log could not be put in place: {0}")]
+    Log(#[source] LogError),
+    /// The chain's transactions do not decode (its log was changed behind its back).
+    #[error("a transaction of the chain does not decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// The compacted log does not replay to a view (a fault of the compaction: nothing was
+    /// swapped in).
+    #[error("the compacted log does not replay: {0}")]
+    Replay(#[source] Box<super::OpenError>),
+    /// The compaction's task stopped before it finished.
+    #[error("the compaction stopped before it finished")]
+    Stopped,
+}
+
+/// A compacted log, built from a chain's transactions.
+#[derive(Debug)]
+pub(crate) struct Built {
+    /// The whole log: its header, the checkpoint and the kept transactions' frames.
+    pub contents: Bytes,
+    /// What was done (the byte counts are filled in by the swap).
+    pub report: CompactReport,
+}
+
+/// Builds the compacted log of a chain whose hash is `chain`, from its transactions `txs`
+/// (every one it holds, in order, as stored: kept ones of an earlier compaction pruned, maybe)
+/// and its current checkpoint's payload (`None` if never compacted), judging those numbered up
+/// to `upto`.
+///
+/// # Errors
+///
+/// A transaction or checkpoint that does not decode (the chain replayed it, so this happens
+/// only with a log changed behind the chain's back).
+pub(crate) fn build(
+    chain: &Hash,
+    previous: Option<&[u8]>,
+    txs: &[(u64, Bytes)],
+    upto: u64,
+) -> Result<Built, DecodeError> {
+    let previous = match previous {
+        Some(p) => Some(Checkpoint::decode(p).map_err(|_| DecodeError::UnknownPayloadKind(2))?),
+        None => None,
+    };
+    let upto = upto.max(previous.as_ref().map_or(0, |c| c.upto));
+    let judged = txs.partition_point(|(seq, _)| *seq <= upto);
+    let decoded = txs[..judged]
+        .iter()
+        .map(|(_, p)| TransactionRef::decode_stored(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let plan = plan::plan(decoded);
+    let mut kept: Vec<(u64, Bytes)> = Vec::with_capacity(plan.kept.len());
+    let by_seq = |seq: u64| {
+        txs[..judged]
+            .binary_search_by_key(&seq, |(s, _)| *s)
+            .map(|i| &txs[i].1)
+    };
+    for (seq, mask) in &plan.kept {
+        let Ok(payload) = by_seq(*seq) else { continue };
+        let payload = match mask {
+            None => payload.clone(),
+            Some(mask) => Bytes::from(encode_pruned(payload, mask)?),
+        };
+        kept.push((*seq, payload));
+    }
+    let mut retired = plan.retired.clone();
+    if let Some(c) = &previous {
+        retired.extend_from_slice(&c.retired);
+        retired.sort_unstable();
+        retired.dedup();
+    }
+    let digest = checkpoint::digest(
+        chain,
+        upto,
+        kept.iter().map(|(seq, p)| (*seq, &p[..])),
+        &retired,
+    );
+    let head = Checkpoint {
+        upto,
+        kept: kept.len() as u64,
+        retired,
+        digest,
+    }
+    .encode();
+    let mut payloads: Vec<&[u8]> = Vec::with_capacity(1 + kept.len() + txs.len() - judged);
+    payloads.push(&head);
+    payloads.extend(kept.iter().map(|(_, p)| &p[..]));
+    payloads.extend(txs[judged..].iter().map(|(_, p)| &p[..]));
+    let frames = encode_frames(&payloads);
+    let mut contents = Vec::with_capacity(header_bytes().len() + frames.len());
+    contents.extend_from_slice(&header_bytes());
+    contents.extend_from_slice(&frames);
+    let report = CompactReport {
+        upto,
+        transactions_before: txs.len() as u64,
+        transactions_after: (kept.len() + txs.len() - judged) as u64,
+        events_before: plan.events_before,
+        events_after: plan.events_after,
+        retired: plan.retired.len() as u64,
+        ..CompactReport::default()
+    };
+    Ok(Built {
+        contents: Bytes::from(contents),
+        report,
+    })
+}
 
 #[cfg(test)]
 mod tests {
