@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use ate_runtime::chain::{AteConfig, ChainBuilder, ChainKey, OpenError};
+use ate_runtime::chain::{AteConfig, ChainBuilder, ChainKey, ChainRegistry, OpenError};
 use ate_runtime::crypto::{
     Hash, KeyFile, KeySize, PrivateEncryptKey, PrivateSignKey, PublicSignKey,
 };
@@ -16,8 +17,9 @@ use ate_runtime::trust::IntegrityMode;
 use ate_runtime::unstable::codec::TransactionRef;
 use ate_runtime::unstable::log::{FORMAT_VERSION, LogRecord, RedoLog};
 use ate_runtime::unstable::meta::{EventTrust, proofs_from};
+use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{ChainArgs, DumpArgs, KeygenArgs, Size, VerifyArgs};
+use crate::{ChainArgs, CompactArgs, DumpArgs, KeygenArgs, Size, TrustArgs, VerifyArgs};
 
 /// The chain key `args` names, and the file's bytes.
 fn read(args: &ChainArgs) -> Result<(ChainKey, Vec<u8>)> {
@@ -69,8 +71,9 @@ pub(crate) async fn verify(args: &VerifyArgs) -> Result<ExitCode> {
         }
     };
     let mut counts = Counts::default();
-    for rec in &records {
-        let tx = match TransactionRef::decode(&rec.payload) {
+    let checkpoint = records.first().and_then(|r| Checkpointed::read(&r.payload));
+    for rec in records.iter().skip(usize::from(checkpoint.is_some())) {
+        let tx = match TransactionRef::decode_stored(&rec.payload) {
             Ok(tx) => tx,
             Err(e) => {
                 println!(
@@ -86,23 +89,16 @@ pub(crate) async fn verify(args: &VerifyArgs) -> Result<ExitCode> {
 
     let mut conf = AteConfig::in_memory();
     conf.recovery_mode = RecoveryMode::AbsoluteConsistency;
-    let mut builder = ChainBuilder::new(&conf).await;
-    if args.centralized {
-        builder = builder.integrity(IntegrityMode::Centralized);
-    }
-    let mut pinned = Vec::new();
-    for path in &args.root_keys {
-        let k = PublicSignKey::load(path)?;
-        pinned.push(k.hash());
-        builder = builder.add_root_public_key(&k);
-    }
-    for path in &args.server_keys {
-        builder = builder.add_server_public_key(&PublicSignKey::load(path)?);
-    }
-    let registry = builder.build();
+    let (registry, pinned) = trusting(&args.trust, &conf).await?;
     match registry.open_store(&key, Box::new(MemoryStore::from_bytes(bytes.clone()))) {
         Ok(chain) => {
             println!("{file}: valid (chain {key}, format {FORMAT_VERSION})");
+            if let Some(c) = &checkpoint {
+                println!(
+                    "  compacted through transaction {}: {} of them kept, {} deleted records' keys retired; their signatures checked again",
+                    c.upto, c.kept, c.retired
+                );
+            }
             println!(
                 "  {} transactions, {} events ({} deletions, {} encrypted), {} records live, {end} bytes of log",
                 counts.transactions,
@@ -147,6 +143,126 @@ pub(crate) async fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     }
 }
 
+/// A registry trusting what `args` names; and the root keys pinned.
+async fn trusting(args: &TrustArgs, conf: &AteConfig) -> Result<(ChainRegistry, Vec<Hash>)> {
+    let mut builder = ChainBuilder::new(conf).await;
+    if args.centralized {
+        builder = builder.integrity(IntegrityMode::Centralized);
+    }
+    let mut pinned = Vec::new();
+    for path in &args.root_keys {
+        let k = PublicSignKey::load(path)?;
+        pinned.push(k.hash());
+        builder = builder.add_root_public_key(&k);
+    }
+    for path in &args.server_keys {
+        builder = builder.add_server_public_key(&PublicSignKey::load(path)?);
+    }
+    Ok((builder.build(), pinned))
+}
+
+/// What the checkpoint heading a compacted log says (`docs/FORMAT.md`, "Compaction").
+struct Checkpointed {
+    upto: u64,
+    kept: u64,
+    retired: u32,
+}
+
+impl Checkpointed {
+    fn read(payload: &[u8]) -> Option<Self> {
+        if payload.first() != Some(&2) || payload.len() < 21 {
+            return None;
+        }
+        Some(Checkpointed {
+            upto: u64::from_le_bytes(payload[1..9].try_into().ok()?),
+            kept: u64::from_le_bytes(payload[9..17].try_into().ok()?),
+            retired: u32::from_le_bytes(payload[17..21].try_into().ok()?),
+        })
+    }
+}
+
+pub(crate) async fn compact(args: &CompactArgs) -> Result<ExitCode> {
+    let (key, _) = read(&args.chain)?;
+    let file = args.chain.file.display().to_string();
+    let dir = args
+        .chain
+        .file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let expected = dir.join(format!("{key}.log"));
+    if expected.file_name() != args.chain.file.file_name() {
+        bail!(
+            "{file}: a chain {key} lives in {}; pass the chain's own file",
+            expected.display()
+        );
+    }
+    let mut conf = AteConfig::at(dir);
+    conf.recovery_mode = RecoveryMode::AbsoluteConsistency;
+    let (registry, _) = trusting(&args.trust, &conf).await?;
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message(format!("opening {file} and checking every transaction"));
+    let chain = match registry.open(&key).await {
+        Ok(c) => c,
+        Err(e) => {
+            bar.finish_and_clear();
+            println!("{file}: not compacted: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let live = chain.len();
+    bar.set_message(format!(
+        "compacting {} transactions ({live} records live)",
+        chain.last_seq()
+    ));
+    let report = match chain.compact().await {
+        Ok(r) => r,
+        Err(e) => {
+            bar.finish_and_clear();
+            println!("{file}: not compacted (the file is as it was): {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    bar.finish_and_clear();
+    let pct = |after: u64, before: u64| {
+        if before == 0 {
+            100.0
+        } else {
+            after as f64 * 100.0 / before as f64
+        }
+    };
+    println!(
+        "{file}: compacted (chain {key}, through transaction {})",
+        report.upto
+    );
+    println!(
+        "  bytes:        {:>12} -> {:>12} ({:.1} %)",
+        report.bytes_before,
+        report.bytes_after,
+        pct(report.bytes_after, report.bytes_before)
+    );
+    println!(
+        "  transactions: {:>12} -> {:>12}",
+        report.transactions_before, report.transactions_after
+    );
+    println!(
+        "  events:       {:>12} -> {:>12} ({:.1} %)",
+        report.events_before,
+        report.events_after,
+        pct(report.events_after, report.events_before)
+    );
+    println!(
+        "  records live: {live:>12}; deleted records retired: {}",
+        report.retired
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn count(tx: &TransactionRef<'_>, c: &mut Counts) {
     c.transactions += 1;
     for ev in &tx.events {
@@ -173,9 +289,20 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<ExitCode> {
     println!("chain {key}: {} transactions", records.len());
     let limit = args.limit.unwrap_or(usize::MAX);
     let mut out = String::new();
-    for rec in records.iter().take(limit) {
+    let checkpoint = records.first().and_then(|r| Checkpointed::read(&r.payload));
+    if let Some(c) = &checkpoint {
+        println!(
+            "compacted through transaction {}: {} kept, {} deleted records' keys retired",
+            c.upto, c.kept, c.retired
+        );
+    }
+    for rec in records
+        .iter()
+        .skip(usize::from(checkpoint.is_some()))
+        .take(limit)
+    {
         out.clear();
-        match TransactionRef::decode(&rec.payload) {
+        match TransactionRef::decode_stored(&rec.payload) {
             Ok(tx) => describe(&tx, rec.offset, &mut out),
             Err(e) => {
                 let _ = writeln!(out, "@{}: does not decode: {e}", rec.offset);

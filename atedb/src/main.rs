@@ -5,6 +5,7 @@
 //!              [--max-connections-per-ip N]
 //! atedb verify <FILE> [--chain KEY] [--root-key FILE]... [--server-key FILE]... [--centralized]
 //! atedb dump   <FILE> [--chain KEY] [--limit N]
+//! atedb compact <FILE> [--chain KEY] [--root-key FILE]... [--server-key FILE]... [--centralized]
 //! atedb keygen <FILE> [--size 128|192|256] [--encrypt]
 //! ```
 //!
@@ -39,6 +40,10 @@ enum Command {
     /// Prints a chain file's transactions and events in human-readable form (bodies only where
     /// they are not encrypted), without changing the file.
     Dump(DumpArgs),
+    /// Compacts a chain file in place (no server may have it open): keeps each live record's
+    /// latest version and what its chain of trust needs, drops superseded versions and deleted
+    /// records, and swaps the new file in crash-safely. Prints the sizes before and after.
+    Compact(CompactArgs),
     /// Writes a new key pair: the private key to FILE (mode 0600) and the public key to
     /// FILE.pub. Signing keys (the default) are what `--root-key` and `--server-key` pin.
     Keygen(KeygenArgs),
@@ -59,6 +64,21 @@ struct ChainArgs {
 struct VerifyArgs {
     #[command(flatten)]
     chain: ChainArgs,
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+#[derive(Debug, Args)]
+struct CompactArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+/// Whom a chain file's checks trust.
+#[derive(Debug, Args)]
+struct TrustArgs {
     /// A public key file (`atedb keygen`) of a root key to pin: only what it (or whom it
     /// delegates to) signed is valid. Repeat for several. Without one, signatures are checked
     /// but anyone may have written the chain's top-level records.
@@ -117,6 +137,7 @@ async fn main() -> ExitCode {
         Command::Solo(a) => solo::run(a).await,
         Command::Verify(a) => inspect::verify(&a).await,
         Command::Dump(a) => inspect::dump(&a),
+        Command::Compact(a) => inspect::compact(&a).await,
         Command::Keygen(a) => inspect::keygen(&a),
     };
     match outcome {
