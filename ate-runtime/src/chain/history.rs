@@ -71,6 +71,21 @@ impl History {
         self.chunks.push(Chunk { at, bytes: buffer });
     }
 
+    /// The last number the checkpoint heading a compacted log judged (0: never compacted).
+    pub fn upto(&self) -> u64 {
+        self.upto
+    }
+
+    /// The last transaction numbered `seq` or less that the history holds (0: none): `seq`
+    /// itself, unless a compaction dropped it.
+    pub fn last_held(&self, seq: u64) -> u64 {
+        if seq > self.upto {
+            return seq.min(self.upto + self.frames.len() as u64);
+        }
+        let at = self.kept.partition_point(|(s, _)| *s <= seq);
+        at.checked_sub(1).map_or(0, |i| self.kept[i].0)
+    }
+
     /// The payload of the checkpoint heading a compacted log (`None`: never compacted).
     pub fn checkpoint(&self) -> Option<Bytes> {
         self.checkpoint.clone()

@@ -636,13 +636,74 @@ impl Chain {
             Ok::<_, CompactError>((built, view, history))
         });
         let (built, view, history) = build.await.map_err(|_| CompactError::Stopped)??;
+        let (before, after) = self
+            .swap_in(built.contents.clone(), through, view, history)
+            .await?;
+        Ok(CompactReport {
+            bytes_before: before,
+            bytes_after: after,
+            ..built.report
+        })
+    }
+
+    /// Replaces this replica's log, view and history with its server's compacted log: the
+    /// server's `checkpoint` and transactions `txs` (every one it holds up to `through`, as
+    /// its log holds them), checked as an open checks a log (every transaction, against this
+    /// replica's own trust settings). What the replica held is dropped: the server's log is
+    /// the truth it follows.
+    pub(crate) async fn rebuild(
+        &self,
+        checkpoint: bytes::Bytes,
+        txs: Vec<(u64, bytes::Bytes)>,
+        through: u64,
+    ) -> Result<(), CompactError> {
+        let shared = self.inner.shared.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let mut payloads: Vec<&[u8]> = Vec::with_capacity(txs.len() + 1);
+            payloads.push(&checkpoint);
+            payloads.extend(txs.iter().map(|(_, p)| &p[..]));
+            let frames = crate::log::frame::encode_frames(&payloads);
+            let mut contents = crate::log::frame::header_bytes().to_vec();
+            contents.extend_from_slice(&frames);
+            let contents = bytes::Bytes::from(contents);
+            let store: Box<dyn LogStore> =
+                Box::new(crate::log::MemoryStore::from_bytes(contents.to_vec()));
+            let (mut log, records, _) = RedoLog::open(
+                store,
+                crate::log::RecoveryMode::AbsoluteConsistency,
+                usize::MAX,
+            )
+            .map_err(CompactError::Log)?;
+            let (view, history) = load_with_history(&mut log, &records, &shared.trust)
+                .map_err(|e| CompactError::Replay(Box::new(e)))?;
+            if view.last_seq() != through {
+                return Err(CompactError::Replay(Box::new(OpenError::Checkpoint {
+                    store: "the server's compacted log".into(),
+                    source: compact::checkpoint::CheckpointError::Mismatch { upto: through },
+                })));
+            }
+            Ok::<_, CompactError>((contents, view, history))
+        });
+        let (contents, view, history) = built.await.map_err(|_| CompactError::Stopped)??;
+        self.swap_in(contents, through, view, history).await?;
+        Ok(())
+    }
+
+    /// Hands a log, its view and history to the writer to take the chain's log's place.
+    async fn swap_in(
+        &self,
+        contents: bytes::Bytes,
+        through: u64,
+        view: View,
+        history: History,
+    ) -> Result<(u64, u64), CompactError> {
         let (reply, answer) = oneshot::channel();
         {
             let guard = self.inner.sender.lock();
             let sender = guard.as_ref().ok_or(CommitError::Closed)?;
             sender
                 .send(writer::WriterMsg::Swap(Box::new(writer::Swap {
-                    contents: built.contents,
+                    contents,
                     through,
                     view,
                     history,
@@ -650,12 +711,20 @@ impl Chain {
                 })))
                 .map_err(|_| CommitError::Closed)?;
         }
-        let (before, after) = answer.await.map_err(|_| CommitError::Closed)??;
-        Ok(CompactReport {
-            bytes_before: before,
-            bytes_after: after,
-            ..built.report
-        })
+        answer.await.map_err(|_| CommitError::Closed)?
+    }
+
+    /// The last transaction numbered `seq` or less that the chain's log holds (0: none):
+    /// `seq` itself, unless a compaction dropped it.
+    pub(crate) fn last_held(&self, seq: u64) -> u64 {
+        self.inner.shared.history.read().last_held(seq)
+    }
+
+    /// The last transaction number a compaction of this chain's log judged (0: never
+    /// compacted), and its checkpoint's payload.
+    pub(crate) fn checkpoint(&self) -> (u64, Option<bytes::Bytes>) {
+        let history = self.inner.shared.history.read();
+        (history.upto(), history.checkpoint())
     }
 }
 

@@ -77,7 +77,8 @@ impl Committed {
     /// A transaction read back from the history.
     pub(super) fn decode(seq: u64, payload: Bytes) -> Result<Self, StreamError> {
         let events = {
-            let tx = TransactionRef::decode(&payload)
+            // From the chain's own log: a compacted one holds pruned transactions.
+            let tx = TransactionRef::decode_stored(&payload)
                 .map_err(|source| StreamError::Malformed { seq, source })?;
             TxEvents::of(&tx, &payload)
         };

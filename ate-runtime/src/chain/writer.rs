@@ -121,7 +121,7 @@ pub(super) fn run(
         let first = match first {
             WriterMsg::Commit(c) => c,
             WriterMsg::Swap(s) => {
-                swap(&shared, &mut log, s);
+                swap(&shared, &mut log, s, &mut next_seq, &publish);
                 continue;
             }
         };
@@ -140,7 +140,7 @@ pub(super) fn run(
         }
         commit_group(&shared, &mut log, group, &mut next_seq, &publish);
         if let Some(s) = then_swap {
-            swap(&shared, &mut log, s);
+            swap(&shared, &mut log, s, &mut next_seq, &publish);
         }
     }
 }
@@ -149,7 +149,13 @@ pub(super) fn run(
 /// was built are appended to it (and applied to its view), the log's store swaps its bytes
 /// (crash-safely), and the chain's view and history become the compacted ones. On an error the
 /// chain goes on with its log as it was.
-fn swap(shared: &Shared, log: &mut RedoLog<Box<dyn LogStore>>, s: Box<Swap>) {
+fn swap(
+    shared: &Shared,
+    log: &mut RedoLog<Box<dyn LogStore>>,
+    s: Box<Swap>,
+    next_seq: &mut u64,
+    publish: &Publish,
+) {
     let Swap {
         contents,
         through,
@@ -196,8 +202,14 @@ fn swap(shared: &Shared, log: &mut RedoLog<Box<dyn LogStore>>, s: Box<Swap>) {
         all.extend_from_slice(&contents);
         all.extend_from_slice(&tail_frames);
         log.replace(&all).map_err(CompactError::Log)?;
+        // A replica rebuilt from its server's compacted log may have moved on.
+        let last = view.last_seq();
         *shared.view.write() = view;
         *shared.history.write() = history;
+        if last >= *next_seq {
+            *next_seq = last + 1;
+            publish.applied.send_replace(last);
+        }
         Ok((before, all.len() as u64))
     })();
     if let Err(e) = &swapped {

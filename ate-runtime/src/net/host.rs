@@ -447,10 +447,26 @@ async fn session(
                          this replica is not of this chain"
                     ));
                 }
+                // Compacted past the client's position: it rebuilds its replica from the
+                // checkpoint and every transaction the log holds.
+                let mut from = from;
+                if let (upto, Some(payload)) = chain.checkpoint()
+                    && from <= upto
+                {
+                    if out
+                        .send(wire::encode(&ServerMsg::Checkpoint { payload }))
+                        .await
+                        .is_err()
+                    {
+                        break None;
+                    }
+                    from = 1;
+                }
                 stream = Some(tokio::spawn(send_stream(
                     chain.clone(),
                     from,
                     last,
+                    chain.last_held(last),
                     out.clone(),
                     max_frame,
                 )));
@@ -642,17 +658,19 @@ const MESSAGE_ROOM: usize = 64 << 10;
 
 /// Sends the chain's committed transactions from `from` on, in batches that fit the client's
 /// frame limit `max_frame`, and a [`ServerMsg::CaughtUp`] once everything up to `target` (the
-/// chain's end when the client subscribed) was sent. A transaction too large for any frame
+/// chain's end when the client subscribed) was sent: up to `held`, the last of them the log
+/// holds (a compaction may have dropped the last ones). A transaction too large for any frame
 /// the client takes ends the stream with a [`ServerMsg::Goodbye`] saying so (the replica
 /// cannot go past it).
 async fn send_stream(
     chain: Chain,
     from: u64,
     target: u64,
+    held: u64,
     out: mpsc::Sender<Vec<u8>>,
     max_frame: usize,
 ) {
-    let mut caught_up = from > target;
+    let mut caught_up = from > held;
     if caught_up
         && out
             .send(wire::encode(&ServerMsg::CaughtUp { seq: target }))
@@ -716,7 +734,7 @@ async fn send_stream(
         {
             return;
         }
-        if !caught_up && last >= target {
+        if !caught_up && last >= held {
             caught_up = true;
             if out
                 .send(wire::encode(&ServerMsg::CaughtUp { seq: target }))

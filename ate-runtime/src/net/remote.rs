@@ -597,6 +597,8 @@ impl Link {
         let mut nexts: HashMap<u64, NextReply> = HashMap::new();
         let mut syncs: HashMap<u64, oneshot::Sender<Result<u64, CommitError>>> = HashMap::new();
         let mut next_id = 0u64;
+        // Whether the server said the history is sent (a checkpoint comes only before).
+        let mut caught_up_seen = false;
         let url = self.url.clone();
         let (to_apply, apply_queue) = mpsc::channel(APPLY_QUEUE);
         let (applied_tx, mut applied) = mpsc::channel(4);
@@ -719,7 +721,14 @@ impl Link {
                             }
                         }
                         ServerMsg::CaughtUp { seq } => {
+                            caught_up_seen = true;
                             if to_apply.send(Apply::CaughtUp(seq)).await.is_err() {
+                                break Ended::Retry("the applier stopped".into());
+                            }
+                        }
+                        // Before the history only: the stream starts over from the checkpoint.
+                        ServerMsg::Checkpoint { payload } if !caught_up_seen => {
+                            if to_apply.send(Apply::Checkpoint(payload)).await.is_err() {
                                 break Ended::Retry("the applier stopped".into());
                             }
                         }
@@ -821,6 +830,9 @@ const APPLY_BYTES: usize = 8 << 20;
 enum Apply {
     Events(Vec<(u64, bytes::Bytes)>),
     CaughtUp(u64),
+    /// The server's log was compacted past the replica: rebuild from this checkpoint and the
+    /// history that follows, up to the next `CaughtUp`.
+    Checkpoint(bytes::Bytes),
 }
 
 /// What the applier reports.
@@ -840,10 +852,47 @@ async fn apply_loop(
     mut queue: mpsc::Receiver<Apply>,
     report: mpsc::Sender<Applied>,
 ) {
+    // A rebuild under way: the checkpoint, and the history received so far.
+    let mut rebuilding: Option<(bytes::Bytes, Vec<(u64, bytes::Bytes)>)> = None;
     while let Some(first) = queue.recv().await {
+        if let Some((checkpoint, history)) = rebuilding.as_mut() {
+            match first {
+                Apply::Events(txs) => history.extend(txs),
+                Apply::Checkpoint(_) => {
+                    let _ = report
+                        .send(Applied::Refused(CommitError::Refused(
+                            "the server sent a second checkpoint".into(),
+                        )))
+                        .await;
+                    return;
+                }
+                Apply::CaughtUp(seq) => {
+                    let (checkpoint, history) = (checkpoint.clone(), std::mem::take(history));
+                    rebuilding = None;
+                    let Some(replica) = chain.upgrade() else {
+                        let _ = report.send(Applied::Gone).await;
+                        return;
+                    };
+                    if let Err(e) = replica.rebuild(checkpoint, history, seq).await {
+                        let _ = report
+                            .send(Applied::Refused(CommitError::Refused(format!(
+                                "the server's compacted log: {e}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    let _ = report.send(Applied::CaughtUp(seq)).await;
+                }
+            }
+            continue;
+        }
         let mut txs = match first {
             Apply::CaughtUp(seq) => {
                 let _ = report.send(Applied::CaughtUp(seq)).await;
+                continue;
+            }
+            Apply::Checkpoint(payload) => {
+                rebuilding = Some((payload, Vec::new()));
                 continue;
             }
             Apply::Events(txs) => txs,
@@ -859,6 +908,14 @@ async fn apply_loop(
                 Ok(Apply::CaughtUp(seq)) => {
                     caught_up = Some(seq);
                     break;
+                }
+                Ok(Apply::Checkpoint(_)) => {
+                    let _ = report
+                        .send(Applied::Refused(CommitError::Refused(
+                            "the server sent a checkpoint in the live stream".into(),
+                        )))
+                        .await;
+                    return;
                 }
                 Err(_) => break,
             }

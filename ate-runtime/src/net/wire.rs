@@ -212,6 +212,15 @@ pub enum ServerMsg {
         /// The chain's last sequence number.
         seq: u64,
     },
+    /// The chain's log was compacted past the position the client subscribed from: the
+    /// stream that follows starts over with every transaction the server holds (the kept
+    /// ones of the compacted part, some pruned, then the rest), and the client rebuilds its
+    /// replica from this checkpoint and them once [`ServerMsg::CaughtUp`] arrives
+    /// (`docs/FORMAT.md`, "Compaction").
+    Checkpoint {
+        /// The checkpoint's payload, as the server's log holds it.
+        payload: Bytes,
+    },
 }
 
 /// Why a server refused a transaction, as the client re-raises it.
@@ -490,6 +499,9 @@ mod tests {
             },
             ServerMsg::CaughtUp { seq: 2 },
             ServerMsg::Synced { id: 11, seq: 2 },
+            ServerMsg::Checkpoint {
+                payload: Bytes::from_static(b"\x02checkpoint"),
+            },
             ServerMsg::Claimed {
                 id: 4,
                 token: Some(12),
