@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p ate-bench -- [--quick] [--records N] [--rounds R] [--dir D]
 //!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile,remote,bus,
-//!     service,network,nats] [--no-cold]
+//!     fanout,queue,service,network,nats] [--no-cold]
 //! ```
 //!
 //! Every scenario runs each engine on the same data (MessagePack-encoded structs holding
@@ -107,6 +107,11 @@ enum Part {
     Remote,
     /// P10, P11 embedded: a bus and a queue on a local chain.
     Bus,
+    /// P10 alone: the bus embedded, and N2 (fan-out over loopback beside NATS).
+    Fanout,
+    /// P11 alone: the queue embedded, and N3 (a work queue over loopback beside NATS
+    /// JetStream).
+    Queue,
     /// N1, N2, N3: remote commits, fan-out and a work queue over loopback, beside NATS
     /// JetStream.
     Network,
@@ -492,8 +497,12 @@ fn main() -> Res<()> {
     if run(Part::Remote) {
         remote_scenario::scenario_remote(&rt, &base, &plan, &mut rep)?;
     }
-    if run(Part::Bus) {
-        bus_scenario::scenario_bus(&rt, &base, &plan, &mut rep)?;
+    let (fanout, queue) = (
+        run(Part::Bus) || run(Part::Fanout),
+        run(Part::Bus) || run(Part::Queue),
+    );
+    if fanout || queue {
+        bus_scenario::scenario_bus(&rt, &base, &plan, &mut rep, fanout, queue)?;
     }
     if run(Part::Hostile) {
         hostile_scenario::scenario_hostile(&rt, &base, &plan, &mut rep)?;
@@ -502,9 +511,16 @@ fn main() -> Res<()> {
         service_scenario::scenario_service(&rt, &base, &plan, &mut rep)?;
     }
     if run(Part::Network) {
-        network::scenario_network(&rt, &base, &plan, &mut rep, true)?;
+        network::scenario_network(&rt, &base, &plan, &mut rep, true, network::NetRows::ALL)?;
     } else if args.only.contains(&Part::Nats) {
-        network::scenario_network(&rt, &base, &plan, &mut rep, false)?;
+        network::scenario_network(&rt, &base, &plan, &mut rep, false, network::NetRows::ALL)?;
+    } else if args.only.contains(&Part::Fanout) || args.only.contains(&Part::Queue) {
+        let rows = network::NetRows {
+            commits: false,
+            fanout: args.only.contains(&Part::Fanout),
+            queue: args.only.contains(&Part::Queue),
+        };
+        network::scenario_network(&rt, &base, &plan, &mut rep, true, rows)?;
     }
 
     if run(Part::Primitives) {

@@ -761,14 +761,14 @@ impl NetworkPeer for JetStreamPeer {
         self.server.mode().slug().into()
     }
 
-    fn commits<'a>(&'a mut self, w: &'a NetWork) -> PeerFuture<'a> {
-        Box::pin(js_publishes(
+    fn commits<'a>(&'a mut self, w: &'a NetWork) -> Option<PeerFuture<'a>> {
+        Some(Box::pin(js_publishes(
             self.server.url(),
             &w.values,
             w.clients,
             w.ops,
             w.warmup,
-        ))
+        )))
     }
 
     fn fanout<'a>(&'a mut self, w: &'a NetWork) -> Option<PeerFuture<'a>> {

@@ -118,9 +118,15 @@ async fn every_bus_receives_every_item_in_commit_order() {
     );
 }
 
-/// `consumers` tasks on `chains` (round robin) process the queue until it stays empty; the
-/// items each processed.
-async fn consume(chains: &[Chain], items: &DaoVec<Item>, consumers: usize) -> Vec<u32> {
+/// `consumers` tasks on `chains` (round robin) process the queue until it stays empty, taking
+/// up to `batch` items per transaction (`Bus::process` when 1, `Bus::process_many` otherwise);
+/// the items each processed.
+async fn consume(
+    chains: &[Chain],
+    items: &DaoVec<Item>,
+    consumers: usize,
+    batch: usize,
+) -> Vec<u32> {
     let tasks: Vec<_> = (0..consumers)
         .map(|c| {
             let chain = chains[c % chains.len()].clone();
@@ -131,20 +137,30 @@ async fn consume(chains: &[Chain], items: &DaoVec<Item>, consumers: usize) -> Ve
                 let mut done = Vec::new();
                 loop {
                     let mut dio = chain.dio(&session).await;
-                    let item = match tokio::time::timeout(
-                        Duration::from_millis(1500),
-                        bus.process(&mut dio),
-                    )
-                    .await
-                    {
-                        Ok(r) => r.expect("process"),
-                        Err(_) => return done, // the queue stayed empty
+                    let wait = Duration::from_millis(1500);
+                    let taken = if batch == 1 {
+                        tokio::time::timeout(wait, bus.process(&mut dio))
+                            .await
+                            .map(|r| vec![r.expect("process")])
+                    } else {
+                        tokio::time::timeout(wait, bus.process_many(&mut dio, batch))
+                            .await
+                            .map(|r| r.expect("process_many"))
                     };
-                    // The work's record, in the same transaction as the deletion.
-                    dio.store(Done { n: item.n }).expect("store");
+                    let Ok(taken) = taken else {
+                        return done; // the queue stayed empty
+                    };
+                    assert!(
+                        !taken.is_empty() && taken.len() <= batch,
+                        "1 to {batch} items"
+                    );
+                    // The work's records, in the same transaction as the deletions.
+                    for item in &taken {
+                        dio.store(Done { n: item.n }).expect("store");
+                    }
                     match dio.commit().await {
-                        Ok(()) => done.push(item.n),
-                        // Another consumer processed it first: nothing of this was written.
+                        Ok(()) => done.extend(taken.iter().map(|i| i.n)),
+                        // Another consumer processed one first: nothing of this was written.
                         Err(AteError::Commit(CommitError::Trust(_))) => {}
                         Err(e) => panic!("commit: {e}"),
                     }
@@ -165,12 +181,66 @@ async fn consumers_process_each_item_exactly_once() {
     let chain = local_chain().await;
     let t = topic(&chain).await;
     push(&chain, &t.items, 0..200).await;
-    let all = consume(std::slice::from_ref(&chain), &t.items, 4).await;
+    let all = consume(std::slice::from_ref(&chain), &t.items, 4, 1).await;
     assert_eq!(all, (0..200).collect::<Vec<_>>(), "each item once");
     // Counted from the chain: no item left, one record of work each.
     let dio = chain.dio(&AteSession::default()).await;
     assert!(t.items.iter(&dio).await.expect("items").is_empty());
     assert_eq!(chain.len(), 1 + 200, "the topic and 200 records of work");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_taking_batches_process_each_item_exactly_once() {
+    let chain = local_chain().await;
+    let t = topic(&chain).await;
+    push(&chain, &t.items, 0..300).await;
+    let all = consume(std::slice::from_ref(&chain), &t.items, 4, 16).await;
+    assert_eq!(all, (0..300).collect::<Vec<_>>(), "each item once");
+    let dio = chain.dio(&AteSession::default()).await;
+    assert!(t.items.iter(&dio).await.expect("items").is_empty());
+    assert_eq!(chain.len(), 1 + 300, "the topic and 300 records of work");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_takes_the_free_items_oldest_first_and_a_dropped_one_gives_them_back() {
+    let chain = local_chain().await;
+    let t = topic(&chain).await;
+    push(&chain, &t.items, 0..5).await;
+    let session = AteSession::default();
+    let mut bus = t.items.bus(&chain.dio(&session).await).expect("bus");
+    let mut a = chain.dio(&session).await;
+    let first = bus.process_many(&mut a, 3).await.expect("first batch");
+    assert_eq!(first.iter().map(|i| i.n).collect::<Vec<_>>(), [0, 1, 2]);
+    // The free ones only, without waiting for more.
+    let mut b = chain.dio(&session).await;
+    let rest = tokio::time::timeout(Duration::from_secs(5), bus.process_many(&mut b, 64))
+        .await
+        .expect("no wait while some are free")
+        .expect("second batch");
+    assert_eq!(rest.iter().map(|i| i.n).collect::<Vec<_>>(), [3, 4]);
+    // `a` goes away: its three come back, and one commit processes them all.
+    drop(a);
+    let mut c = chain.dio(&session).await;
+    let again = tokio::time::timeout(Duration::from_secs(5), bus.process_many(&mut c, 64))
+        .await
+        .expect("given back at once")
+        .expect("third batch");
+    assert_eq!(again.iter().map(|i| i.n).collect::<Vec<_>>(), [0, 1, 2]);
+    let before = chain.last_seq();
+    c.commit().await.expect("commit");
+    assert_eq!(
+        chain.last_seq(),
+        before + 1,
+        "one transaction for the batch"
+    );
+    b.commit().await.expect("commit");
+    assert!(
+        t.items
+            .iter(&chain.dio(&session).await)
+            .await
+            .expect("items")
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +426,7 @@ mod plain_upstream {
             .wait_for(source.last_seq())
             .await
             .expect("caught up");
-        let all = consume(std::slice::from_ref(&replica), &t.items, 3).await;
+        let all = consume(std::slice::from_ref(&replica), &t.items, 3, 1).await;
         assert_eq!(all, (0..40).collect::<Vec<_>>(), "each item once");
         assert!(up.claimed.lock().is_empty(), "every claim released");
         assert_eq!(source.len(), 1 + 40, "the topic and 40 records of work");
@@ -483,7 +553,7 @@ mod remote {
             .await
             .expect("still there");
 
-        let all = consume(&[a.clone(), b.clone()], &t.items, 3).await;
+        let all = consume(&[a.clone(), b.clone()], &t.items, 3, 1).await;
         assert_eq!(all, (0..60).collect::<Vec<_>>(), "each item once");
         assert!(all.contains(&taken.n));
         a.sync().await.expect("sync");
@@ -498,6 +568,30 @@ mod remote {
         drop((a, b));
         server.shutdown().await;
     }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn remote_consumers_taking_batches_process_each_item_once() {
+        let (server, id) = server().await;
+        let a = client(&server, &id).await;
+        let b = client(&server, &id).await;
+        let t = topic(&a).await;
+        push(&a, &t.items, 0..200).await;
+        b.sync().await.expect("sync");
+        let all = consume(&[a.clone(), b.clone()], &t.items, 4, 16).await;
+        assert_eq!(all, (0..200).collect::<Vec<_>>(), "each item once");
+        a.sync().await.expect("sync");
+        let session = AteSession::default();
+        assert!(
+            t.items
+                .iter(&a.dio(&session).await)
+                .await
+                .expect("items")
+                .is_empty()
+        );
+        assert_eq!(a.len(), 1 + 200);
+        drop((a, b));
+        server.shutdown().await;
+    }
+
     /// Sends `msg` on `raw` and returns the server's `ClaimedNext` answer to request `id`.
     async fn ask(
         raw: &mut ate_runtime::net::Channel,

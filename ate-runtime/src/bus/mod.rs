@@ -3,7 +3,9 @@
 //! Any [`DaoVec`] is also a channel: [`Bus::recv`] yields every item committed to the
 //! collection after the bus was made, in commit order, to every bus on it (whoever wrote
 //! the item: another task, another process through a server); [`Bus::process`] takes the next
-//! item still in the collection exactly once, for one consumer among many.
+//! item still in the collection exactly once, for one consumer among many, and
+//! [`Bus::process_many`] up to [`MAX_CLAIM_BATCH`] of them at once, deleted by one commit (one
+//! durable write for the batch instead of one per item).
 //!
 //! # What exactly once means here
 //!
@@ -262,53 +264,122 @@ impl<T: Storable> Bus<T> {
     /// Cancel safe: an item is taken only by a call that returns it (a claim asked for by a
     /// cancelled call ends with its lease at the latest).
     pub async fn process(&mut self, dio: &mut Dio) -> Result<Dao<T>, BusError> {
-        loop {
-            let Some((claim, seq)) = self.claimed.pop_front() else {
-                let (taken, seen) = match self.ahead.as_mut() {
-                    Some(ask) => {
-                        let answer = ask.await;
-                        self.ahead = None;
-                        answer.map_err(|e| {
-                            CommitError::Unreachable(
-                                format!("the ask for items failed: {e}").into(),
-                            )
-                        })??
-                    }
-                    None => {
-                        self.chain
-                            .claim_next(&self.ask(1 + self.ahead_size()))
-                            .await?
-                    }
-                };
-                if taken.is_empty() {
-                    // Nothing free: wait for a commit after the answer, or for a claim to end.
-                    tokio::select! {
-                        r = self.chain.wait_for(seen + 1) => r?,
-                        _ = self.chain.claims_changed(RESCAN) => {}
-                    }
-                }
-                self.claimed.extend(taken);
+        let mut taken = self.take(dio, 1).await?;
+        Ok(taken.remove(0))
+    }
+
+    /// Takes up to `max` items still in the collection for `dio`'s consumer (at most
+    /// [`MAX_CLAIM_BATCH`]), each exactly once as [`Bus::process`] takes one: they are claimed
+    /// with one ask, loaded into `dio`, and their deletions are staged there, so they are all
+    /// processed when `dio` commits, in one transaction (one durable write for the batch).
+    /// Waits while the collection holds no item that another consumer has not claimed, then
+    /// takes those free at that moment, oldest first, without waiting for more: the batch
+    /// holds at least one item.
+    ///
+    /// A batch commits or fails as a whole: if another consumer processed one of its items
+    /// meanwhile (its claim outlived by a slow consumer's lease), the commit is refused as
+    /// stale and every item of the batch stays for the others.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Bus::process`]. When an item of the batch cannot be deleted with `dio`'s
+    /// session, the items staged before it are returned, and the error comes with the next
+    /// call (the item stays in the collection).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: items are staged in `dio` only by a call that returns them (the claims of
+    /// a cancelled call end when it is dropped, or with their lease).
+    pub async fn process_many(
+        &mut self,
+        dio: &mut Dio,
+        max: usize,
+    ) -> Result<Vec<Dao<T>>, BusError> {
+        self.take(dio, max.clamp(1, MAX_CLAIM_BATCH)).await
+    }
+
+    /// Takes 1 to `max` items: waits for the first, then takes the ones claimed already.
+    async fn take(&mut self, dio: &mut Dio, max: usize) -> Result<Vec<Dao<T>>, BusError> {
+        // Loaded first, staged at the end with no await in between: a cancelled call stages
+        // nothing, and its claims end as they are dropped.
+        let mut loaded: Vec<(Dao<T>, ClaimGuard)> = Vec::new();
+        while loaded.is_empty() {
+            if self.claimed.is_empty() {
+                self.ask_for(max).await?;
                 continue;
-            };
+            }
+            let batch: Vec<_> = self.claimed.drain(..max.min(self.claimed.len())).collect();
             if self.claimed.is_empty() && self.ahead.is_none() && self.ahead_size() > 0 {
                 let (chain, ask) = (self.chain.clone(), self.ask(self.ahead_size()));
                 self.ahead = Some(tokio::spawn(async move { chain.claim_next(&ask).await }));
             }
-            // A replica shows the item once it has applied the version the claim saw.
-            self.chain.wait_for(seq).await?;
-            let key = *claim.key();
-            if self.chain.view().read().parent_of(&key) != Some(self.link) {
-                // Processed meanwhile (its deletion reached the view first), or moved.
-                continue;
+            for (claim, seq) in batch {
+                if let Some(dao) = self.load(dio, &claim, seq).await? {
+                    loaded.push((dao, claim));
+                }
             }
-            let dao = match dio.load::<T>(&key).await {
-                Ok(d) => d,
-                Err(DioError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            dio.delete(&key)?;
+        }
+        let mut out = Vec::with_capacity(loaded.len());
+        for (dao, claim) in loaded {
+            if let Err(e) = dio.delete(dao.key()) {
+                if out.is_empty() {
+                    return Err(e.into());
+                }
+                // The rest go back (their claims end here); the error comes again next time.
+                break;
+            }
             dio.hold(claim);
-            return Ok(dao);
+            out.push(dao);
+        }
+        Ok(out)
+    }
+
+    /// Claims the next items (the answer of the ask sent ahead, or a new ask for `want` of
+    /// them), or waits for a commit or a claim's end when none is free.
+    async fn ask_for(&mut self, want: usize) -> Result<(), BusError> {
+        let (taken, seen) = match self.ahead.as_mut() {
+            Some(ask) => {
+                let answer = ask.await;
+                self.ahead = None;
+                answer.map_err(|e| {
+                    CommitError::Unreachable(format!("the ask for items failed: {e}").into())
+                })??
+            }
+            None => {
+                self.chain
+                    .claim_next(&self.ask(want + self.ahead_size()))
+                    .await?
+            }
+        };
+        if taken.is_empty() {
+            // Nothing free: wait for a commit after the answer, or for a claim to end.
+            tokio::select! {
+                r = self.chain.wait_for(seen + 1) => r?,
+                _ = self.chain.claims_changed(RESCAN) => {}
+            }
+        }
+        self.claimed.extend(taken);
+        Ok(())
+    }
+
+    /// The claimed item into `dio`, unless it is gone (processed meanwhile, or moved).
+    async fn load(
+        &self,
+        dio: &mut Dio,
+        claim: &ClaimGuard,
+        seq: u64,
+    ) -> Result<Option<Dao<T>>, BusError> {
+        // A replica shows the item once it has applied the version the claim saw.
+        self.chain.wait_for(seq).await?;
+        let key = *claim.key();
+        if self.chain.view().read().parent_of(&key) != Some(self.link) {
+            // Processed meanwhile (its deletion reached the view first), or moved.
+            return Ok(None);
+        }
+        match dio.load::<T>(&key).await {
+            Ok(d) => Ok(Some(d)),
+            Err(DioError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
