@@ -22,3 +22,8 @@ pub mod log {
 pub mod meta {
     pub use crate::trust::meta::*;
 }
+
+/// The checkpoint heading a compacted log (`docs/FORMAT.md`, "Compaction").
+pub mod checkpoint {
+    pub use crate::chain::compact::checkpoint::{Checkpoint, CheckpointError};
+}

@@ -14,6 +14,7 @@ use ate_runtime::crypto::{
 };
 use ate_runtime::log::{LogError, MemoryStore, RecoveryMode};
 use ate_runtime::trust::IntegrityMode;
+use ate_runtime::unstable::checkpoint::Checkpoint;
 use ate_runtime::unstable::codec::TransactionRef;
 use ate_runtime::unstable::log::{FORMAT_VERSION, LogRecord, RedoLog};
 use ate_runtime::unstable::meta::{EventTrust, proofs_from};
@@ -71,7 +72,10 @@ pub(crate) async fn verify(args: &VerifyArgs) -> Result<ExitCode> {
         }
     };
     let mut counts = Counts::default();
-    let checkpoint = records.first().and_then(|r| Checkpointed::read(&r.payload));
+    let checkpoint = records
+        .first()
+        .filter(|r| Checkpoint::is_checkpoint(&r.payload))
+        .and_then(|r| Checkpoint::decode(&r.payload).ok());
     for rec in records.iter().skip(usize::from(checkpoint.is_some())) {
         let tx = match TransactionRef::decode_stored(&rec.payload) {
             Ok(tx) => tx,
@@ -96,7 +100,9 @@ pub(crate) async fn verify(args: &VerifyArgs) -> Result<ExitCode> {
             if let Some(c) = &checkpoint {
                 println!(
                     "  compacted through transaction {}: {} of them kept, {} deleted records' keys retired; their signatures checked again",
-                    c.upto, c.kept, c.retired
+                    c.upto,
+                    c.kept,
+                    c.retired.len()
                 );
             }
             println!(
@@ -159,26 +165,6 @@ async fn trusting(args: &TrustArgs, conf: &AteConfig) -> Result<(ChainRegistry, 
         builder = builder.add_server_public_key(&PublicSignKey::load(path)?);
     }
     Ok((builder.build(), pinned))
-}
-
-/// What the checkpoint heading a compacted log says (`docs/FORMAT.md`, "Compaction").
-struct Checkpointed {
-    upto: u64,
-    kept: u64,
-    retired: u32,
-}
-
-impl Checkpointed {
-    fn read(payload: &[u8]) -> Option<Self> {
-        if payload.first() != Some(&2) || payload.len() < 21 {
-            return None;
-        }
-        Some(Checkpointed {
-            upto: u64::from_le_bytes(payload[1..9].try_into().ok()?),
-            kept: u64::from_le_bytes(payload[9..17].try_into().ok()?),
-            retired: u32::from_le_bytes(payload[17..21].try_into().ok()?),
-        })
-    }
 }
 
 pub(crate) async fn compact(args: &CompactArgs) -> Result<ExitCode> {
@@ -289,11 +275,16 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<ExitCode> {
     println!("chain {key}: {} transactions", records.len());
     let limit = args.limit.unwrap_or(usize::MAX);
     let mut out = String::new();
-    let checkpoint = records.first().and_then(|r| Checkpointed::read(&r.payload));
+    let checkpoint = records
+        .first()
+        .filter(|r| Checkpoint::is_checkpoint(&r.payload))
+        .and_then(|r| Checkpoint::decode(&r.payload).ok());
     if let Some(c) = &checkpoint {
         println!(
             "compacted through transaction {}: {} kept, {} deleted records' keys retired",
-            c.upto, c.kept, c.retired
+            c.upto,
+            c.kept,
+            c.retired.len()
         );
     }
     for rec in records

@@ -72,12 +72,14 @@ impl History {
     }
 
     /// The last number the checkpoint heading a compacted log judged (0: never compacted).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub fn upto(&self) -> u64 {
         self.upto
     }
 
     /// The last transaction numbered `seq` or less that the history holds (0: none): `seq`
     /// itself, unless a compaction dropped it.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub fn last_held(&self, seq: u64) -> u64 {
         if seq > self.upto {
             return seq.min(self.upto + self.frames.len() as u64);

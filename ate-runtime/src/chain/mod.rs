@@ -45,7 +45,7 @@
 
 mod apply;
 mod claims;
-mod compact;
+pub(crate) mod compact;
 mod locks;
 pub(crate) use apply::Prepared;
 mod config;
@@ -651,6 +651,7 @@ impl Chain {
     /// its log holds them), checked as an open checks a log (every transaction, against this
     /// replica's own trust settings). What the replica held is dropped: the server's log is
     /// the truth it follows.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     pub(crate) async fn rebuild(
         &self,
         checkpoint: bytes::Bytes,
@@ -716,12 +717,14 @@ impl Chain {
 
     /// The last transaction numbered `seq` or less that the chain's log holds (0: none):
     /// `seq` itself, unless a compaction dropped it.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn last_held(&self, seq: u64) -> u64 {
         self.inner.shared.history.read().last_held(seq)
     }
 
     /// The last transaction number a compaction of this chain's log judged (0: never
     /// compacted), and its checkpoint's payload.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn checkpoint(&self) -> (u64, Option<bytes::Bytes>) {
         let history = self.inner.shared.history.read();
         (history.upto(), history.checkpoint())

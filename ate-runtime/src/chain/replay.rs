@@ -114,9 +114,10 @@ fn read_checkpoint(
     let digest = compact::checkpoint::digest(
         trust.policy.chain_hash(),
         checkpoint.upto,
-        records[..region.len()]
+        region
             .iter()
-            .map(|r| (seq_of(&r.payload), &r.payload[..])),
+            .zip(records)
+            .map(|(seq, r)| (*seq, &r.payload[..])),
         &checkpoint.retired,
     );
     if region.len() as u64 != checkpoint.kept || digest != checkpoint.digest {

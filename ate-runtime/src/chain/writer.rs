@@ -198,9 +198,14 @@ fn swap(
                 records.iter().map(|r| FRAME_HEADER_LEN + r.payload.len()),
             );
         }
-        let mut all = Vec::with_capacity(contents.len() + tail_frames.len());
-        all.extend_from_slice(&contents);
-        all.extend_from_slice(&tail_frames);
+        let all = if tail.is_empty() {
+            contents
+        } else {
+            let mut all = Vec::with_capacity(contents.len() + tail_frames.len());
+            all.extend_from_slice(&contents);
+            all.extend_from_slice(&tail_frames);
+            Bytes::from(all)
+        };
         log.replace(&all).map_err(CompactError::Log)?;
         // A replica rebuilt from its server's compacted log may have moved on.
         let last = view.last_seq();

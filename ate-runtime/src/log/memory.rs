@@ -32,14 +32,15 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// A store holding exactly `bytes`, all durable.
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+    /// A store holding exactly `bytes` (shared, not copied), all durable.
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
+        let bytes: Bytes = bytes.into();
         let s = Self::new();
         {
             let mut i = s.inner.lock();
             i.len = bytes.len() as u64;
             i.synced = i.len;
-            i.chunks = vec![Bytes::from(bytes)];
+            i.chunks = vec![bytes];
         }
         s
     }

@@ -29,7 +29,8 @@ const FIXED_LEN: usize = 1 + 8 + 8 + 4 + 32;
 
 /// What a compaction kept, as its log's first frame says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Checkpoint {
+#[non_exhaustive]
+pub struct Checkpoint {
     /// The last sequence number the compaction judged.
     pub upto: u64,
     /// How many transactions numbered up to `upto` the log holds.
@@ -87,7 +88,7 @@ pub(crate) fn digest<'a>(
 
 impl Checkpoint {
     /// The payload of this checkpoint.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(FIXED_LEN + self.retired.len() * 16);
         out.push(PAYLOAD_CHECKPOINT);
         out.extend_from_slice(&self.upto.to_le_bytes());

@@ -130,10 +130,7 @@ pub(crate) fn build(
     payloads.push(&head);
     payloads.extend(kept.iter().map(|(_, p)| &p[..]));
     payloads.extend(txs[judged..].iter().map(|(_, p)| &p[..]));
-    let frames = encode_frames(&payloads);
-    let mut contents = Vec::with_capacity(header_bytes().len() + frames.len());
-    contents.extend_from_slice(&header_bytes());
-    contents.extend_from_slice(&frames);
+    let contents = log_of(&payloads);
     let report = CompactReport {
         upto,
         transactions_before: txs.len() as u64,
@@ -143,10 +140,16 @@ pub(crate) fn build(
         retired: plan.retired.len() as u64,
         ..CompactReport::default()
     };
-    Ok(Built {
-        contents: Bytes::from(contents),
-        report,
-    })
+    Ok(Built { contents, report })
+}
+
+/// A whole log holding `payloads`, in order: its header and their frames.
+pub(crate) fn log_of(payloads: &[&[u8]]) -> Bytes {
+    let frames = encode_frames(payloads);
+    let mut contents = Vec::with_capacity(header_bytes().len() + frames.len());
+    contents.extend_from_slice(&header_bytes());
+    contents.extend_from_slice(&frames);
+    Bytes::from(contents)
 }
 
 #[cfg(test)]
@@ -290,5 +293,108 @@ mod tests {
             TransactionRef::decode_stored(&bad),
             Err(DecodeError::Truncated { .. })
         ));
+    }
+
+    /// A version of record `key` replacing the one `previous` wrote.
+    fn update(key: u128, previous: u64) -> EventDraft {
+        let mut e = ev(key);
+        e.meta.push(crate::event::MetaEntry {
+            tag: crate::trust::meta::TAG_PREVIOUS,
+            value: Bytes::copy_from_slice(&previous.to_le_bytes()),
+        });
+        e
+    }
+
+    /// What a server's compacted log gives a replica to rebuild from: its checkpoint and every
+    /// transaction it holds. A changed checkpoint, a transaction left out or changed, or a
+    /// wrong end is refused, and the chain stays as it was.
+    #[tokio::test]
+    async fn a_rebuild_refuses_what_does_not_match_and_leaves_the_chain_as_it_was() {
+        use crate::chain::{AteConfig, ChainBuilder, ChainKey};
+        let chain = ChainBuilder::new(&AteConfig::in_memory())
+            .await
+            .build()
+            .open(&ChainKey::from("rebuild"))
+            .await
+            .expect("open");
+        for k in 1..=3u128 {
+            chain
+                .commit_transaction(vec![ev(k)], Vec::new())
+                .await
+                .expect("create");
+        }
+        let mut last = [1u64, 2, 3];
+        for _ in 0..3 {
+            let seq = chain
+                .commit_transaction(
+                    (1..=3u128)
+                        .map(|k| update(k, last[k as usize - 1]))
+                        .collect(),
+                    Vec::new(),
+                )
+                .await
+                .expect("update");
+            last = [seq; 3];
+        }
+        chain
+            .commit_transaction(vec![ev(9)], Vec::new())
+            .await
+            .expect("create");
+        // Drops the middle versions; the last one prunes none.
+        chain.compact().await.expect("compact");
+        let (upto, checkpoint) = chain.checkpoint();
+        let checkpoint = checkpoint.expect("compacted");
+        let txs = chain
+            .inner
+            .shared
+            .history
+            .read()
+            .payloads_from(1, usize::MAX);
+        let through = chain.last_seq();
+        assert_eq!(upto, through);
+        assert!(txs.len() >= 2);
+
+        let mut bad_digest = checkpoint.to_vec();
+        let n = bad_digest.len();
+        bad_digest[n - 1] ^= 1;
+        let mut one_left_out = txs.clone();
+        one_left_out.remove(0);
+        let mut changed = txs.clone();
+        let mut body = changed[0].1.to_vec();
+        let at = body.len() - 3;
+        body[at] ^= 1;
+        changed[0].1 = Bytes::from(body);
+        let cases = [
+            (
+                "a changed checkpoint",
+                Bytes::from(bad_digest),
+                txs.clone(),
+                through,
+            ),
+            (
+                "a transaction left out",
+                checkpoint.clone(),
+                one_left_out,
+                through,
+            ),
+            (
+                "a changed transaction",
+                checkpoint.clone(),
+                changed,
+                through,
+            ),
+            ("a wrong end", checkpoint.clone(), txs.clone(), through + 5),
+        ];
+        let before = chain.last_seq();
+        for (what, cp, txs, through) in cases {
+            assert!(chain.rebuild(cp, txs, through).await.is_err(), "{what}");
+            assert_eq!(chain.last_seq(), before, "{what}");
+            assert_eq!(chain.len(), 4, "{what}: the chain is as it was");
+        }
+        chain
+            .rebuild(checkpoint, txs, through)
+            .await
+            .expect("the server's own log rebuilds");
+        assert_eq!((chain.len(), chain.last_seq()), (4, through));
     }
 }

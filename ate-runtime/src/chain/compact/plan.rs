@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::crypto::Hash;
 use crate::event::PrimaryKey;
 use crate::event::codec::TransactionRef;
 use crate::schema::SCHEMA_TYPE;
@@ -42,19 +41,19 @@ pub struct Plan {
 
 /// One version of a record, as the plan sees it.
 #[derive(Debug, Clone, Copy)]
-struct Version {
+struct Version<'a> {
     seq: u64,
     index: u32,
     tombstone: bool,
-    /// The hash of its explicit rules (`None`: inherits).
-    auth: Option<Hash>,
+    /// Its explicit rules, encoded (`None`: inherits); the encoding is canonical.
+    auth: Option<&'a [u8]>,
     parent: Option<PrimaryKey>,
 }
 
-impl Version {
+impl Version<'_> {
     /// Whether replay could judge a write after this version differently from one after the
     /// version before it.
-    fn changes_rules(&self, before: &Version) -> bool {
+    fn changes_rules(&self, before: &Version<'_>) -> bool {
         self.tombstone || self.auth != before.auth || self.parent != before.parent
     }
 }
@@ -62,7 +61,7 @@ impl Version {
 /// Plans the compaction of `txs` (every transaction up to the cut-off, in log order, each one
 /// that replay accepted: the plan does not check them again).
 pub fn plan<'a>(txs: impl IntoIterator<Item = TransactionRef<'a>>) -> Plan {
-    let mut versions: HashMap<PrimaryKey, Vec<Version>> = HashMap::new();
+    let mut versions: HashMap<PrimaryKey, Vec<Version<'a>>> = HashMap::new();
     let mut schema: HashSet<PrimaryKey> = HashSet::new();
     let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
     let mut events_before = 0u64;
@@ -77,7 +76,7 @@ pub fn plan<'a>(txs: impl IntoIterator<Item = TransactionRef<'a>>) -> Plan {
                 seq: tx.seq,
                 index: i as u32,
                 tombstone: ev.tombstone,
-                auth: ev.meta(TAG_AUTHORIZATION).map(Hash::of),
+                auth: ev.meta(TAG_AUTHORIZATION),
                 parent: ev.parent.map(|l| l.parent),
             });
         }
