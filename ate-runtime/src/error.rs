@@ -33,6 +33,9 @@ pub enum AteError {
     /// A chain key was refused.
     #[error(transparent)]
     ChainKey(#[from] ChainKeyError),
+    /// A compaction did not happen (the chain went on with its log as it was).
+    #[error(transparent)]
+    Compact(#[from] crate::chain::CompactError),
     /// A connection failed.
     #[cfg(any(feature = "client", feature = "server"))]
     #[error(transparent)]

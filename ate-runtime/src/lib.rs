@@ -35,8 +35,8 @@ pub mod unstable;
 pub(crate) mod view;
 
 pub use chain::{
-    AteConfig, Chain, ChainBuilder, ChainKey, ChainKeyError, ChainRegistry, CommitError, OpenError,
-    StreamError,
+    AteConfig, Chain, ChainBuilder, ChainKey, ChainKeyError, ChainRegistry, CommitError,
+    CompactError, CompactMode, CompactReport, OpenError, StreamError,
 };
 pub use dio::{Dao, DaoMut, DaoRef, DaoVec, Dio, DioError, Storable};
 pub use error::AteError;
@@ -51,7 +51,7 @@ pub mod prelude {
     pub use crate::bus::{Bus, BusError};
     pub use crate::chain::{
         AteConfig, Chain, ChainBuilder, ChainKey, ChainKeyError, ChainRegistry, CommitError,
-        OpenError,
+        CompactMode, OpenError,
     };
     pub use crate::crypto::{
         EncryptKey, KeySize, PrivateEncryptKey, PrivateSignKey, PublicEncryptKey, PublicSignKey,

@@ -5,6 +5,8 @@
 //! - `compact`: compaction keeps the view (also after a reopen and a second compaction),
 //!   shrinks the log, keeps commits made during it, retires deleted keys, and a compacted log
 //!   changed behind the chain's back is refused with a typed error.
+//! - `compact_mode`: the tolerance window, and chains compacting by themselves on growth in
+//!   bytes, a growth factor and a timer.
 //! - `cancel`: commit futures dropped before and after the writer took their transaction.
 //! - `crash` (R1): a child process committing in a loop is killed with SIGKILL at random
 //!   moments; every acknowledged transaction survives and none is half there.
@@ -38,6 +40,8 @@ mod child;
 mod common;
 #[path = "core/compact.rs"]
 mod compact;
+#[path = "core/compact_mode.rs"]
+mod compact_mode;
 #[path = "core/corruption.rs"]
 mod corruption;
 #[path = "core/crash.rs"]

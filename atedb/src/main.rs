@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! atedb solo   [--data-dir DIR] [--listen ADDR] [--root-key FILE]... [--identity FILE]
-//!              [--max-connections-per-ip N]
+//!              [--max-connections-per-ip N] [--compact-growth-factor F | --compact-growth-size BYTES]
+//!              [--compact-every SECS] [--compact-tolerance SECS]
 //! atedb verify <FILE> [--chain KEY] [--root-key FILE]... [--server-key FILE]... [--centralized]
 //! atedb dump   <FILE> [--chain KEY] [--limit N]
 //! atedb compact <FILE> [--chain KEY] [--root-key FILE]... [--server-key FILE]... [--centralized]

@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ate_runtime::chain::AteConfig;
+use ate_runtime::chain::{AteConfig, CompactMode};
 use ate_runtime::crypto::{KeyFile, KeySize, PublicSignKey};
 use ate_runtime::net::host::{Server, ServerConfig};
 use ate_runtime::net::ring::Ring;
@@ -62,6 +63,35 @@ pub(crate) struct SoloArgs {
     /// This server's own URL among the cluster's (as --cluster or the DNS name lists it).
     #[arg(long, value_name = "URL")]
     advertise: Option<String>,
+    /// Compact a chain's log when it is F times its size after its last compaction (or when
+    /// it was opened), and at least 64 KiB larger. F below 1.1 counts as 1.1.
+    #[arg(long, value_name = "F", conflicts_with = "compact_growth_size")]
+    compact_growth_factor: Option<f64>,
+    /// Compact a chain's log when it grew by BYTES since its last compaction (or its open).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    compact_growth_size: Option<u64>,
+    /// Compact a chain's log every SECS seconds when something was committed since its last
+    /// compaction (with a growth flag: whichever comes first).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    compact_every: Option<u64>,
+    /// Leave the transactions of the last SECS seconds as they were committed when compacting.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    compact_tolerance: u64,
+}
+
+impl SoloArgs {
+    /// The compaction mode the flags ask for (never, without any).
+    fn compact_mode(&self) -> CompactMode {
+        let timer = self.compact_every.map(Duration::from_secs);
+        match (self.compact_growth_factor, self.compact_growth_size, timer) {
+            (Some(growth), _, Some(timer)) => CompactMode::GrowthFactorOrTimer { growth, timer },
+            (Some(f), _, None) => CompactMode::GrowthFactor(f),
+            (None, Some(growth), Some(timer)) => CompactMode::GrowthSizeOrTimer { growth, timer },
+            (None, Some(s), None) => CompactMode::GrowthSize(s),
+            (None, None, Some(t)) => CompactMode::Timer(t),
+            (None, None, None) => CompactMode::Never,
+        }
+    }
 }
 
 pub(crate) async fn run(args: SoloArgs) -> Result<ExitCode> {
@@ -81,6 +111,8 @@ pub(crate) async fn run(args: SoloArgs) -> Result<ExitCode> {
     } else {
         AteConfig::at(&args.data_dir)
     };
+    config.chains.compact_mode = args.compact_mode();
+    config.chains.compact_tolerance = Duration::from_secs(args.compact_tolerance);
     for path in &args.root_keys {
         config.root_keys.push(PublicSignKey::load(path)?);
     }

@@ -1,6 +1,9 @@
 //! Settings of the embedded engine.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use super::compact::auto::CompactMode;
 
 use crate::log::{DEFAULT_MAX_FRAME, RecoveryMode};
 
@@ -44,6 +47,15 @@ pub struct AteConfig {
     /// (`Chain::subscribe`): a larger value saves it that work, at the cost of holding more
     /// transactions (references to bytes the chain keeps anyway).
     pub commit_stream_capacity: usize,
+    /// When each chain compacts its log by itself (default [`CompactMode::Never`]: only when
+    /// [`Chain::compact`](crate::Chain::compact) is called).
+    pub compact_mode: CompactMode,
+    /// How long a transaction stays as it was committed before a compaction may judge it
+    /// (default zero: a compaction judges everything committed before it starts). Counted
+    /// from when this process committed or received it; what a chain's log held when it was
+    /// opened is old enough. Applies to [`Chain::compact`](crate::Chain::compact) and to
+    /// [`AteConfig::compact_mode`].
+    pub compact_tolerance: Duration,
 }
 
 impl Default for AteConfig {
@@ -56,6 +68,8 @@ impl Default for AteConfig {
             preallocate: true,
             max_group_commit: 1024,
             commit_stream_capacity: DEFAULT_COMMIT_STREAM_CAPACITY,
+            compact_mode: CompactMode::Never,
+            compact_tolerance: Duration::ZERO,
         }
     }
 }

@@ -72,7 +72,6 @@ impl History {
     }
 
     /// The last number the checkpoint heading a compacted log judged (0: never compacted).
-    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub fn upto(&self) -> u64 {
         self.upto
     }

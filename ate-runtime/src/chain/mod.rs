@@ -72,6 +72,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub(crate) use claims::ClaimGuard;
 pub use claims::{ClaimNext, ClaimedItem, MAX_CLAIM_BATCH, MAX_CLAIM_SCAN, NextClaims};
+pub use compact::auto::{CompactMode, MIN_COMPACT_FACTOR, MIN_COMPACT_GROWTH, MIN_COMPACT_PERIOD};
 pub use compact::checkpoint::CheckpointError;
 pub use compact::{CompactError, CompactReport};
 pub use config::{
@@ -113,6 +114,8 @@ pub(crate) struct Shared {
     pub(crate) trust: ChainTrust,
     /// The chain's locks (checked by the writer for fenced commits).
     pub(crate) locks: locks::LockTable,
+    /// The log's growth and recent commits, for compactions.
+    pub(crate) compaction: Arc<compact::auto::Tracker>,
 }
 
 struct ChainInner {
@@ -133,10 +136,18 @@ struct ChainInner {
     upstream: Option<Arc<dyn Upstream>>,
     /// Claims on queue items (a local chain's; a replica asks its upstream).
     claims: claims::ClaimTable,
+    /// Held by a compaction or a rebuild from start to swap, so that one runs at a time.
+    compacting: tokio::sync::Mutex<()>,
+    /// The task that compacts the chain by itself ([`AteConfig::compact_mode`]).
+    scheduler: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for ChainInner {
     fn drop(&mut self) {
+        if let Some(task) = self.scheduler.lock().take() {
+            task.abort();
+        }
+        self.shared.compaction.close();
         // Closing the channel lets the writer finish what it has, then release the log file.
         self.sender.lock().take();
         if let Some(h) = self.writer.lock().take() {
@@ -262,6 +273,18 @@ impl Chain {
     /// empty chain).
     pub fn last_seq(&self) -> u64 {
         *self.inner.applied.borrow()
+    }
+
+    /// The last transaction number the log's last compaction judged (0: its log was never
+    /// compacted). Transactions up to it that the compaction dropped are gone from the log.
+    pub fn compacted_upto(&self) -> u64 {
+        self.inner.shared.history.read().upto()
+    }
+
+    /// The size of the chain's log in bytes (as of its last commit or compaction; the
+    /// zeros a file is grown by ahead of its data are not counted).
+    pub fn log_bytes(&self) -> u64 {
+        self.inner.shared.compaction.size()
     }
 
     /// Waits until the transaction `seq` is durable and applied to the view (at once when it
@@ -608,31 +631,28 @@ impl Chain {
     /// Dropped before it returns, the compaction may still be swapped in (or not); either way
     /// the log is whole.
     pub async fn compact(&self) -> Result<CompactReport, CompactError> {
+        let _one_at_a_time = self.inner.compacting.lock().await;
         let shared = self.inner.shared.clone();
-        let (checkpoint, txs) = {
+        let (checkpoint, txs, compacted) = {
             let history = shared.history.read();
-            (history.checkpoint(), history.payloads_from(1, usize::MAX))
+            (
+                history.checkpoint(),
+                history.payloads_from(1, usize::MAX),
+                history.upto(),
+            )
         };
         let through = txs.last().map_or(0, |(seq, _)| *seq);
+        let upto = shared.compaction.cut_off(through).max(compacted);
         let build = tokio::task::spawn_blocking(move || {
             let built = compact::build(
                 shared.trust.policy.chain_hash(),
                 checkpoint.as_deref(),
                 &txs,
-                through,
+                upto,
             )?;
             drop(txs);
             // Replayed as an open would: every check, and the view it makes is the chain's next.
-            let store: Box<dyn LogStore> =
-                Box::new(crate::log::MemoryStore::from_bytes(built.contents.to_vec()));
-            let (mut log, records, _) = RedoLog::open(
-                store,
-                crate::log::RecoveryMode::AbsoluteConsistency,
-                usize::MAX,
-            )
-            .map_err(CompactError::Log)?;
-            let (view, history) = load_with_history(&mut log, &records, &shared.trust)
-                .map_err(|e| CompactError::Replay(Box::new(e)))?;
+            let (view, history) = replay_contents(built.contents.clone(), &shared.trust)?;
             Ok::<_, CompactError>((built, view, history))
         });
         let (built, view, history) = build.await.map_err(|_| CompactError::Stopped)??;
@@ -658,25 +678,16 @@ impl Chain {
         txs: Vec<(u64, bytes::Bytes)>,
         through: u64,
     ) -> Result<(), CompactError> {
+        let _one_at_a_time = self.inner.compacting.lock().await;
         let shared = self.inner.shared.clone();
         let built = tokio::task::spawn_blocking(move || {
             let mut payloads: Vec<&[u8]> = Vec::with_capacity(txs.len() + 1);
             payloads.push(&checkpoint);
             payloads.extend(txs.iter().map(|(_, p)| &p[..]));
-            let frames = crate::log::frame::encode_frames(&payloads);
-            let mut contents = crate::log::frame::header_bytes().to_vec();
-            contents.extend_from_slice(&frames);
-            let contents = bytes::Bytes::from(contents);
-            let store: Box<dyn LogStore> =
-                Box::new(crate::log::MemoryStore::from_bytes(contents.to_vec()));
-            let (mut log, records, _) = RedoLog::open(
-                store,
-                crate::log::RecoveryMode::AbsoluteConsistency,
-                usize::MAX,
-            )
-            .map_err(CompactError::Log)?;
-            let (view, history) = load_with_history(&mut log, &records, &shared.trust)
-                .map_err(|e| CompactError::Replay(Box::new(e)))?;
+            let contents = compact::log_of(&payloads);
+            drop(payloads);
+            drop(txs);
+            let (view, history) = replay_contents(contents.clone(), &shared.trust)?;
             if view.last_seq() != through {
                 return Err(CompactError::Replay(Box::new(OpenError::Checkpoint {
                     store: "the server's compacted log".into(),
@@ -1196,6 +1207,23 @@ impl ChainRegistry {
     }
 }
 
+/// The view and history of a whole log held in `contents` (a compacted one, before it takes
+/// a chain's log's place), replayed as an open replays a log: every check. The view and
+/// history share `contents`' bytes.
+fn replay_contents(
+    contents: bytes::Bytes,
+    trust: &ChainTrust,
+) -> Result<(View, History), CompactError> {
+    let store: Box<dyn LogStore> = Box::new(MemoryStore::from_bytes(contents));
+    let (mut log, records, _) = RedoLog::open(
+        store,
+        crate::log::RecoveryMode::AbsoluteConsistency,
+        usize::MAX,
+    )
+    .map_err(CompactError::Log)?;
+    load_with_history(&mut log, &records, trust).map_err(|e| CompactError::Replay(Box::new(e)))
+}
+
 /// The view of the log just opened as `log`, which recovered `records`: every transaction is
 /// checked again (hashes, signatures, rights, versions) and applied.
 #[cfg(feature = "fuzzing")]
@@ -1236,7 +1264,8 @@ fn open_chain(
     let (view, history) = load_with_history(&mut log, &records, &trust)?;
     drop(records);
     tracing::debug!(chain = %key, records = view.len(), "chain opened");
-    let (applied_tx, applied) = watch::channel(view.last_seq());
+    let last_seq = view.last_seq();
+    let (applied_tx, applied) = watch::channel(last_seq);
     let (commits, _) = broadcast::channel(
         conf.commit_stream_capacity
             .clamp(1, MAX_COMMIT_STREAM_CAPACITY),
@@ -1252,6 +1281,12 @@ fn open_chain(
         poisoned: AtomicBool::new(false),
         trust,
         locks: locks::LockTable::default(),
+        compaction: Arc::new(compact::auto::Tracker::new(
+            conf.compact_mode,
+            conf.compact_tolerance,
+            log.len(),
+            last_seq,
+        )),
     });
     let (tx, rx) = mpsc::unbounded_channel();
     let shared2 = shared.clone();
@@ -1263,7 +1298,7 @@ fn open_chain(
             what: "the chain's writer",
             source,
         })?;
-    Ok(Arc::new(ChainInner {
+    let inner = Arc::new(ChainInner {
         shared,
         sender: Mutex::new(Some(tx)),
         writer: Mutex::new(Some(handle)),
@@ -1275,5 +1310,59 @@ fn open_chain(
         applied,
         upstream,
         claims: claims::ClaimTable::default(),
-    }))
+        compacting: tokio::sync::Mutex::new(()),
+        scheduler: Mutex::new(None),
+    });
+    if conf.compact_mode.is_active() {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let task = runtime.spawn(compact_by_itself(Arc::downgrade(&inner)));
+                *inner.scheduler.lock() = Some(task);
+            }
+            Err(_) => tracing::warn!(
+                chain = %key,
+                "opened outside a Tokio runtime: its compaction mode is not checked"
+            ),
+        }
+    }
+    Ok(inner)
+}
+
+/// The task that compacts a chain when its [`CompactMode`] says so, for as long as it is open.
+async fn compact_by_itself(chain: Weak<ChainInner>) {
+    let Some(tracker) = chain.upgrade().map(|c| c.shared.compaction.clone()) else {
+        return;
+    };
+    let timer = tracker.timer();
+    loop {
+        tracker.wait(timer).await;
+        let Some(inner) = chain.upgrade() else {
+            return;
+        };
+        // The timer compacts only a changed log; a growth wake-up only a grown one (it may
+        // be a stale wake-up from before the last compaction).
+        if !(tracker.grown() || timer.is_some() && tracker.changed()) {
+            continue;
+        }
+        let chain = Chain { inner };
+        match chain.compact().await {
+            Ok(report) => tracing::debug!(
+                chain = %chain.inner.shared.key,
+                mode = ?tracker.mode(),
+                upto = report.upto,
+                bytes_before = report.bytes_before,
+                bytes_after = report.bytes_after,
+                "compacted by itself"
+            ),
+            Err(e) => {
+                tracing::warn!(chain = %chain.inner.shared.key, error = %e, "compaction failed; the log is as it was");
+                if matches!(e, CompactError::Commit(_)) {
+                    // Closed or poisoned: nothing more to compact.
+                    return;
+                }
+                // Not again before the log grows or the timer fires once more.
+                tracker.rebase(tracker.size());
+            }
+        }
+    }
 }

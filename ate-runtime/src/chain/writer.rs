@@ -207,6 +207,7 @@ fn swap(
             Bytes::from(all)
         };
         log.replace(&all).map_err(CompactError::Log)?;
+        shared.compaction.rebase(all.len() as u64);
         // A replica rebuilt from its server's compacted log may have moved on.
         let last = view.last_seq();
         *shared.view.write() = view;
@@ -251,7 +252,13 @@ fn commit_group(
             Ok(frames)
         });
         match written {
-            Ok(frames) => finish_group(shared, publish, at, accepted, frames),
+            Ok(frames) => {
+                // Before the committers hear back, so that what they read next counts it.
+                shared
+                    .compaction
+                    .committed(next_seq.saturating_sub(1), log.len());
+                finish_group(shared, publish, at, accepted, frames);
+            }
             Err(e) => {
                 // The bytes may or may not be on disk: nothing is acknowledged, the handle is
                 // poisoned, and only a reopen (which re-validates the log) can continue. Every

@@ -1,6 +1,7 @@
 //! Compacting a chain's log: [`Chain::compact`](super::Chain::compact) rewrites it keeping
 //! what [`plan`] says, headed by a [`checkpoint`], and swaps it in for the old one.
 
+pub(crate) mod auto;
 pub(crate) mod checkpoint;
 pub(crate) mod plan;
 
