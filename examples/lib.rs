@@ -10,3 +10,6 @@
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct Readme;
+
+#[path = "coin/mod.rs"]
+pub mod coin;

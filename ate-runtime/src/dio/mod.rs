@@ -134,11 +134,21 @@ impl Dio {
 
     fn stage_new<T: Storable>(
         &mut self,
+        value: T,
+        parent: Option<ParentLink>,
+    ) -> Result<Dao<T>, DioError> {
+        self.stage_new_at(PrimaryKey::generate(), false, value, parent)
+    }
+
+    /// Stages a new record at `key`; with `create`, written as new whatever the view holds.
+    fn stage_new_at<T: Storable>(
+        &mut self,
+        key: PrimaryKey,
+        create: bool,
         mut value: T,
         parent: Option<ParentLink>,
     ) -> Result<Dao<T>, DioError> {
         let type_name = schema::checked_type_name_of::<T>()?;
-        let key = PrimaryKey::generate();
         let body = encode(&value)?;
         let auth = staging::default_auth(schema::registration_of::<T>());
         self.staging.lock().stage(
@@ -149,12 +159,47 @@ impl Dio {
                 body: Some(body),
                 auth: auth.clone(),
                 previous: None,
-                create: false,
+                create,
                 sign_all: false,
             },
         );
         attach(&mut value, key);
         Ok(self.make(key, type_name, value, parent, auth, None))
+    }
+
+    /// Stages a new record at a key of the caller's choosing (at the chain's root; its rules
+    /// are its type's defaults, as [`Dio::store`]'s). It is written as new whatever this Dio
+    /// sees: the commit is refused if the key is taken
+    /// ([`TrustError::VersionMismatch`](crate::trust::TrustError::VersionMismatch)) or was ever
+    /// used ([`TrustError::Deleted`](crate::trust::TrustError::Deleted)), so of two writers of
+    /// one key only the first succeeds, once. A key derived from what the record stands for
+    /// (a request's idempotency key, a coin's serial number) makes a write that happens once
+    /// however often it is tried.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dio::store`].
+    pub fn store_at<T: Storable>(&mut self, key: PrimaryKey, value: T) -> Result<Dao<T>, DioError> {
+        self.stage_new_at(key, true, value, None)
+    }
+
+    /// [`Dio::store_at`], as a child in the collection `vec` of the record `parent`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dio::store`].
+    pub fn store_child_at<T: Storable>(
+        &mut self,
+        key: PrimaryKey,
+        parent: &PrimaryKey,
+        vec: &DaoVec<T>,
+        value: T,
+    ) -> Result<Dao<T>, DioError> {
+        let link = ParentLink {
+            parent: *parent,
+            collection: vec.id(),
+        };
+        self.stage_new_at(key, true, value, Some(link))
     }
 
     /// Stages a new record with a fresh random key. Its read and write rules are its type's

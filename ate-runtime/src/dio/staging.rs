@@ -78,7 +78,15 @@ impl Staging {
         self.order.push(key);
     }
 
-    pub fn stage(&mut self, key: PrimaryKey, op: Staged) {
+    pub fn stage(&mut self, key: PrimaryKey, mut op: Staged) {
+        // A record staged at a chosen key and changed before its commit is still new.
+        if let Some(old) = self.ops.get(&key)
+            && old.create
+            && op.previous.is_none()
+            && op.body.is_some()
+        {
+            op.create = true;
+        }
         if self.ops.insert(key, op).is_none() {
             self.order.push(key);
         }

@@ -32,3 +32,18 @@ pub(crate) use validate::{EventKeys, Overlay, Verified};
 pub use validate::{
     IntegrityMode, MAX_INHERIT_DEPTH, RecordState, TrustLookup, TrustPolicy, all_signers,
 };
+
+impl crate::event::Event {
+    /// The explicit read and write rules this event gives its record (`None`: inherit /
+    /// inherit), as its metadata states them: what a [`Validator`] checks a record's rules
+    /// against.
+    ///
+    /// # Errors
+    ///
+    /// [`TrustError::MalformedMetadata`], [`TrustError::UnknownMetadata`] or
+    /// [`TrustError::RetiredMetadata`] for metadata that does not decode (a chain refuses
+    /// such an event before any validator sees it).
+    pub fn authorization(&self) -> Result<Option<Authorization>, TrustError> {
+        meta::EventTrust::of(self).map(|t| t.auth)
+    }
+}

@@ -722,3 +722,50 @@ fn reopening_while_another_thread_starts_processes_is_never_locked() {
     result.unwrap_or_else(|e| panic!("a reopen failed while processes started: {e}"));
     assert!(started > 0);
 }
+
+#[tokio::test]
+async fn a_record_stored_at_a_chosen_key_is_written_once() {
+    let chain = open(
+        &registry(&AteConfig::in_memory()).await,
+        &ChainKey::from("at"),
+    )
+    .await
+    .expect("open");
+    let key = PrimaryKey::from(42u128);
+    let note = |n: u64| Note {
+        n,
+        text: format!("note {n}"),
+    };
+    // Two writers of one key, both staged before either commits: the first wins.
+    let mut a = chain.dio(&session()).await;
+    let mut b = chain.dio(&session()).await;
+    a.store_at(key, note(1)).expect("stage");
+    let mut staged = b.store_at(key, note(2)).expect("stage");
+    staged.as_mut().n = 20; // changed before its commit: still a new record
+    drop(staged);
+    a.commit().await.expect("the first writer");
+    assert!(matches!(
+        b.commit().await,
+        Err(AteError::Commit(CommitError::Trust(
+            TrustError::VersionMismatch { .. }
+        )))
+    ));
+    let dio = chain.dio(&session()).await;
+    assert_eq!(note_n(&dio, &key).await, 1);
+    // The same key again, once the record is gone: never written again.
+    let mut d = chain.dio(&session()).await;
+    d.delete(&key).expect("delete");
+    d.commit().await.expect("delete");
+    let mut c = chain.dio(&session()).await;
+    c.store_at(key, note(3)).expect("stage");
+    assert!(matches!(
+        c.commit().await,
+        Err(AteError::Commit(CommitError::Trust(
+            TrustError::Deleted { .. }
+        )))
+    ));
+}
+
+async fn note_n(dio: &Dio, key: &PrimaryKey) -> u64 {
+    note(dio, key).await.expect("the note").n
+}
