@@ -13,3 +13,6 @@ pub struct Readme;
 
 #[path = "coin/mod.rs"]
 pub mod coin;
+
+#[path = "bank/mod.rs"]
+pub mod bank;
