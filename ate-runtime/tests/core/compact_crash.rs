@@ -1,0 +1,337 @@
+//! R4 through the storage seam: a compaction whose swap fails, and the states a crash during a
+//! file's swap leaves on disk.
+//!
+//! - A store whose `replace` fails at each of its steps (writing the new bytes beside the old,
+//!   making them durable, putting them in place), alone and with commits racing the
+//!   compaction: `Chain::compact` returns `CompactError::Log`, the view is as it was, commits go
+//!   on, and a reopen shows every acknowledged commit. A later compaction succeeds.
+//! - On disk: the old log beside a `.compact` file of every interesting length (nothing, the
+//!   header, each frame boundary and a byte either side, all but its last byte, complete but not
+//!   renamed), and the new log after the rename. Each opens to the same view (the old log or the
+//!   new one, byte for byte), the stray file is gone, and commits go on.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use ate_runtime::chain::{ChainRegistry, CompactError};
+use ate_runtime::log::{LogError, LogStore, MemoryStore};
+use ate_runtime::prelude::*;
+use ate_runtime::unstable::log::{FILE_HEADER_LEN, FRAME_HEADER_LEN};
+
+use crate::common::{
+    Expect, Note, file_config, open, registry, session, transaction, write_workload,
+};
+
+/// A step of a store's replacement of its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Writing the new bytes beside the old (fails half way through).
+    Write,
+    /// Making the new bytes durable.
+    Sync,
+    /// Putting the new bytes in the old ones' place.
+    Swap,
+}
+
+const STEPS: [Step; 3] = [Step::Write, Step::Sync, Step::Swap];
+
+#[derive(Debug, Default)]
+struct Faults {
+    /// The step the next replacement fails at (`None`: it succeeds).
+    fail_at: Option<Step>,
+    /// Replacements asked for, and how many succeeded.
+    asked: usize,
+    done: usize,
+}
+
+/// A memory store whose `replace` goes through the steps a file's does (the new bytes staged
+/// beside the old ones, made durable, then swapped in) and fails at the one it is told to,
+/// leaving its bytes as they were (the staged copy is dropped, as a file store removes its
+/// `.compact` file). Every other call goes to the memory store.
+struct SwapFaults {
+    inner: MemoryStore,
+    faults: Arc<Mutex<Faults>>,
+}
+
+fn injected(step: Step) -> LogError {
+    LogError::Io {
+        store: "memory".into(),
+        source: std::io::Error::other(format!("injected failure at {step:?}")),
+    }
+}
+
+impl LogStore for SwapFaults {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn read_all(&mut self) -> Result<Bytes, LogError> {
+        self.inner.read_all()
+    }
+    fn append(&mut self, data: &Bytes) -> Result<(), LogError> {
+        self.inner.append(data)
+    }
+    fn sync(&mut self) -> Result<(), LogError> {
+        self.inner.sync()
+    }
+    fn truncate(&mut self, len: u64) -> Result<(), LogError> {
+        self.inner.truncate(len)
+    }
+    fn quarantine(&mut self, offset: u64, bytes: &[u8]) -> Result<String, LogError> {
+        self.inner.quarantine(offset, bytes)
+    }
+    fn replace(&mut self, contents: &[u8]) -> Result<(), LogError> {
+        let fail_at = {
+            let mut f = self.faults.lock();
+            f.asked += 1;
+            f.fail_at
+        };
+        // Written beside the old bytes: half, when the write fails.
+        let written = match fail_at {
+            Some(Step::Write) => contents.len() / 2,
+            _ => contents.len(),
+        };
+        let staged = contents[..written].to_vec();
+        if fail_at == Some(Step::Write) {
+            return Err(injected(Step::Write));
+        }
+        if fail_at == Some(Step::Sync) {
+            return Err(injected(Step::Sync));
+        }
+        if fail_at == Some(Step::Swap) {
+            return Err(injected(Step::Swap));
+        }
+        self.inner.replace(&staged)?;
+        self.faults.lock().done += 1;
+        Ok(())
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+const KEY: &str = "swap-faults";
+
+fn open_faulty(reg: &ChainRegistry, store: &MemoryStore, faults: &Arc<Mutex<Faults>>) -> Chain {
+    let faulty = SwapFaults {
+        inner: store.clone(),
+        faults: faults.clone(),
+    };
+    reg.open_store(&ChainKey::from(KEY), Box::new(faulty))
+        .expect("open over the faulty store")
+}
+
+/// Updates every live note once, in one transaction (superseded versions to compact away).
+async fn churn(chain: &Chain, state: &mut Expect, round: u64) {
+    let mut dio = chain.dio(&session()).await;
+    for (k, note) in state.notes.iter_mut() {
+        let mut dao = dio.load::<Note>(k).await.expect("load");
+        dao.as_mut().n += 1;
+        dao.as_mut().text = format!("churn {round}");
+        *note = (*dao).clone();
+    }
+    dio.commit().await.expect("churn commit");
+}
+
+/// Commits `n` transactions of the workload from `i`, returning the state after them.
+async fn more(chain: &Chain, mut state: Expect, i: u64, n: u64) -> Expect {
+    for j in i..i + n {
+        let (after, res) = transaction(chain, &state, j).await;
+        res.unwrap_or_else(|e| panic!("commit {j}: {e}"));
+        state = after;
+    }
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_swap_leaves_the_chain_on_its_old_log() {
+    let reg = registry(&AteConfig::in_memory()).await;
+    let store = MemoryStore::new();
+    let faults = Arc::new(Mutex::new(Faults::default()));
+    let chain = open_faulty(&reg, &store, &faults);
+    let mut state = write_workload(&chain, 15).await.pop().expect("a state");
+    churn(&chain, &mut state, 0).await;
+    let mut next = 15;
+
+    for (round, step) in STEPS.into_iter().enumerate() {
+        for racing in [false, true] {
+            let what = format!("{step:?}, racing commits {racing}");
+            churn(&chain, &mut state, round as u64 + 1).await;
+            faults.lock().fail_at = Some(step);
+            let bytes_before = store.bytes();
+            let seq_before = chain.last_seq();
+
+            // With commits racing: they land before the swap, between the snapshot and the
+            // swap (appended to the compacted log that is then refused), or after it.
+            let racer = racing.then(|| {
+                let chain = chain.clone();
+                let state = state.clone();
+                tokio::spawn(async move { more(&chain, state, next, 8).await })
+            });
+            let res = chain.compact().await;
+            if let Some(r) = racer {
+                state = r.await.expect("the racing commits");
+                next += 8;
+            }
+            match res {
+                Err(CompactError::Log(LogError::Io { source, .. })) => {
+                    assert!(source.to_string().contains(&format!("{step:?}")), "{what}")
+                }
+                other => panic!("{what}: expected CompactError::Log, got {other:?}"),
+            }
+            assert!(
+                !chain.is_poisoned(),
+                "{what}: a failed swap does not poison"
+            );
+            state.assert_matches(&chain, &what).await;
+            let bytes = store.bytes();
+            assert!(
+                bytes.starts_with(&bytes_before),
+                "{what}: the old log is kept as it was, commits appended to it"
+            );
+            if !racing {
+                assert_eq!(bytes, bytes_before, "{what}: nothing changed");
+                assert_eq!(chain.last_seq(), seq_before);
+            }
+
+            // Commits go on on the old log.
+            state = more(&chain, state, next, 2).await;
+            next += 2;
+            state
+                .assert_matches(&chain, &format!("{what}, commits after"))
+                .await;
+        }
+    }
+    assert_eq!(faults.lock().done, 0, "every replacement failed");
+    assert_eq!(faults.lock().asked, 2 * STEPS.len());
+
+    // Reopened: every acknowledged commit, the same view.
+    let seq = chain.last_seq();
+    drop(chain);
+    let chain = open_faulty(&reg, &store, &faults);
+    assert_eq!(chain.last_seq(), seq);
+    assert_eq!(chain.recovery().truncated, 0);
+    state
+        .assert_matches(&chain, "reopened after failed swaps")
+        .await;
+
+    // The faults gone, a compaction swaps in, and the log still holds everything.
+    faults.lock().fail_at = None;
+    let report = chain.compact().await.expect("compact");
+    assert!(report.bytes_after < report.bytes_before, "{report:?}");
+    assert_eq!(store.len(), report.bytes_after);
+    state.assert_matches(&chain, "compacted").await;
+    state = more(&chain, state, next, 2).await;
+    drop(chain);
+    let chain = open_faulty(&reg, &store, &faults);
+    state.assert_matches(&chain, "reopened compacted").await;
+    assert_eq!(faults.lock().done, 1);
+}
+
+/// A chain written, churned and closed under `dir`; then compacted (through a copy). Returns
+/// the log before and after the compaction and the state both must show.
+async fn old_and_new(dir: &Path, name: &str) -> (Vec<u8>, Vec<u8>, Expect, u64) {
+    let conf = file_config(dir);
+    let key = ChainKey::from(name);
+    let path = dir.join(format!("{name}.log"));
+    let chain = open(&registry(&conf).await, &key).await.expect("open");
+    let mut state = write_workload(&chain, 12).await.pop().expect("a state");
+    for r in 0..3 {
+        churn(&chain, &mut state, r).await;
+    }
+    let seq = chain.last_seq();
+    drop(chain);
+    let old = std::fs::read(&path).unwrap();
+    let chain = open(&registry(&conf).await, &key).await.expect("reopen");
+    let report = chain.compact().await.expect("compact");
+    assert!(report.retired > 0 && report.bytes_after < report.bytes_before);
+    drop(chain);
+    let new = std::fs::read(&path).unwrap();
+    assert_eq!(new.len() as u64, report.bytes_after);
+    (old, new, state, seq)
+}
+
+/// Frame boundaries of a log (offsets where a frame starts, and its end).
+fn boundaries(raw: &[u8]) -> Vec<usize> {
+    let mut out = vec![FILE_HEADER_LEN];
+    let mut at = FILE_HEADER_LEN;
+    while at + FRAME_HEADER_LEN <= raw.len() {
+        let len = u32::from_le_bytes(raw[at + 4..at + 8].try_into().unwrap()) as usize;
+        at += FRAME_HEADER_LEN + len;
+        out.push(at);
+    }
+    assert_eq!(at, raw.len());
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_a_crash_during_the_swap_leaves_opens_to_the_same_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "swapped";
+    let (old, new, state, seq) = old_and_new(dir.path(), name).await;
+    let path = dir.path().join(format!("{name}.log"));
+    let stray = dir.path().join(format!("{name}.log.compact"));
+
+    // Lengths of the new log written beside the old one when the crash came.
+    let mut lengths = vec![0, 1, FILE_HEADER_LEN - 1, FILE_HEADER_LEN];
+    for b in boundaries(&new) {
+        lengths.extend([b - 1, b, b + 1, b + FRAME_HEADER_LEN - 1]);
+    }
+    lengths.extend([new.len() - 1, new.len()]);
+    lengths.retain(|l| *l <= new.len());
+    lengths.sort_unstable();
+    lengths.dedup();
+
+    let mut cases: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = lengths
+        .iter()
+        .map(|l| {
+            (
+                format!("the old log and {l} of {} bytes of the new", new.len()),
+                old.clone(),
+                Some(new[..*l].to_vec()),
+            )
+        })
+        .collect();
+    // The new log renamed over the old one (folder synced or not: the same bytes).
+    cases.push(("the new log in place".into(), new.clone(), None));
+    // A crash during a second compaction's swap: the new log beside a new one being written.
+    cases.push((
+        "the compacted log and a partial second".into(),
+        new.clone(),
+        Some(new[..new.len() / 2].to_vec()),
+    ));
+
+    let conf = file_config(dir.path());
+    for (i, (what, log, beside)) in cases.iter().enumerate() {
+        std::fs::write(&path, log).unwrap();
+        if let Some(b) = beside {
+            std::fs::write(&stray, b).unwrap();
+        }
+        let chain = open(&registry(&conf).await, &ChainKey::from(name))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(!stray.exists(), "{what}: the stray file is removed");
+        assert_eq!(chain.recovery().truncated, 0, "{what}");
+        assert_eq!(chain.last_seq(), seq, "{what}");
+        state.assert_matches(&chain, what).await;
+        assert!(
+            std::fs::read(&path).unwrap() == *log,
+            "{what}: the log is the one in place, untouched"
+        );
+        // The chain goes on from there, now and then: commits, reopened.
+        if i % 7 == 0 {
+            let (after, res) = transaction(&chain, &state, 100).await;
+            res.unwrap_or_else(|e| panic!("{what}: commit: {e}"));
+            drop(chain);
+            let chain = open(&registry(&conf).await, &ChainKey::from(name))
+                .await
+                .unwrap_or_else(|e| panic!("{what}, reopened: {e}"));
+            after
+                .assert_matches(&chain, &format!("{what}, a commit, reopened"))
+                .await;
+        }
+    }
+    assert!(cases.len() > 20, "{} states", cases.len());
+}
