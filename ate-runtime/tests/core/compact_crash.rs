@@ -335,3 +335,288 @@ async fn every_state_a_crash_during_the_swap_leaves_opens_to_the_same_view() {
     }
     assert!(cases.len() > 20, "{} states", cases.len());
 }
+
+// R4 with SIGKILL: a child process commits in a loop while it compacts its chain again and
+// again, and is killed at random moments (often during a compaction, as one is nearly always
+// under way). After each kill the parent opens the log: every acknowledged transaction is
+// there, the one in flight is whole or absent, the view is the model's, and no `.compact` file
+// is left.
+//
+// Transaction `n` sets a counter record to `n`, stores two notes (`n a`, `n b`) and deletes the
+// note `n - 1 a`: the counter's versions and the deleted notes give each compaction something
+// to drop and keys to retire. The child prints `BEGIN n <a> <b>` before it commits, `ACK n`
+// after, and `COMPACTING` / `COMPACTED` around each compaction.
+
+const KILL_ROUNDS_VAR: &str = "ATE_COMPACT_CRASH_ROUNDS";
+const KILL_ROUNDS: usize = 30;
+/// The most acknowledgements a round waits for before its kill.
+const MAX_ACKS: usize = 40;
+const KILL_CHAIN: &str = "compact-crash";
+const KILL_DIR: &str = "ATE_COMPACT_CRASH_DIR";
+const KILL_COUNTER: &str = "ATE_COMPACT_CRASH_COUNTER";
+const KILL_START: &str = "ATE_COMPACT_CRASH_START";
+/// The note `a` of the last transaction that survived (`-`: none), which the first deletes.
+const KILL_PREVIOUS: &str = "ATE_COMPACT_CRASH_PREVIOUS";
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Counter {
+    n: u64,
+}
+
+fn note_of(n: u64, which: &str) -> Note {
+    Note {
+        n,
+        text: format!("tx {n} {which}"),
+    }
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").expect("write to the parent");
+    out.flush().expect("flush to the parent");
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+/// The child: commits transactions from `KILL_START` and compacts, both until it is killed.
+pub async fn child_compact_loop() {
+    let dir = env(KILL_DIR);
+    let counter: PrimaryKey = env(KILL_COUNTER).parse().expect("counter key");
+    let start: u64 = env(KILL_START).parse().expect("start");
+    // Ends whatever line the test harness left open.
+    say("");
+    let chain = open(
+        &registry(&file_config(Path::new(&dir))).await,
+        &ChainKey::from(KILL_CHAIN),
+    )
+    .await
+    .expect("child: open the chain");
+    say("OPEN");
+    let compactor = {
+        let chain = chain.clone();
+        tokio::spawn(async move {
+            loop {
+                say("COMPACTING");
+                chain.compact().await.expect("child: compact");
+                say("COMPACTED");
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let previous = env(KILL_PREVIOUS);
+    let mut previous_a: Option<PrimaryKey> =
+        (previous != "-").then(|| previous.parse().expect("a key"));
+    for n in start..start + 1_000_000 {
+        let mut dio = chain.dio(&session()).await;
+        let mut c = dio.load::<Counter>(&counter).await.expect("child: counter");
+        assert_eq!(c.n, n - 1, "child: the counter follows the transactions");
+        c.as_mut().n = n;
+        let a = *dio.store(note_of(n, "a")).expect("child: stage").key();
+        let b = *dio.store(note_of(n, "b")).expect("child: stage").key();
+        if let Some(k) = previous_a {
+            dio.delete(&k).expect("child: stage delete");
+        }
+        say(&format!("BEGIN {n} {a} {b}"));
+        dio.commit().await.expect("child: commit");
+        say(&format!("ACK {n}"));
+        previous_a = Some(a);
+    }
+    compactor.abort();
+}
+
+#[derive(Debug, Default)]
+struct KillStats {
+    in_flight_kept: usize,
+    in_flight_lost: usize,
+    killed_compacting: usize,
+    swaps: usize,
+    torn_tails: usize,
+}
+
+#[test]
+fn sigkill_while_compacting_loses_no_acknowledged_commit() {
+    use std::collections::BTreeMap;
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::Duration;
+
+    use rand::Rng;
+
+    let rounds = std::env::var(KILL_ROUNDS_VAR)
+        .ok()
+        .map(|s| s.parse().expect("ATE_COMPACT_CRASH_ROUNDS is a number"))
+        .unwrap_or(KILL_ROUNDS);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = file_config(dir.path());
+    let stray = dir.path().join(format!("{KILL_CHAIN}.log.compact"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let counter = rt.block_on(async {
+        let chain = open(&registry(&conf).await, &ChainKey::from(KILL_CHAIN))
+            .await
+            .expect("create the chain");
+        let mut dio = chain.dio(&session()).await;
+        let c = dio.store(Counter { n: 0 }).expect("stage");
+        dio.commit().await.expect("commit the counter");
+        *c.key()
+    });
+
+    let mut rng = rand::rng();
+    // Every surviving transaction: its notes a and b.
+    let mut txs: BTreeMap<u64, (PrimaryKey, PrimaryKey)> = BTreeMap::new();
+    let mut stats = KillStats::default();
+    for round in 0..rounds {
+        let next = txs.keys().last().map_or(1, |n| n + 1);
+        let (mut child, mut out) = crate::child::spawn(
+            "compact",
+            &[
+                (KILL_DIR, dir.path().display().to_string()),
+                (KILL_COUNTER, counter.to_string()),
+                (KILL_START, next.to_string()),
+                (
+                    KILL_PREVIOUS,
+                    txs.values()
+                        .last()
+                        .map_or("-".to_string(), |(a, _)| a.to_string()),
+                ),
+            ],
+        );
+        let mut seen = Vec::new();
+        let mut read_until = |seen: &mut Vec<String>, stop: &mut dyn FnMut(&str) -> bool| {
+            while let Some(line) = out.next_line() {
+                let done = stop(&line);
+                seen.push(line);
+                if done {
+                    break;
+                }
+            }
+        };
+        // Waits for `left` lines starting with `prefix`, or for [`MAX_ACKS`] acknowledgements
+        // (the log, and each round, stay small).
+        let count = |prefix: &'static str, mut left: usize| {
+            let mut acks = 0;
+            move |l: &str| {
+                left = left.saturating_sub(usize::from(l.starts_with(prefix)));
+                acks += usize::from(l.starts_with("ACK "));
+                left == 0 || acks >= MAX_ACKS
+            }
+        };
+        match round % 3 {
+            // After some acknowledgements.
+            0 => read_until(&mut seen, &mut count("ACK ", rng.random_range(1..=30))),
+            // Soon after a compaction started: while it builds or swaps.
+            1 => read_until(&mut seen, &mut count("COMPACTING", rng.random_range(1..=4))),
+            // Just after a swap: the first commits on the new log.
+            _ => read_until(&mut seen, &mut count("COMPACTED", rng.random_range(1..=3))),
+        }
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..4000)));
+        child.kill().expect("kill the child");
+        let status = child.wait().expect("wait for the child");
+        let (rest, stderr) = out.finish();
+        seen.extend(rest);
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "round {round}: the child ended by itself ({status}):\n{stderr}"
+        );
+
+        let mut begun = BTreeMap::new();
+        let mut acked = None;
+        let mut compacting = false;
+        for line in &seen {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["BEGIN", n, a, b] => {
+                    let key = |s: &str| s.parse::<PrimaryKey>().expect("a key");
+                    begun.insert(n.parse::<u64>().expect("a number"), (key(a), key(b)));
+                }
+                ["ACK", n] => acked = Some(n.parse::<u64>().expect("a number")),
+                ["COMPACTING"] => compacting = true,
+                ["COMPACTED"] => {
+                    compacting = false;
+                    stats.swaps += 1;
+                }
+                _ => {}
+            }
+        }
+        stats.killed_compacting += usize::from(compacting);
+        if let Some(first) = begun.keys().next() {
+            assert_eq!(
+                *first, next,
+                "round {round}: the child starts where we left"
+            );
+        }
+
+        rt.block_on(async {
+            let chain = open(&registry(&conf).await, &ChainKey::from(KILL_CHAIN))
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: the log does not open: {e}"));
+            assert!(!stray.exists(), "round {round}: the stray file is removed");
+            stats.torn_tails += usize::from(chain.recovery().truncated > 0);
+            let dio = chain.dio(&session()).await;
+            let last = dio.load::<Counter>(&counter).await.expect("the counter").n;
+            // Acknowledged: there. The one in flight (begun, not acknowledged): whole or not
+            // at all, which the counter says.
+            let acked = acked.unwrap_or(next - 1);
+            let in_flight = begun.keys().last().copied().filter(|n| *n > acked);
+            assert!(
+                last == acked || Some(last) == in_flight,
+                "round {round}: counter {last}, acknowledged {acked}, in flight {in_flight:?}"
+            );
+            match in_flight {
+                Some(n) if n == last => stats.in_flight_kept += 1,
+                Some(_) => stats.in_flight_lost += 1,
+                None => {}
+            }
+            for (n, keys) in &begun {
+                if *n <= last {
+                    txs.insert(*n, *keys);
+                } else {
+                    for k in [keys.0, keys.1] {
+                        assert!(
+                            matches!(dio.load::<Note>(&k).await, Err(DioError::NotFound(_))),
+                            "round {round}: tx {n} was not durable, yet a note is there"
+                        );
+                    }
+                }
+            }
+            // The view is the model's: the counter, every b, the last a; earlier a's deleted.
+            for (n, (a, b)) in &txs {
+                let got = dio
+                    .load::<Note>(b)
+                    .await
+                    .unwrap_or_else(|e| panic!("round {round}: tx {n} b: {e}"));
+                assert_eq!(*got, note_of(*n, "b"), "round {round}");
+                let got = dio.load::<Note>(a).await;
+                if *n == last {
+                    assert_eq!(*got.expect("the last a"), note_of(*n, "a"));
+                } else {
+                    assert!(
+                        matches!(got, Err(DioError::NotFound(_))),
+                        "round {round}: tx {n} a was deleted"
+                    );
+                }
+            }
+            assert_eq!(
+                chain.len(),
+                1 + txs.len() + usize::from(!txs.is_empty()),
+                "round {round}: live records"
+            );
+            assert_eq!(txs.keys().last().copied().unwrap_or(0), last);
+        });
+    }
+    assert!(!txs.is_empty(), "no transaction survived {rounds} rounds");
+    assert!(stats.swaps > 0, "no compaction finished in {rounds} rounds");
+    assert!(
+        stats.killed_compacting > 0,
+        "no kill came during a compaction in {rounds} rounds"
+    );
+    println!(
+        "{rounds} SIGKILL rounds while compacting: {} transactions, {stats:?}",
+        txs.len()
+    );
+}
