@@ -620,3 +620,174 @@ fn sigkill_while_compacting_loses_no_acknowledged_commit() {
         txs.len()
     );
 }
+
+// R5 over a compacted log: a closed compacted log (checkpoint, kept transactions whole and
+// pruned, transactions after the compacted part) with one byte flipped. Damage before the last
+// transaction is a typed error naming the damaged frame (or the checkpoint); damage in the last
+// transaction is a torn tail, cut in the tolerant mode only. Never a silently different view.
+
+/// How far apart the flipped bytes are (1: every byte). Every frame header is flipped too.
+const FLIP_STEP_VAR: &str = "ATE_COMPACT_FLIP_STEP";
+const FLIP_STEP: usize = 4;
+
+#[tokio::test]
+async fn every_flipped_byte_of_a_compacted_log_is_detected() {
+    use ate_runtime::chain::OpenError;
+    use ate_runtime::log::RecoveryMode;
+
+    let step = std::env::var(FLIP_STEP_VAR)
+        .ok()
+        .map(|s| s.parse().expect("ATE_COMPACT_FLIP_STEP is a number"))
+        .unwrap_or(FLIP_STEP);
+    let source = tempfile::tempdir().unwrap();
+    let name = "flipped";
+    let chain = open(
+        &registry(&file_config(source.path())).await,
+        &ChainKey::from(name),
+    )
+    .await
+    .unwrap();
+    let mut state = write_workload(&chain, 8).await.pop().unwrap();
+    for r in 0..2 {
+        churn(&chain, &mut state, r).await;
+    }
+    chain.compact().await.expect("compact");
+    // Two transactions after the compacted part.
+    let before_last = more(&chain, state, 8, 1).await;
+    let last_state = more(&chain, before_last.clone(), 9, 1).await;
+    drop(chain);
+    let raw = std::fs::read(source.path().join(format!("{name}.log"))).unwrap();
+    let starts = boundaries(&raw);
+    let starts = &starts[..starts.len() - 1];
+    assert_eq!(raw[starts[0] + FRAME_HEADER_LEN], 2, "a checkpoint first");
+    let last = *starts.last().unwrap();
+
+    let scratch = tempfile::tempdir().unwrap();
+    // The same chain's name (the checkpoint's digest names the chain).
+    let path = scratch.path().join(format!("{name}.log"));
+    let try_open = |bytes: Vec<u8>, mode: RecoveryMode| {
+        std::fs::write(&path, &bytes).unwrap();
+        let mut conf = file_config(scratch.path());
+        conf.recovery_mode = mode;
+        async move { open(&registry(&conf).await, &ChainKey::from(name)).await }
+    };
+    // The untouched log opens to the last state.
+    let chain = try_open(raw.clone(), RecoveryMode::AbsoluteConsistency)
+        .await
+        .unwrap();
+    last_state.assert_matches(&chain, "untouched").await;
+    drop(chain);
+
+    let positions: Vec<usize> = (0..raw.len())
+        .step_by(step)
+        .chain(starts.iter().flat_map(|s| *s..*s + FRAME_HEADER_LEN))
+        .chain([raw.len() - 1])
+        .collect();
+    let (mut refused, mut cut) = (0, 0);
+    for (i, pos) in positions.into_iter().enumerate() {
+        let mut bad = raw.clone();
+        bad[pos] ^= (pos % 255) as u8 + 1;
+        let frame = starts
+            .iter()
+            .rev()
+            .find(|s| **s <= pos)
+            .copied()
+            .unwrap_or(0);
+        if pos >= last {
+            // The last transaction: a torn tail, cut in the tolerant mode, refused in the strict.
+            if i % 4 == 0 {
+                match try_open(bad.clone(), RecoveryMode::AbsoluteConsistency).await {
+                    Err(OpenError::Log(LogError::Corrupt { offset, .. })) => {
+                        assert_eq!(offset as usize, last, "flip at {pos}, strict")
+                    }
+                    other => panic!("flip at {pos}, strict: {:?}", other.map(|c| c.len())),
+                }
+            }
+            let chain = try_open(bad, RecoveryMode::TolerateCorruptTail)
+                .await
+                .unwrap_or_else(|e| panic!("flip at {pos} (last tx): {e}"));
+            assert_eq!(chain.recovery().truncated, (raw.len() - last) as u64);
+            before_last
+                .assert_matches(&chain, &format!("flip at {pos}"))
+                .await;
+            cut += 1;
+            continue;
+        }
+        match try_open(bad.clone(), RecoveryMode::TolerateCorruptTail).await {
+            Err(OpenError::Log(LogError::Corrupt { offset, .. })) => assert_eq!(
+                offset as usize, frame,
+                "flip at {pos}: reported at {offset}, the damaged frame is at {frame}"
+            ),
+            Err(OpenError::Malformed { offset, .. } | OpenError::OutOfSequence { offset, .. }) => {
+                assert_eq!(offset as usize, frame, "flip at {pos}")
+            }
+            Err(OpenError::Checkpoint { .. }) => {}
+            Err(OpenError::Log(LogError::NotALog { .. } | LogError::UnsupportedVersion { .. })) => {
+                assert!(pos < FILE_HEADER_LEN, "flip at {pos}")
+            }
+            Err(e) => panic!("flip at {pos}: unexpected error {e}"),
+            Ok(chain) => panic!(
+                "flip at {pos} went unnoticed ({} records replayed)",
+                chain.recovery().records
+            ),
+        }
+        assert!(
+            std::fs::read(&path).unwrap() == bad,
+            "flip at {pos}: a refused log is left as it was"
+        );
+        refused += 1;
+    }
+
+    // The same flips in the checkpoint and the kept transactions, with the frame's checksum
+    // made right again (damage the checksum cannot see): the checkpoint's digest refuses them.
+    let at = starts[0] + FRAME_HEADER_LEN;
+    let kept = u64::from_le_bytes(raw[at + 9..at + 17].try_into().unwrap()) as usize;
+    assert!(
+        kept >= 2 && kept + 3 == starts.len(),
+        "{kept} kept of {}",
+        starts.len()
+    );
+    let checkpointed_end = starts[kept + 1];
+    let mut mismatches = 0;
+    for pos in (starts[0]..checkpointed_end).step_by(step * 2) {
+        let frame = starts.iter().rev().find(|s| **s <= pos).copied().unwrap();
+        if pos < frame + FRAME_HEADER_LEN {
+            continue;
+        }
+        let mut bad = raw.clone();
+        bad[pos] ^= (pos % 255) as u8 + 1;
+        let len = u32::from_le_bytes(bad[frame + 4..frame + 8].try_into().unwrap()) as usize;
+        let crc = crc32c::crc32c(&bad[frame + 4..frame + 8]);
+        let payload = &bad[frame + FRAME_HEADER_LEN..frame + FRAME_HEADER_LEN + len];
+        let crc = crc32c::crc32c_append(crc, payload);
+        bad[frame + 8..frame + 12].copy_from_slice(&crc.to_le_bytes());
+        match try_open(bad, RecoveryMode::TolerateCorruptTail).await {
+            Err(OpenError::Checkpoint { .. }) => mismatches += 1,
+            Err(
+                OpenError::Malformed { .. }
+                | OpenError::OutOfSequence { .. }
+                | OpenError::Invalid { .. }
+                | OpenError::Schema { .. },
+            ) => {}
+            Err(e) => panic!("flip at {pos}, checksum made right: unexpected error {e}"),
+            Ok(chain) => panic!(
+                "flip at {pos}, checksum made right, went unnoticed ({} records replayed)",
+                chain.recovery().records
+            ),
+        }
+        refused += 1;
+    }
+    assert!(
+        mismatches > 100,
+        "{mismatches} refused by the checkpoint's digest"
+    );
+    println!(
+        "compacted log of {} bytes: {refused} flips refused ({mismatches} by the checkpoint), \
+         {cut} cut",
+        raw.len()
+    );
+    assert!(
+        refused > raw.len() / step / 2 && cut > 10,
+        "{refused} refused, {cut} cut"
+    );
+}
