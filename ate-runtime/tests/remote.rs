@@ -2,7 +2,8 @@
 //! `ChainRegistry::open_url` (every server is started by the test, on port 0). `killed_sync`
 //! (R13) starts this binary again as a client (`child`) and kills it during its sync;
 //! `killed_consumer` (R9) kills queue consumers the same way; `compacted`: clients across a
-//! server's compaction.
+//! server's compaction; `killed_compact` (R13 across compaction) kills a replica while it rebuilds
+//! from a compacted server.
 
 mod remote {
     mod admission;
@@ -10,6 +11,7 @@ mod remote {
     pub mod common;
     mod compacted;
     mod hostile;
+    mod killed_compact;
     mod killed_consumer;
     mod killed_sync;
     mod live;
