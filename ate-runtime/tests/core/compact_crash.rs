@@ -359,7 +359,7 @@ const KILL_START: &str = "ATE_COMPACT_CRASH_START";
 const KILL_PREVIOUS: &str = "ATE_COMPACT_CRASH_PREVIOUS";
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Counter {
+struct Tally {
     n: u64,
 }
 
@@ -411,7 +411,7 @@ pub async fn child_compact_loop() {
         (previous != "-").then(|| previous.parse().expect("a key"));
     for n in start..start + 1_000_000 {
         let mut dio = chain.dio(&session()).await;
-        let mut c = dio.load::<Counter>(&counter).await.expect("child: counter");
+        let mut c = dio.load::<Tally>(&counter).await.expect("child: counter");
         assert_eq!(c.n, n - 1, "child: the counter follows the transactions");
         c.as_mut().n = n;
         let a = *dio.store(note_of(n, "a")).expect("child: stage").key();
@@ -460,7 +460,7 @@ fn sigkill_while_compacting_loses_no_acknowledged_commit() {
             .await
             .expect("create the chain");
         let mut dio = chain.dio(&session()).await;
-        let c = dio.store(Counter { n: 0 }).expect("stage");
+        let c = dio.store(Tally { n: 0 }).expect("stage");
         dio.commit().await.expect("commit the counter");
         *c.key()
     });
@@ -558,7 +558,7 @@ fn sigkill_while_compacting_loses_no_acknowledged_commit() {
             assert!(!stray.exists(), "round {round}: the stray file is removed");
             stats.torn_tails += usize::from(chain.recovery().truncated > 0);
             let dio = chain.dio(&session()).await;
-            let last = dio.load::<Counter>(&counter).await.expect("the counter").n;
+            let last = dio.load::<Tally>(&counter).await.expect("the counter").n;
             // Acknowledged: there. The one in flight (begun, not acknowledged): whole or not
             // at all, which the counter says.
             let acked = acked.unwrap_or(next - 1);
