@@ -7,6 +7,10 @@
 //!   changed behind the chain's back is refused with a typed error.
 //! - `compact_mode`: the tolerance window, and chains compacting by themselves on growth in
 //!   bytes, a growth factor and a timer.
+//! - `compact_crash` (R4, R5): a compaction whose swap fails at each step (the chain goes on
+//!   with its old log), every state a crash during a file's swap leaves on disk (each opens to
+//!   the same view), a child process compacting while it commits killed with SIGKILL, and
+//!   flipped bytes of a compacted log.
 //! - `cancel`: commit futures dropped before and after the writer took their transaction.
 //! - `crash` (R1): a child process committing in a loop is killed with SIGKILL at random
 //!   moments; every acknowledged transaction survives and none is half there.
@@ -42,6 +46,8 @@ mod common;
 mod compact;
 #[path = "core/compact_mode.rs"]
 mod compact_mode;
+#[path = "core/compact_crash.rs"]
+mod compact_crash;
 #[path = "core/corruption.rs"]
 mod corruption;
 #[path = "core/crash.rs"]

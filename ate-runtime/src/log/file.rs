@@ -70,6 +70,9 @@ pub struct FileStore {
     len: u64,
     /// The preallocation chunk it was opened with (0: none).
     preallocate: u64,
+    /// A replacement was renamed over the log but its folder's fsync failed: the next
+    /// [`LogStore::sync`] fsyncs the folder before it returns.
+    folder_unsynced: bool,
 }
 
 impl FileStore {
@@ -152,6 +155,7 @@ impl FileStore {
             file,
             len: physical,
             preallocate,
+            folder_unsynced: false,
         })
     }
 
@@ -204,7 +208,14 @@ impl LogStore for FileStore {
     }
 
     fn sync(&mut self) -> Result<(), LogError> {
-        self.file.sync_data().map_err(|e| self.io(e))
+        self.file.sync_data().map_err(|e| self.io(e))?;
+        if self.folder_unsynced {
+            fault::at(fault::Step::SyncFolder)
+                .and_then(|()| sync_folder(&self.path))
+                .map_err(|e| self.io(e))?;
+            self.folder_unsynced = false;
+        }
+        Ok(())
     }
 
     fn truncate(&mut self, len: u64) -> Result<(), LogError> {
@@ -237,6 +248,11 @@ impl LogStore for FileStore {
         Ok(path.display().to_string())
     }
 
+    /// Writes the new log to `<log file name>.compact`, fsyncs it, renames it over the log and
+    /// fsyncs the folder. An error before the rename leaves the old log in place (the new file
+    /// is removed). Once renamed, the new file is the log whatever follows: should the folder's
+    /// fsync fail, the next [`LogStore::sync`] does it again before it returns (a crash before
+    /// then leaves the old log or the new one, and nothing written since was acknowledged).
     fn replace(&mut self, contents: &[u8]) -> Result<(), LogError> {
         let next = replacement_path(&self.path);
         let file = write_replacement(&next, contents).map_err(|e| {
@@ -245,18 +261,22 @@ impl LogStore for FileStore {
         })?;
         // The zeros ahead of the old file's data are no longer wanted; its thread stops first.
         self.zone = None;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let swapped = std::fs::rename(&next, &self.path)
-            .and_then(|()| File::open(dir).and_then(|d| d.sync_all()));
-        if let Err(e) = swapped {
+        let renamed =
+            fault::at(fault::Step::Rename).and_then(|()| std::fs::rename(&next, &self.path));
+        if let Err(e) = renamed {
             let _ = std::fs::remove_file(&next);
             self.restart_zone();
             return Err(self.io(e));
         }
-        // The old file's handle (and its lock on the old file) closes here.
+        // The path names the new file now: every later write goes to it (the old file's
+        // handle, and its lock on the old file, close here).
         self.file = file;
         self.len = contents.len() as u64;
         self.restart_zone();
+        if let Err(e) = fault::at(fault::Step::SyncFolder).and_then(|()| sync_folder(&self.path)) {
+            tracing::warn!(log = %self.path.display(), error = %e, "the folder of a replaced log is not fsynced yet; the next sync does it");
+            self.folder_unsynced = true;
+        }
         Ok(())
     }
 
@@ -282,6 +302,58 @@ impl FileStore {
     }
 }
 
+/// Fsyncs the folder holding `path` (a file created or renamed in it survives a crash).
+fn sync_folder(path: &Path) -> std::io::Result<()> {
+    File::open(path.parent().unwrap_or(Path::new("."))).and_then(|d| d.sync_all())
+}
+
+/// Fault points in [`FileStore::replace`], for the tests: a step told to fail returns an I/O
+/// error instead of running. Without `cfg(test)` nothing ever fails here.
+mod fault {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum Step {
+        /// Writing the new file (after it was created).
+        Write,
+        /// Fsyncing the new file.
+        Sync,
+        /// Renaming it over the log.
+        Rename,
+        /// Fsyncing the folder after the rename (and in the next sync).
+        SyncFolder,
+    }
+
+    #[cfg(test)]
+    thread_local! {
+        /// The step to fail, and how many more times.
+        static FAIL: std::cell::Cell<Option<(Step, u32)>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// Makes `step` fail its next `times` times on this thread.
+    #[cfg(test)]
+    pub(super) fn fail(step: Step, times: u32) {
+        FAIL.set(Some((step, times)));
+    }
+
+    #[cfg(test)]
+    pub(super) fn at(step: Step) -> std::io::Result<()> {
+        match FAIL.get() {
+            Some((s, n)) if s == step && n > 0 => {
+                FAIL.set(Some((s, n - 1)));
+                Err(std::io::Error::other(format!(
+                    "injected failure at {step:?}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(super) fn at(_: Step) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Where a replacement of the log at `log` is written before it takes the log's place.
 fn replacement_path(log: &Path) -> PathBuf {
     let mut name = log.file_name().unwrap_or(OsStr::new("log")).to_os_string();
@@ -301,7 +373,9 @@ fn write_replacement(path: &Path, contents: &[u8]) -> std::io::Result<File> {
         .mode(FILE_MODE)
         .open(path)?;
     file.try_lock().map_err(std::io::Error::other)?;
+    fault::at(fault::Step::Write)?;
     file.write_all_at(contents, 0)?;
+    fault::at(fault::Step::Sync)?;
     file.sync_all()?;
     Ok(file)
 }
@@ -426,6 +500,57 @@ mod tests {
         let mut store = FileStore::open(&path, 0).unwrap();
         assert!(!replacement_path(&path).exists());
         assert_eq!(&store.read_all().unwrap()[..8], b"new log!");
+    }
+
+    /// A store at `path` holding `bytes`, synced.
+    fn store_with(path: &Path, bytes: &'static [u8]) -> FileStore {
+        let mut store = FileStore::open(path, 0).unwrap();
+        store.append(&Bytes::from_static(bytes)).unwrap();
+        store.sync().unwrap();
+        store
+    }
+
+    /// Each step of a replacement failing: before the rename, an error, the old log in place and
+    /// going on, nothing left beside it. The folder's fsync failing after the rename: the new
+    /// file is the log (what is written next goes where a reopen finds it), and the next sync
+    /// fsyncs the folder before it returns.
+    #[test]
+    fn a_replacement_failing_at_each_step_leaves_one_whole_log_that_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        for step in [fault::Step::Write, fault::Step::Sync, fault::Step::Rename] {
+            let path = dir.path().join(format!("{step:?}.log"));
+            let mut store = store_with(&path, b"old log");
+            fault::fail(step, 1);
+            match store.replace(b"new log") {
+                Err(LogError::Io { source, .. }) => {
+                    assert!(source.to_string().contains(&format!("{step:?}")))
+                }
+                other => panic!("{step:?}: {other:?}"),
+            }
+            assert!(!replacement_path(&path).exists(), "{step:?}");
+            assert_eq!(store.len(), 7);
+            store.append(&Bytes::from_static(b"+more")).unwrap();
+            store.sync().unwrap();
+            drop(store);
+            assert_eq!(std::fs::read(&path).unwrap(), b"old log+more", "{step:?}");
+        }
+
+        for failures in [1, 2] {
+            let path = dir.path().join(format!("folder{failures}.log"));
+            let mut store = store_with(&path, b"old log");
+            fault::fail(fault::Step::SyncFolder, failures);
+            store.replace(b"new log").expect("in place once renamed");
+            assert!(!replacement_path(&path).exists());
+            store.append(&Bytes::from_static(b"+more")).unwrap();
+            if failures == 2 {
+                // Not durable yet: the sync fails (a commit would fail), then succeeds.
+                assert!(matches!(store.sync(), Err(LogError::Io { .. })));
+            }
+            store.sync().unwrap();
+            assert!(!store.folder_unsynced);
+            drop(store);
+            assert_eq!(std::fs::read(&path).unwrap(), b"new log+more", "{failures}");
+        }
     }
 
     #[test]

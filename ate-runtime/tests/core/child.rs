@@ -11,7 +11,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// What the child does: `commit` (the crash test's loop) or `hold` (keep a chain open).
+/// What the child does: `commit` (the crash test's loop), `compact` (the same, compacting), `hold`
+/// (keep a chain open) or `hostile`.
 pub const ROLE: &str = "ATE_CORE_CHILD";
 
 /// Starts this binary as a child running [`entry`] with `role` and the variables `envs`, and
@@ -117,6 +118,7 @@ fn entry() {
     rt.block_on(async {
         match role.as_str() {
             "commit" => crate::crash::child_commit_loop().await,
+            "compact" => crate::compact_crash::child_compact_loop().await,
             "hold" => crate::api::child_hold().await,
             "hostile" => crate::hostile::child_hostile_inputs().await,
             other => panic!("unknown child role {other:?}"),

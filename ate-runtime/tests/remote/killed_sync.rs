@@ -26,12 +26,12 @@ const CHAIN: &str = "r13";
 const ROUNDS: usize = 5;
 const TXS_PER_ROUND: usize = 400;
 /// How long a child may take to do what the parent waits for (guards a hung child only).
-const PATIENCE: Duration = Duration::from_secs(120);
+pub(super) const PATIENCE: Duration = Duration::from_secs(120);
 
-const URL: &str = "ATE_R13_URL";
-const IDENTITY: &str = "ATE_R13_IDENTITY";
-const DIR: &str = "ATE_R13_DIR";
-const ROOT: &str = "ATE_R13_ROOT";
+pub(super) const URL: &str = "ATE_R13_URL";
+pub(super) const IDENTITY: &str = "ATE_R13_IDENTITY";
+pub(super) const DIR: &str = "ATE_R13_DIR";
+pub(super) const ROOT: &str = "ATE_R13_ROOT";
 
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
@@ -64,7 +64,7 @@ pub async fn child_sync() {
 }
 
 /// Every transaction of `chain`: its sequence number and payload.
-fn log_of(chain: &Chain) -> Vec<(u64, Bytes)> {
+pub(super) fn log_of(chain: &Chain) -> Vec<(u64, Bytes)> {
     chain
         .read_from(1, usize::MAX)
         .expect("the chain's history")
@@ -75,7 +75,7 @@ fn log_of(chain: &Chain) -> Vec<(u64, Bytes)> {
 
 /// A record at the root that everyone may write below: most transactions go there unsigned,
 /// so that writing them is quick; the replica still checks the right they inherit.
-async fn board(source: &Chain, root: &PrivateSignKey) -> PrimaryKey {
+pub(super) async fn board(source: &Chain, root: &PrivateSignKey) -> PrimaryKey {
     let mut dio = source.dio(&session(Some(root))).await;
     let mut board = dio
         .store(Note {
@@ -91,7 +91,12 @@ async fn board(source: &Chain, root: &PrivateSignKey) -> PrimaryKey {
 
 /// Commits one transaction per size (four writers at once): one in ten a record at the root
 /// signed by `root`, the others an unsigned record on the board, of about that many bytes.
-async fn write(source: &Chain, root: &PrivateSignKey, board: PrimaryKey, sizes: Vec<usize>) {
+pub(super) async fn write(
+    source: &Chain,
+    root: &PrivateSignKey,
+    board: PrimaryKey,
+    sizes: Vec<usize>,
+) {
     let mut writers = tokio::task::JoinSet::new();
     for (w, part) in sizes.chunks(sizes.len().div_ceil(4)).enumerate() {
         let (source, root, part) = (source.clone(), root.clone(), part.to_vec());
@@ -118,7 +123,7 @@ async fn write(source: &Chain, root: &PrivateSignKey, board: PrimaryKey, sizes: 
 }
 
 /// `got` is `expected[..got.len()]`; says where it is not.
-fn assert_prefix(got: &[(u64, Bytes)], expected: &[(u64, Bytes)], round: usize) {
+pub(super) fn assert_prefix(got: &[(u64, Bytes)], expected: &[(u64, Bytes)], round: usize) {
     assert!(
         got.len() <= expected.len(),
         "round {round}: the replica holds {} transactions, the server {}",
