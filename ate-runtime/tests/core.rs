@@ -5,6 +5,9 @@
 //! - `compact`: compaction keeps the view (also after a reopen and a second compaction),
 //!   shrinks the log, keeps commits made during it, retires deleted keys, and a compacted log
 //!   changed behind the chain's back is refused with a typed error.
+//! - `compact_model`: random signed workloads (indexes, encrypted records, three signers,
+//!   changes of a record's writer) compacted and reopened at random points against a model
+//!   and against the log before each compaction; writes by each signer after it.
 //! - `cancel`: commit futures dropped before and after the writer took their transaction.
 //! - `crash` (R1): a child process committing in a loop is killed with SIGKILL at random
 //!   moments; every acknowledged transaction survives and none is half there.
@@ -38,6 +41,8 @@ mod child;
 mod common;
 #[path = "core/compact.rs"]
 mod compact;
+#[path = "core/compact_model.rs"]
+mod compact_model;
 #[path = "core/corruption.rs"]
 mod corruption;
 #[path = "core/crash.rs"]
