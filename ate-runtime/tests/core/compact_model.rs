@@ -1049,6 +1049,70 @@ async fn unique_values_released_and_taken_again_before_compacting() {
     new_member(&run, 3).await.expect("a free email");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_records_old_writer_stays_refused_after_compacting() {
+    let mut run = Run::new().await;
+    let update = |target| Action::Update {
+        target,
+        email: None,
+        team: None,
+    };
+    let to_signer_2 = |target| Action::SetOwner {
+        target,
+        owner: Owner::Key(2),
+    };
+    // A member and a secret written by signer 1, handed to signer 2, then written by it.
+    run.tx(&[
+        Action::NewMember {
+            parent: None,
+            email: 0,
+            team: 0,
+            owner: Owner::Key(1),
+        },
+        Action::NewSecret {
+            parent: None,
+            reader: 1,
+            owner: Owner::Key(1),
+        },
+    ])
+    .await;
+    let (member, secret) = (run.m.order[1], run.m.order[2]);
+    for _ in 0..3 {
+        run.tx(&[update(1), update(2)]).await;
+    }
+    run.tx(&[to_signer_2(1), to_signer_2(2)]).await;
+    for _ in 0..3 {
+        run.tx(&[update(1), update(2)]).await;
+    }
+    assert_eq!(run.m.rule(&member), BTreeSet::from([2]));
+    assert_eq!(run.m.rule(&secret), BTreeSet::from([2]));
+    let report = run.compact("compacting").await;
+    assert!(report.events_after < report.events_before, "{report:?}");
+    for round in ["compacted", "reopened"] {
+        run.check(round).await;
+        match run.forged_update(&member, 1, 0).await {
+            Err(CommitError::Trust(TrustError::Unauthorized { key })) => assert_eq!(key, member),
+            other => panic!("{round}: the old writer wrote the member: {other:?}"),
+        }
+        let mut dio = run.chain.dio(&writer(&BTreeSet::from([1]))).await;
+        dio.load::<Secret>(&secret)
+            .await
+            .expect("load")
+            .as_mut()
+            .text = "x".into();
+        match dio.commit().await {
+            Err(AteError::Dio(DioError::MissingWriteKey { key })) => assert_eq!(key, secret),
+            other => panic!("{round}: the old writer wrote the secret: {other:?}"),
+        }
+        drop(dio);
+        // Signer 2 writes both (and signers 0 and 1 are refused the member again).
+        run.probe(1, round).await;
+        run.tx(&[update(2)]).await;
+        run.check(round).await;
+        run.reopen().await;
+    }
+}
+
 fn block_on(f: impl std::future::Future<Output = ()>) {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1067,7 +1131,7 @@ fn cases(default: u32) -> u32 {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(12),
+        cases: cases(20),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
