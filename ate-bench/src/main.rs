@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p ate-bench -- [--quick] [--records N] [--rounds R] [--dir D]
 //!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile,remote,bus,
-//!     fanout,queue,service,network,nats] [--no-cold]
+//!     fanout,queue,service,compact,network,nats] [--no-cold]
 //! ```
 //!
 //! Every scenario runs each engine on the same data (MessagePack-encoded structs holding
@@ -18,11 +18,15 @@
 //! derive scenarios (D1–D3) compare generated finders with loads by key, and the same struct
 //! with and without an index (see `models.rs`).
 //!
+//! Scenario 13 compacts a log holding ten versions of every key, beside a plain copy of its
+//! file, and opens it before and after (see `compact_scenario.rs`).
+//!
 //! The network part (N1–N3) runs remote durable commits, fan-out and a work queue over loopback
 //! beside NATS JetStream, which the benchmark starts and stops itself when a server is installed
 //! (see `network.rs` and `nats.rs`); without one it says so and skips those rows.
 
 mod bus_scenario;
+mod compact_scenario;
 mod data;
 mod derive_scenario;
 mod engines;
@@ -120,6 +124,8 @@ enum Part {
     /// P12: `#[service]` round trips, embedded and over loopback, beside NATS core
     /// request/reply.
     Service,
+    /// P13: compaction of a log of 10 versions per key, beside a plain copy of its file.
+    Compact,
 }
 
 /// How much work each scenario does.
@@ -157,6 +163,8 @@ struct Plan {
     /// Scenarios D2, D3: single commits, and transactions of 1000 values, per round.
     derive_single: usize,
     derive_batches: usize,
+    /// Scenario 13: events in the compacted log (10 versions per key).
+    compact_events: usize,
 }
 
 impl Plan {
@@ -191,6 +199,7 @@ impl Plan {
             derive_lookups: if q { 200_000 } else { 1_000_000 },
             derive_single: if q { 500 } else { 3000 },
             derive_batches: if q { 10 } else { 50 },
+            compact_events: if q { 100_000 } else { 1_000_000 },
         }
     }
 }
@@ -509,6 +518,9 @@ fn main() -> Res<()> {
     }
     if run(Part::Service) {
         service_scenario::scenario_service(&rt, &base, &plan, &mut rep)?;
+    }
+    if run(Part::Compact) {
+        compact_scenario::scenario_compact(&rt, &base, &plan, &mut rep)?;
     }
     if run(Part::Network) {
         network::scenario_network(&rt, &base, &plan, &mut rep, true, network::NetRows::ALL)?;

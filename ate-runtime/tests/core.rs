@@ -11,6 +11,9 @@
 //!   with its old log), every state a crash during a file's swap leaves on disk (each opens to
 //!   the same view), a child process compacting while it commits killed with SIGKILL, and
 //!   flipped bytes of a compacted log.
+//! - `compact_model`: random signed workloads (indexes, encrypted records, three signers,
+//!   changes of a record's writer) compacted and reopened at random points against a model
+//!   and against the log before each compaction; writes by each signer after it.
 //! - `cancel`: commit futures dropped before and after the writer took their transaction.
 //! - `crash` (R1): a child process committing in a loop is killed with SIGKILL at random
 //!   moments; every acknowledged transaction survives and none is half there.
@@ -48,6 +51,8 @@ mod compact;
 mod compact_mode;
 #[path = "core/compact_crash.rs"]
 mod compact_crash;
+#[path = "core/compact_model.rs"]
+mod compact_model;
 #[path = "core/corruption.rs"]
 mod corruption;
 #[path = "core/crash.rs"]
