@@ -47,10 +47,10 @@ mod child;
 mod common;
 #[path = "core/compact.rs"]
 mod compact;
-#[path = "core/compact_mode.rs"]
-mod compact_mode;
 #[path = "core/compact_crash.rs"]
 mod compact_crash;
+#[path = "core/compact_mode.rs"]
+mod compact_mode;
 #[path = "core/compact_model.rs"]
 mod compact_model;
 #[path = "core/corruption.rs"]
