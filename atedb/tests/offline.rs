@@ -62,6 +62,53 @@ async fn signed_chain(dir: &Path, key: &Path, n: usize) -> PathBuf {
     dir.join("data").join("notes.log")
 }
 
+/// A chain `notes` under `dir`, signed by the root key in `key`: `notes` notes in one
+/// transaction, then each updated `rounds` times (one transaction a round, `padding` bytes
+/// more each), the first deleted when `delete`; returns the log file.
+async fn churned_chain(
+    dir: &Path,
+    key: &Path,
+    notes: usize,
+    rounds: usize,
+    padding: usize,
+    delete: bool,
+) -> PathBuf {
+    let root = PrivateSignKey::load(key).expect("load the root key");
+    let mut conf = AteConfig::default();
+    conf.log_path = Some(dir.join("data"));
+    conf.preallocate = false;
+    let registry = ChainBuilder::new(&conf)
+        .await
+        .add_root_public_key(&root.as_public_key())
+        .build();
+    let chain = registry.open(&ChainKey::from("notes")).await.expect("open");
+    let mut session = AteSession::default();
+    session.add_write_key(&root);
+    let mut keys = Vec::new();
+    let mut dio = chain.dio(&session).await;
+    for i in 0..notes {
+        let note = Note {
+            text: format!("note {i}"),
+        };
+        keys.push(*dio.store(note).expect("store").key());
+    }
+    dio.commit().await.expect("commit");
+    for round in 0..rounds {
+        let mut dio = chain.dio(&session).await;
+        for k in &keys {
+            let mut dao = dio.load::<Note>(k).await.expect("load");
+            dao.as_mut().text = format!("round {round}{}", "x".repeat(padding));
+        }
+        dio.commit().await.expect("commit");
+    }
+    if delete {
+        let mut dio = chain.dio(&session).await;
+        dio.delete(&keys[0]).expect("delete");
+        dio.commit().await.expect("commit");
+    }
+    dir.join("data").join("notes.log")
+}
+
 #[tokio::test]
 async fn keygen_verify_and_dump() {
     let dir = tempfile::tempdir().expect("dir");
@@ -179,40 +226,8 @@ async fn compact_then_verify_and_dump() {
     let key = dir.path().join("root.key");
     assert!(atedb(&["keygen", s(&key)]).status.success());
     let public = dir.path().join("root.key.pub");
-    let log = {
-        let root = PrivateSignKey::load(&key).expect("load the root key");
-        let mut conf = AteConfig::default();
-        conf.log_path = Some(dir.path().join("data"));
-        let registry = ChainBuilder::new(&conf)
-            .await
-            .add_root_public_key(&root.as_public_key())
-            .build();
-        let chain = registry.open(&ChainKey::from("notes")).await.expect("open");
-        let mut session = AteSession::default();
-        session.add_write_key(&root);
-        let mut keys = Vec::new();
-        let mut dio = chain.dio(&session).await;
-        for i in 0..6 {
-            let note = Note {
-                text: format!("note {i}"),
-            };
-            keys.push(*dio.store(note).expect("store").key());
-        }
-        dio.commit().await.expect("commit");
-        // Every note updated a few times (superseded versions to drop), one deleted.
-        for round in 0..4 {
-            let mut dio = chain.dio(&session).await;
-            for k in &keys {
-                let mut dao = dio.load::<Note>(k).await.expect("load");
-                dao.as_mut().text = format!("round {round}");
-            }
-            dio.commit().await.expect("commit");
-        }
-        let mut dio = chain.dio(&session).await;
-        dio.delete(&keys[0]).expect("delete");
-        dio.commit().await.expect("commit");
-        dir.path().join("data").join("notes.log")
-    };
+    // Every note updated a few times (superseded versions to drop), one deleted.
+    let log = churned_chain(dir.path(), &key, 6, 4, 0, true).await;
     let before = std::fs::metadata(&log).unwrap().len();
 
     let out = atedb(&["compact", s(&log), "--root-key", s(&public)]);
@@ -259,37 +274,7 @@ async fn compact_killed_at_random_moments_leaves_a_whole_log() {
     let key = dir.path().join("root.key");
     assert!(atedb(&["keygen", s(&key)]).status.success());
     let public = dir.path().join("root.key.pub");
-    let log = {
-        let root = PrivateSignKey::load(&key).expect("load the root key");
-        let mut conf = AteConfig::default();
-        conf.log_path = Some(dir.path().join("data"));
-        conf.preallocate = false;
-        let registry = ChainBuilder::new(&conf)
-            .await
-            .add_root_public_key(&root.as_public_key())
-            .build();
-        let chain = registry.open(&ChainKey::from("notes")).await.expect("open");
-        let mut session = AteSession::default();
-        session.add_write_key(&root);
-        let mut keys = Vec::new();
-        let mut dio = chain.dio(&session).await;
-        for i in 0..100 {
-            let note = Note {
-                text: format!("note {i}"),
-            };
-            keys.push(*dio.store(note).expect("store").key());
-        }
-        dio.commit().await.expect("commit");
-        for round in 0..10 {
-            let mut dio = chain.dio(&session).await;
-            for k in &keys {
-                let mut dao = dio.load::<Note>(k).await.expect("load");
-                dao.as_mut().text = format!("round {round} {}", "x".repeat(2000));
-            }
-            dio.commit().await.expect("commit");
-        }
-        dir.path().join("data").join("notes.log")
-    };
+    let log = churned_chain(dir.path(), &key, 100, 10, 2000, false).await;
     let original = std::fs::read(&log).unwrap();
     let live = "100 records live";
 

@@ -489,33 +489,20 @@ impl Teller {
         op: &Op<'_>,
     ) -> Result<u64, BankError> {
         match *op {
-            Op::Deposit { number, amount } => {
+            Op::Deposit { number, amount } | Op::Withdraw { number, amount } => {
+                let deposit = matches!(op, Op::Deposit { .. });
                 let mut account = self.account(dio, number).await?;
                 self.check_owner(callers, &account)?;
                 if amount == 0 {
-                    return Err(BankError::Pointless("a deposit of 0".into()));
+                    return Err(BankError::Pointless(format!("{} of 0", op.verb())));
                 }
-                let balance = credit(&account, amount)?;
+                let (balance, kind) = if deposit {
+                    (credit(&account, amount)?, Movement::Deposit)
+                } else {
+                    (debit(&account, amount)?, Movement::Withdrawal)
+                };
                 account.as_mut().balance = balance;
-                self.record(dio, &account, Movement::Deposit, amount, balance, reference)?;
-                Ok(balance)
-            }
-            Op::Withdraw { number, amount } => {
-                let mut account = self.account(dio, number).await?;
-                self.check_owner(callers, &account)?;
-                if amount == 0 {
-                    return Err(BankError::Pointless("a withdrawal of 0".into()));
-                }
-                let balance = debit(&account, amount)?;
-                account.as_mut().balance = balance;
-                self.record(
-                    dio,
-                    &account,
-                    Movement::Withdrawal,
-                    amount,
-                    balance,
-                    reference,
-                )?;
+                self.record(dio, &account, kind, amount, balance, reference)?;
                 Ok(balance)
             }
             Op::Transfer { from, to, amount } => {
@@ -528,7 +515,7 @@ impl Teller {
                 self.check_owner(callers, &source)?;
                 let mut target = self.account(dio, to).await?;
                 if amount == 0 {
-                    return Err(BankError::Pointless("a transfer of 0".into()));
+                    return Err(BankError::Pointless(format!("{} of 0", op.verb())));
                 }
                 let left = debit(&source, amount)?;
                 let credited = credit(&target, amount)?;
@@ -618,6 +605,15 @@ enum Op<'a> {
 }
 
 impl Op<'_> {
+    /// What it is called.
+    fn verb(&self) -> &'static str {
+        match self {
+            Op::Deposit { .. } => "a deposit",
+            Op::Withdraw { .. } => "a withdrawal",
+            Op::Transfer { .. } => "a transfer",
+        }
+    }
+
     /// What it asks, as its applied record keeps it.
     fn describe(&self) -> String {
         match self {
