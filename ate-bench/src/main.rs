@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p ate-bench -- [--quick] [--records N] [--rounds R] [--dir D]
 //!     [--json FILE] [--only primitives,commits,loads,replay,trust,derive,hostile,remote,bus,
-//!     fanout,queue,service,compact,network,nats] [--no-cold]
+//!     fanout,queue,service,compact,apps,network,nats] [--no-cold]
 //! ```
 //!
 //! Every scenario runs each engine on the same data (MessagePack-encoded structs holding
@@ -21,10 +21,14 @@
 //! Scenario 13 compacts a log holding ten versions of every key, beside a plain copy of its
 //! file, and opens it before and after (see `compact_scenario.rs`).
 //!
+//! Scenario A runs the bank and coin applications of `ate_examples` (transfers/s, embedded and
+//! over loopback) beside the same transfers as SQLite transactions (see `apps_scenario.rs`).
+//!
 //! The network part (N1–N3) runs remote durable commits, fan-out and a work queue over loopback
 //! beside NATS JetStream, which the benchmark starts and stops itself when a server is installed
 //! (see `network.rs` and `nats.rs`); without one it says so and skips those rows.
 
+mod apps_scenario;
 mod bus_scenario;
 mod compact_scenario;
 mod data;
@@ -126,6 +130,9 @@ enum Part {
     Service,
     /// P13: compaction of a log of 10 versions per key, beside a plain copy of its file.
     Compact,
+    /// A1–A3: the bank and coin apps' transfers, embedded and over loopback, beside the same
+    /// transfers as SQLite transactions.
+    Apps,
 }
 
 /// How much work each scenario does.
@@ -521,6 +528,9 @@ fn main() -> Res<()> {
     }
     if run(Part::Compact) {
         compact_scenario::scenario_compact(&rt, &base, &plan, &mut rep)?;
+    }
+    if run(Part::Apps) {
+        apps_scenario::scenario_apps(&rt, &base, &plan, &mut rep)?;
     }
     if run(Part::Network) {
         network::scenario_network(&rt, &base, &plan, &mut rep, true, network::NetRows::ALL)?;
