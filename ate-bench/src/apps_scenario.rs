@@ -265,18 +265,7 @@ async fn bank_transfers(
             Res::Ok(())
         }));
     }
-    barrier.wait().await;
-    let start = Instant::now();
-    let mut failed = None;
-    for task in tasks {
-        if let Err(e) = task.await? {
-            failed = failed.or(Some(e));
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    if let Some(e) = failed {
-        return Err(e);
-    }
+    let secs = release_and_time(&barrier, tasks).await?;
     let after: u64 = bank.tellers.iter().map(|t| t.retries()).sum();
     Ok(Run {
         secs,
@@ -389,6 +378,20 @@ async fn coin_transfers(coins: &mut Coins, clients: usize, per: usize, tag: &str
             Res::Ok(())
         }));
     }
+    let secs = release_and_time(&barrier, tasks).await?;
+    Ok(Run {
+        secs,
+        ops: clients * per,
+        retries: 0,
+    })
+}
+
+/// Releases `tasks` (each waiting on `barrier`) at once and times them to the last; the first
+/// error of any of them, after all have ended.
+async fn release_and_time(
+    barrier: &tokio::sync::Barrier,
+    tasks: Vec<tokio::task::JoinHandle<Res<()>>>,
+) -> Res<f64> {
     barrier.wait().await;
     let start = Instant::now();
     let mut failed = None;
@@ -398,14 +401,7 @@ async fn coin_transfers(coins: &mut Coins, clients: usize, per: usize, tag: &str
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(Run {
-            secs,
-            ops: clients * per,
-            retries: 0,
-        }),
-    }
+    failed.map_or(Ok(secs), Err)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -127,17 +127,9 @@ pub fn key_id(key: &Hash) -> String {
     key.to_hex()
 }
 
-/// A key derived from parts (the bank's root, an applied request).
-fn derived_key(parts: &[&[u8]]) -> PrimaryKey {
-    let h = Hash::of_parts(parts);
-    let mut k = [0u8; 16];
-    k.copy_from_slice(&h.as_bytes()[..16]);
-    PrimaryKey::from(u128::from_le_bytes(k))
-}
-
 /// The key of the root record of the bank named `name`.
 pub fn root_key(name: &str) -> PrimaryKey {
-    derived_key(&[b"bankapp.Bank", name.as_bytes()])
+    PrimaryKey::derived(&[b"bankapp.Bank", name.as_bytes()])
 }
 
 /// Why a bank request failed (sent back to the caller by the service).
@@ -537,7 +529,7 @@ impl Teller {
     async fn apply(&self, callers: &[Hash], reference: &str, op: Op<'_>) -> Result<u64, BankError> {
         let request = op.describe();
         let caller = callers.first().map(|h| *h.as_bytes()).unwrap_or_default();
-        let key = derived_key(&[b"bankapp.Applied", &caller, reference.as_bytes()]);
+        let key = PrimaryKey::derived(&[b"bankapp.Applied", &caller, reference.as_bytes()]);
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 self.retries.fetch_add(1, Ordering::Relaxed);

@@ -48,14 +48,11 @@ pub struct Coin {
 /// The key of the coin with this serial number and value: a coin cannot change either
 /// without becoming another record, which only the mint may create.
 pub fn coin_key(serial: u64, value: u64) -> PrimaryKey {
-    let h = Hash::of_parts(&[
+    PrimaryKey::derived(&[
         COIN_TYPE.as_bytes(),
         &serial.to_le_bytes(),
         &value.to_le_bytes(),
-    ]);
-    let mut k = [0u8; 16];
-    k.copy_from_slice(&h.as_bytes()[..16]);
-    PrimaryKey::from(u128::from_le_bytes(k))
+    ])
 }
 
 /// How a coin names its owner: the hash of the owner's public signing key, in hex.

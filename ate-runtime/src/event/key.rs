@@ -30,6 +30,17 @@ impl PrimaryKey {
     pub const fn from_bytes(bytes: [u8; 16]) -> Self {
         PrimaryKey(bytes)
     }
+
+    /// A key derived from what a record stands for: the first 16 bytes of
+    /// [`Hash::of_parts`](crate::crypto::Hash::of_parts)`(parts)`. The same parts give the same
+    /// key in every process, so a record at it can be found, or written once
+    /// ([`Dio::store_at`](crate::Dio::store_at)), without an index.
+    pub fn derived(parts: &[&[u8]]) -> Self {
+        let h = crate::crypto::Hash::of_parts(parts);
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&h.as_bytes()[..16]);
+        PrimaryKey(k)
+    }
 }
 
 impl From<u128> for PrimaryKey {

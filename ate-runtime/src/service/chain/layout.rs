@@ -26,14 +26,6 @@ pub const MAX_SERVICE_NAME: usize = 256;
 /// The length of a reply key (an AES-256 key).
 pub const REPLY_KEY_LEN: usize = 32;
 
-/// The first 16 bytes of `SHA3-256(of_parts(parts))`, as a record key.
-fn derived_key(parts: &[&[u8]]) -> PrimaryKey {
-    let h = Hash::of_parts(parts);
-    let mut k = [0u8; 16];
-    k.copy_from_slice(&h.as_bytes()[..16]);
-    PrimaryKey::from_bytes(k)
-}
-
 /// The first 8 bytes of `SHA3-256(of_parts(parts))`, little-endian, as a collection id.
 fn derived_collection(parts: &[&[u8]]) -> u64 {
     let h = Hash::of_parts(parts);
@@ -44,7 +36,7 @@ fn derived_collection(parts: &[&[u8]]) -> u64 {
 
 /// The chain's service root: every service record lies under it.
 pub fn root_key() -> PrimaryKey {
-    derived_key(&[b"ATE/service-root/v1"])
+    PrimaryKey::derived(&[b"ATE/service-root/v1"])
 }
 
 /// The collection of the root holding provider records.
@@ -78,12 +70,12 @@ pub fn queue(request_type: &str, read_key: Option<&Hash>) -> ParentLink {
 
 /// Where request `id` is written: one key per request id, so a retry cannot add a second copy.
 pub fn request_key(id: RequestId) -> PrimaryKey {
-    derived_key(&[b"ATE/service-request/v1", &id.as_u128().to_be_bytes()])
+    PrimaryKey::derived(&[b"ATE/service-request/v1", &id.as_u128().to_be_bytes()])
 }
 
 /// Where the reply to request `id` is written: one reply per request id.
 pub fn reply_key(id: RequestId) -> PrimaryKey {
-    derived_key(&[b"ATE/service-reply/v1", &id.as_u128().to_be_bytes()])
+    PrimaryKey::derived(&[b"ATE/service-reply/v1", &id.as_u128().to_be_bytes()])
 }
 
 /// The service root's body.
